@@ -1,0 +1,53 @@
+# squeezex — two commands: `make demo` and `make test` (each sets itself up).
+#
+# The heavy dependencies (torch ≈ 5 GB) live in a virtual environment cached outside the
+# clone, keyed by the dependency list (.ci/deps.py); `.venv` is a link to it, and the
+# package itself is installed in editable mode from whichever clone ran `make` last.
+
+PYTHON   ?= python3
+CACHE    ?= $(HOME)/.cache/squeezex
+HASH     := $(shell $(PYTHON) .ci/deps.py --hash)
+BASE     := $(CACHE)/venv-$(HASH)
+VENV     := .venv
+PY       := $(VENV)/bin/python
+OUT      ?= data/runs/demo
+PYTEST_ARGS ?=
+
+.PHONY: setup demo test lint format lab bench-cost clean
+
+setup: $(BASE)/.complete
+	@if [ "$$(readlink $(VENV))" != "$(BASE)" ]; then rm -rf $(VENV); ln -s $(BASE) $(VENV); fi
+	@(cd / && $(CURDIR)/$(PY) -c "import pathlib, squeezex; assert pathlib.Path(squeezex.__file__).parent == pathlib.Path('$(CURDIR)/squeezex').resolve()") 2>/dev/null \
+	  || $(PY) -m pip install --quiet --no-deps --no-build-isolation -e .
+
+$(BASE)/.complete:
+	@echo "Creating the environment $(BASE) (once per dependency list)"
+	rm -rf $(BASE)
+	$(PYTHON) -m venv $(BASE)
+	$(BASE)/bin/python -m pip install --quiet --upgrade pip setuptools wheel
+	$(PYTHON) .ci/deps.py --list > $(BASE)/requirements.txt
+	$(BASE)/bin/python -m pip install -r $(BASE)/requirements.txt
+	touch $@
+
+demo: setup
+	$(PY) -m squeezex bench --dataset an8flower-single-6c --out $(OUT)
+
+test: setup
+	$(PY) -m pytest tests notebooks --nbval-lax $(PYTEST_ARGS)
+
+lint: setup
+	$(VENV)/bin/ruff check squeezex tests benchmarks
+	$(VENV)/bin/ruff format --check squeezex tests benchmarks
+
+format: setup
+	$(VENV)/bin/ruff format squeezex tests benchmarks
+	$(VENV)/bin/ruff check --fix squeezex tests benchmarks
+
+lab: setup
+	$(VENV)/bin/jupyter lab notebooks
+
+bench-cost: setup
+	$(PY) benchmarks/se_cost.py
+
+clean:
+	rm -rf $(VENV) build *.egg-info .pytest_cache

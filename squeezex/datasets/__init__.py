@@ -1,0 +1,5 @@
+"""Datasets: ground-truth generators and loaders for real data in local folders."""
+
+from .an8flower import An8Flower, An8FlowerFolder
+
+__all__ = ["An8Flower", "An8FlowerFolder"]

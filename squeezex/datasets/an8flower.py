@@ -1,0 +1,435 @@
+"""an8Flower: flowers whose class is decided only by the colour of specific parts.
+
+The VEBI paper (Oramas et al., ICLR 2019) introduced an8Flower so that the true
+explanation of every image is known pixel by pixel. The original renders are offline,
+so :class:`An8Flower` is a procedural generator in its spirit (METHODS.md §3), and
+:class:`An8FlowerFolder` reads the real dataset from a local folder.
+
+Generator design, against the traps a prototype fell into:
+
+* The discriminative parts (the lower leaf; in ``double-12c`` also the bud) sit away from
+  the object's centre, so a blurred silhouette does not point at them, and the flower
+  is jittered widely in position, scale and angle, so an image-centre Gaussian does not
+  either. Both reference maps are scored in every table.
+* Parts are sized so that an oracle map at stride 8 (the mask pooled to 8×8-pixel cells
+  and upsampled back) points inside the part for almost every image at 64×64.
+* ``difficulty="easy"`` (default): every other part and the clutter take colours from a
+  palette disjoint from the class colours, so only the part's colour carries the class.
+  ``difficulty="hard"``: class colours also appear on other parts and in the clutter, so
+  a model has to find *the* part. ``hide_parts=True`` paints the discriminative parts in
+  the neutral palette: a model trained on that is at chance (tested).
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+from torch.utils.data import Dataset
+
+__all__ = ["An8Flower", "An8FlowerFolder", "CLASS_COLOURS", "NEUTRAL_COLOURS"]
+
+#: Saturated colours that carry the class (never used elsewhere in ``easy``).
+CLASS_COLOURS = {
+    "red": (0.88, 0.10, 0.10),
+    "yellow": (0.95, 0.85, 0.10),
+    "blue": (0.10, 0.25, 0.90),
+    "magenta": (0.85, 0.10, 0.80),
+    "cyan": (0.10, 0.85, 0.88),
+    "orange": (1.00, 0.50, 0.00),
+    "white": (0.97, 0.97, 0.97),
+}
+#: Muted colours for every non-discriminative part, background clutter included.
+NEUTRAL_COLOURS = {
+    "dark green": (0.18, 0.42, 0.15),
+    "olive": (0.45, 0.45, 0.16),
+    "brown": (0.45, 0.28, 0.12),
+    "grey": (0.50, 0.50, 0.50),
+    "lavender": (0.55, 0.45, 0.68),
+    "rose": (0.78, 0.55, 0.62),
+    "beige": (0.80, 0.72, 0.55),
+    "teal": (0.15, 0.40, 0.40),
+    "sage": (0.48, 0.60, 0.45),
+}
+
+_VARIANTS = {
+    # variant: (discriminative parts, colours per part)
+    "single-6c": (("leaf",), (("red", "yellow", "blue", "magenta", "cyan", "orange"),)),
+    "double-12c": (
+        ("leaf", "bud"),
+        (("red", "yellow", "blue", "magenta"), ("cyan", "orange", "white")),
+    ),
+}
+_SPLITS = {"train": 0, "val": 1, "test": 2}
+_SS = 2  # supersampling factor for anti-aliasing
+
+
+def _class_names(variant: str) -> list[str]:
+    parts, colours = _VARIANTS[variant]
+    if len(parts) == 1:
+        return [f"{c} {parts[0]}" for c in colours[0]]
+    return [f"{a} {parts[0]} + {b} {parts[1]}" for a in colours[0] for b in colours[1]]
+
+
+class _Canvas:
+    """Hi-res RGB canvas with shape rasterisers that return boolean coverage."""
+
+    def __init__(self, size: int, rng: np.random.Generator) -> None:
+        n = size * _SS
+        self.n = n
+        self.scale = _SS
+        c = (np.arange(n) + 0.5) / _SS - 0.5  # pixel-centre coordinates in output pixels
+        self.yy, self.xx = np.meshgrid(c, c, indexing="ij")
+        self.img = np.zeros((n, n, 3))
+        self.rng = rng
+
+    def ellipse(self, cx, cy, a, b, angle) -> np.ndarray:
+        dx, dy = self.xx - cx, self.yy - cy
+        ca, sa = math.cos(angle), math.sin(angle)
+        u = (dx * ca + dy * sa) / a
+        v = (-dx * sa + dy * ca) / b
+        return u * u + v * v <= 1.0
+
+    def segment(self, x0, y0, x1, y1, width) -> np.ndarray:
+        px, py = self.xx - x0, self.yy - y0
+        vx, vy = x1 - x0, y1 - y0
+        t = np.clip((px * vx + py * vy) / max(vx * vx + vy * vy, 1e-9), 0, 1)
+        dx, dy = px - t * vx, py - t * vy
+        return dx * dx + dy * dy <= (width / 2) ** 2
+
+    def paint(self, cover: np.ndarray, colour) -> None:
+        jitter = self.rng.uniform(-0.04, 0.04, 3)
+        self.img[cover] = np.clip(np.asarray(colour) + jitter, 0, 1)
+
+    def down(self, a: np.ndarray) -> np.ndarray:
+        s = _SS
+        return a.reshape(a.shape[0] // s, s, a.shape[1] // s, s, *a.shape[2:]).mean(axis=(1, 3))
+
+
+def render_flower(
+    rng: np.random.Generator,
+    size: int,
+    part_colours: dict[str, tuple],
+    *,
+    palette: list[tuple],
+    clutter: int | None = None,
+) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """Render one flower; returns an H×W×3 float image in [0, 1] and per-part masks.
+
+    ``part_colours`` fixes the colour of named parts (``leaf``, ``bud``, …); every
+    other part takes a colour drawn from ``palette``. Masks are the visible (not
+    occluded) pixels of each part, plus ``object`` (the whole flower).
+    """
+    while True:  # resample the pose until the fixed-colour parts are fully in frame
+        cv = _Canvas(size, rng)
+        S = size
+        r = rng.uniform(0.16, 0.20) * S
+        theta = rng.uniform(-math.radians(40), math.radians(40))
+        side = rng.choice([-1.0, 1.0])
+        hx, hy = rng.uniform(0.12, 0.88) * S, rng.uniform(0.10, 0.80) * S
+        d = np.array([math.sin(theta), math.cos(theta)])  # stem direction (down)
+        p = np.array([d[1], -d[0]]) * side  # perpendicular, towards the leaf side
+        L = 2.0 * r
+        head = np.array([hx, hy])
+        leaf_at = head + d * (0.80 * L)
+        leaf_c = leaf_at + p * (0.80 * r) - d * (0.18 * r)
+        leaf2_at = head + d * (0.50 * L)
+        leaf2_c = leaf2_at - p * (0.70 * r) - d * (0.15 * r)
+        bud_at = head + d * (0.28 * L)
+        bud_c = bud_at + p * (1.50 * r) - d * (0.35 * r)
+        bud_rad = 0.42 * r
+        leaf_ab = (0.80 * r, 0.44 * r)
+        fixed_centres = {"leaf": (leaf_c, leaf_ab[0]), "bud": (bud_c, bud_rad)}
+        margin = 1.0
+        ok = all(
+            margin + ext <= c[0] <= S - 1 - margin - ext and margin + ext <= c[1] <= S - 1 - margin - ext
+            for name, (c, ext) in fixed_centres.items()
+            if name in part_colours
+        )
+        if ok:
+            break
+
+    def colour(name):
+        return part_colours.get(name) or palette[rng.integers(len(palette))]
+
+    # Background: a smooth two-colour gradient, darkened, plus clutter.
+    g0 = np.asarray(palette[rng.integers(len(palette))]) * rng.uniform(0.25, 0.55)
+    g1 = np.asarray(palette[rng.integers(len(palette))]) * rng.uniform(0.25, 0.55)
+    ang = rng.uniform(0, 2 * math.pi)
+    t = ((cv.xx - S / 2) * math.cos(ang) + (cv.yy - S / 2) * math.sin(ang)) / S + 0.5
+    cv.img[:] = g0 * (1 - t[..., None]) + g1 * t[..., None]
+    n_clutter = rng.integers(4, 9) if clutter is None else clutter
+    for _ in range(n_clutter):
+        col = palette[rng.integers(len(palette))]
+        cx, cy = rng.uniform(0, S, 2)
+        if rng.random() < 0.5:
+            shape = cv.ellipse(cx, cy, rng.uniform(0.04, 0.12) * S, rng.uniform(0.03, 0.08) * S,
+                               rng.uniform(0, math.pi))
+        else:
+            x1, y1 = cx + rng.uniform(-0.3, 0.3) * S, cy + rng.uniform(-0.3, 0.3) * S
+            shape = cv.segment(cx, cy, x1, y1, rng.uniform(0.02, 0.05) * S)
+        cv.paint(shape, np.asarray(col) * rng.uniform(0.6, 0.9))
+
+    parts: dict[str, np.ndarray] = {}
+
+    def draw(name, cover, col):
+        cv.paint(cover, col)
+        for k in parts:
+            parts[k] &= ~cover
+        parts[name] = cover.copy()
+
+    stem_col = colour("stem")
+    tip = head + d * L
+    draw("stem", cv.segment(*head, *tip, 0.16 * r), stem_col)
+    draw("branch", cv.segment(*bud_at, *bud_c, 0.10 * r), stem_col)
+    leaf_angle = math.atan2(*(leaf_c - leaf_at)[::-1])
+    leaf2_angle = math.atan2(*(leaf2_c - leaf2_at)[::-1])
+    draw("leaf2", cv.ellipse(*leaf2_c, 0.70 * r, 0.36 * r, leaf2_angle), colour("leaf2"))
+    _veins(cv, parts["leaf2"], leaf2_c, 0.70 * r, leaf2_angle, r)
+    draw("leaf", cv.ellipse(*leaf_c, *leaf_ab, leaf_angle), colour("leaf"))
+    _veins(cv, parts["leaf"], leaf_c, leaf_ab[0], leaf_angle, r)
+    draw("bud", cv.ellipse(*bud_c, bud_rad, bud_rad, 0.0), colour("bud"))
+    _speckles(cv, parts["bud"], bud_c, bud_rad)
+    n_pet = int(rng.integers(5, 9))
+    phase = rng.uniform(0, 2 * math.pi)
+    petal_col = colour("petals")
+    petals = np.zeros_like(parts["stem"])
+    for k in range(n_pet):
+        a = phase + 2 * math.pi * k / n_pet
+        pc = head + 0.58 * r * np.array([math.cos(a), math.sin(a)])
+        petals |= cv.ellipse(*pc, 0.48 * r, 0.24 * r, a)
+    draw("petals", petals, petal_col)
+    draw("centre", cv.ellipse(*head, 0.33 * r, 0.33 * r, 0.0), colour("centre"))
+
+    # Lighting: global brightness, a soft directional gradient, sensor noise.
+    light = rng.uniform(0.8, 1.15)
+    la = rng.uniform(0, 2 * math.pi)
+    grad = 1 + 0.12 * ((cv.xx - S / 2) * math.cos(la) + (cv.yy - S / 2) * math.sin(la)) / S
+    cv.img *= (light * grad)[..., None]
+    img = cv.down(cv.img)
+    img = np.clip(img + rng.normal(0, 0.02, img.shape), 0, 1)
+    masks = {k: cv.down(v.astype(np.float64)) >= 0.5 for k, v in parts.items()}
+    masks["object"] = np.logical_or.reduce([m for m in masks.values()])
+    return img, masks
+
+
+def _shade(cv: _Canvas, cover: np.ndarray, factor: float) -> None:
+    cv.img[cover] *= factor
+
+
+def _veins(cv: _Canvas, inside: np.ndarray, c, a: float, angle: float, r: float) -> None:
+    """A darker midrib and side veins, so a part has texture inside, not only an edge."""
+    u = np.array([math.cos(angle), math.sin(angle)])
+    v = np.array([-u[1], u[0]])
+    lines = cv.segment(*(c - 0.9 * a * u), *(c + 0.9 * a * u), 0.10 * r)
+    for t in (-0.45, 0.0, 0.45):
+        base = c + t * a * u
+        for sgn in (-1, 1):
+            lines |= cv.segment(*base, *(base + 0.45 * a * u + sgn * 0.5 * a * v), 0.07 * r)
+    _shade(cv, lines & inside, 0.55)
+
+
+def _speckles(cv: _Canvas, inside: np.ndarray, c, rad: float) -> None:
+    """Darker dots inside a round part."""
+    dots = np.zeros_like(inside)
+    for k in range(5):
+        ang = 2 * math.pi * k / 5
+        p = c + 0.55 * rad * np.array([math.cos(ang), math.sin(ang)])
+        dots |= cv.ellipse(*p, 0.16 * rad, 0.16 * rad, 0.0)
+    _shade(cv, dots & inside, 0.55)
+
+
+class An8Flower(Dataset):
+    """an8Flower-style generator: ``(image, target, mask)`` with the true explanation.
+
+    Args:
+        variant: ``"single-6c"`` (6 classes: the colour of the lower leaf) or
+            ``"double-12c"`` (12 classes: 4 leaf colours × 3 bud colours).
+        split: ``"train"``, ``"val"`` or ``"test"`` (independent random streams).
+        n_per_class: images per class.
+        size: image side in pixels (the original renders are 112×112).
+        seed: everything is a function of ``(seed, split, index)``; global RNG untouched.
+        difficulty: ``"easy"`` (class colours only on the discriminative parts) or
+            ``"hard"`` (class colours also on other parts and in the clutter).
+        hide_parts: paint the discriminative parts in neutral colours (a control: the
+            class is then not in the image).
+        transform, target_transform: applied to the image (a float tensor 3×H×W in
+            [0, 1]) and to the target. Masks are not transformed: use photometric
+            transforms only.
+
+    Attributes:
+        classes: class names. images: N×3×H×W uint8. targets: N long.
+        masks: N×1×H×W bool, the discriminative part(s).
+        object_masks: N×1×H×W bool, the whole flower (for the silhouette reference).
+        part_masks: dict name → N×1×H×W bool for every part.
+
+    Example:
+        >>> ds = An8Flower("single-6c", n_per_class=2, size=64, seed=0)
+        >>> image, target, mask = ds[0]
+        >>> image.shape, mask.shape, mask.dtype
+        (torch.Size([3, 64, 64]), torch.Size([1, 64, 64]), torch.bool)
+    """
+
+    def __init__(
+        self,
+        variant: str = "single-6c",
+        split: str = "train",
+        n_per_class: int = 200,
+        size: int = 112,
+        seed: int = 0,
+        *,
+        difficulty: str = "easy",
+        hide_parts: bool = False,
+        transform=None,
+        target_transform=None,
+    ) -> None:
+        if variant not in _VARIANTS:
+            raise ValueError(f"variant must be one of {sorted(_VARIANTS)}, got {variant!r}")
+        if split not in _SPLITS:
+            raise ValueError(f"split must be one of {sorted(_SPLITS)}, got {split!r}")
+        if difficulty not in ("easy", "hard"):
+            raise ValueError(f"difficulty must be 'easy' or 'hard', got {difficulty!r}")
+        if n_per_class < 1:
+            raise ValueError(f"n_per_class must be >= 1, got {n_per_class}")
+        if size < 32:
+            raise ValueError(f"size must be >= 32 pixels, got {size}")
+        self.variant, self.split, self.n_per_class, self.size = variant, split, n_per_class, size
+        self.seed, self.difficulty, self.hide_parts = seed, difficulty, hide_parts
+        self.transform, self.target_transform = transform, target_transform
+        self.classes = _class_names(variant)
+        self.discriminative_parts = _VARIANTS[variant][0]
+        self._generate()
+
+    def _generate(self) -> None:
+        parts, colour_sets = _VARIANTS[self.variant]
+        neutral = list(NEUTRAL_COLOURS.values())
+        palette = neutral + (list(CLASS_COLOURS.values()) if self.difficulty == "hard" else [])
+        combos = (
+            [(a,) for a in colour_sets[0]]
+            if len(parts) == 1
+            else [(a, b) for a in colour_sets[0] for b in colour_sets[1]]
+        )
+        n = self.n_per_class * len(combos)
+        imgs = np.zeros((n, 3, self.size, self.size), dtype=np.uint8)
+        all_masks: dict[str, np.ndarray] = {}
+        targets = np.zeros(n, dtype=np.int64)
+        for i in range(n):
+            label = i % len(combos)
+            rng = np.random.default_rng([self.seed, _SPLITS[self.split], i])
+            if self.hide_parts:
+                fixed = {p: neutral[rng.integers(len(neutral))] for p in parts}
+            else:
+                fixed = {p: CLASS_COLOURS[c] for p, c in zip(parts, combos[label], strict=True)}
+            img, masks = render_flower(rng, self.size, fixed, palette=palette)
+            imgs[i] = np.round(img.transpose(2, 0, 1) * 255).astype(np.uint8)
+            targets[i] = label
+            for k, m in masks.items():
+                all_masks.setdefault(k, np.zeros((n, 1, self.size, self.size), dtype=bool))[i, 0] = m
+        self.images = torch.from_numpy(imgs)
+        self.targets = torch.from_numpy(targets)
+        self.part_masks = {k: torch.from_numpy(v) for k, v in all_masks.items()}
+        self.masks = torch.zeros_like(self.part_masks["object"])
+        for p in parts:
+            self.masks |= self.part_masks[p]
+        self.object_masks = self.part_masks["object"]
+
+    def __len__(self) -> int:
+        return len(self.targets)
+
+    def __getitem__(self, i: int):
+        image = self.images[i].float() / 255
+        target = int(self.targets[i])
+        if self.transform is not None:
+            image = self.transform(image)
+        if self.target_transform is not None:
+            target = self.target_transform(target)
+        return image, target, self.masks[i]
+
+    def __repr__(self) -> str:
+        return (
+            f"An8Flower(variant={self.variant!r}, split={self.split!r}, n={len(self)}, "
+            f"size={self.size}, seed={self.seed}, difficulty={self.difficulty!r}"
+            + (", hide_parts=True" if self.hide_parts else "")
+            + f", classes={len(self.classes)})"
+        )
+
+
+_IMAGE_EXT = {".png", ".jpg", ".jpeg", ".bmp"}
+
+
+class An8FlowerFolder(Dataset):
+    """The real an8Flower from a local folder (never downloaded).
+
+    Layout: ``root/<class>/<image>.png`` and, in a parallel tree whose folder name has
+    ``_MASK`` appended (``<root>_MASK/<class>/<image>.png``, same file names), the masks
+    of the discriminative parts (any non-zero pixel is part). Classes are the sorted
+    folder names.
+
+    Args:
+        root: the image tree, e.g. ``data/an8flower/single_6c``.
+        mask_root: the mask tree; defaults to ``<root>_MASK``.
+        size: resize images and masks to ``size``×``size`` (``None`` keeps them).
+        transform, target_transform: as in torchvision.
+
+    Raises:
+        FileNotFoundError: ``root`` or its mask tree is missing or holds no image; the
+            message says where the files go.
+    """
+
+    def __init__(self, root, mask_root=None, size: int | None = None, transform=None,
+                 target_transform=None) -> None:
+        self.root = Path(root)
+        self.mask_root = Path(mask_root) if mask_root is not None else Path(str(self.root) + "_MASK")
+        self.size, self.transform, self.target_transform = size, transform, target_transform
+        hint = (
+            "put the an8Flower images at <root>/<class>/<image>.png and their masks at "
+            "<root>_MASK/<class>/<image>.png (see data/README.md)"
+        )
+        if not self.root.is_dir():
+            raise FileNotFoundError(f"an8Flower root {self.root} does not exist: {hint}")
+        if not self.mask_root.is_dir():
+            raise FileNotFoundError(f"an8Flower mask folder {self.mask_root} does not exist: {hint}")
+        self.classes = sorted(p.name for p in self.root.iterdir() if p.is_dir())
+        self.samples: list[tuple[Path, Path, int]] = []
+        for label, cls in enumerate(self.classes):
+            for img in sorted((self.root / cls).iterdir()):
+                if img.suffix.lower() not in _IMAGE_EXT:
+                    continue
+                mask = self._mask_for(cls, img)
+                if mask is None:
+                    raise FileNotFoundError(f"no mask for {img} under {self.mask_root / cls}: {hint}")
+                self.samples.append((img, mask, label))
+        if not self.samples:
+            raise FileNotFoundError(f"an8Flower root {self.root} holds no images: {hint}")
+        self.targets = torch.tensor([s[2] for s in self.samples])
+
+    def _mask_for(self, cls: str, img: Path) -> Path | None:
+        for ext in (img.suffix, ".png", ".jpg", ".bmp"):
+            cand = self.mask_root / cls / (img.stem + ext)
+            if cand.is_file():
+                return cand
+        return None
+
+    def __len__(self) -> int:
+        return len(self.samples)
+
+    def __getitem__(self, i: int):
+        img_path, mask_path, target = self.samples[i]
+        img = Image.open(img_path).convert("RGB")
+        mask = Image.open(mask_path).convert("L")
+        if self.size is not None:
+            img = img.resize((self.size, self.size), Image.BILINEAR)
+            mask = mask.resize((self.size, self.size), Image.NEAREST)
+        image = torch.from_numpy(np.asarray(img, dtype=np.float32) / 255).permute(2, 0, 1)
+        mask_t = torch.from_numpy(np.asarray(mask) > 0)[None]
+        if self.transform is not None:
+            image = self.transform(image)
+        if self.target_transform is not None:
+            target = self.target_transform(target)
+        return image, target, mask_t
+
+    def __repr__(self) -> str:
+        return f"An8FlowerFolder(root={str(self.root)!r}, n={len(self)}, classes={len(self.classes)})"

@@ -1,0 +1,161 @@
+"""Where feature cells sit in the input, and upsampling that respects it.
+
+After a 3×3 convolution with stride 2 and padding 1, feature cell i is centred on input
+pixel 2·i; ``F.interpolate(align_corners=False)`` puts it at 2·i + 0.5 instead, and the
+error compounds to ~7.5 px at stride 16 (METHODS.md §4). :func:`feature_geometry` derives
+the exact affine map ``pixel = stride·i + offset`` per axis from the layers a tensor went
+through, and :func:`upsample` samples a feature map at every input pixel with that map.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+__all__ = ["FeatureGeometry", "feature_geometry", "upsample", "minmax", "to_common_footing"]
+
+_STRIDED = (
+    nn.Conv1d,
+    nn.Conv2d,
+    nn.Conv3d,
+    nn.MaxPool1d,
+    nn.MaxPool2d,
+    nn.MaxPool3d,
+    nn.AvgPool1d,
+    nn.AvgPool2d,
+    nn.AvgPool3d,
+)
+
+
+def _tuple(v, n):
+    return tuple(v) if isinstance(v, tuple | list) else (v,) * n
+
+
+@dataclass(frozen=True)
+class FeatureGeometry:
+    """Affine map from feature-cell index to input-pixel coordinate, per spatial axis.
+
+    ``pixel = stride[d] * index + offset[d]`` (pixel centres at integer coordinates).
+    """
+
+    stride: tuple[float, ...]
+    offset: tuple[float, ...]
+
+    @classmethod
+    def naive(cls, feature_size, input_size) -> FeatureGeometry:
+        """What ``F.interpolate(align_corners=False)`` assumes: cells tile the input evenly."""
+        stride = tuple(i / f for f, i in zip(feature_size, input_size, strict=True))
+        return cls(stride, tuple((s - 1) / 2 for s in stride))
+
+
+def feature_geometry(model: nn.Module, layer: nn.Module, example: torch.Tensor) -> FeatureGeometry:
+    """Derive the geometry of ``layer``'s output by following one forward pass.
+
+    Every convolution and pooling layer whose input has the current main-path size is
+    composed (centre_in = s·centre_out + (k−1)·d/2 − p); side branches (a ResNet
+    shortcut, an SE branch's 1×1 maps) do not have that size and are skipped. Runs
+    ``model`` once on ``example`` under ``no_grad``; ``training`` is restored.
+    """
+    n = example.dim() - 2
+    state = {"size": tuple(example.shape[2:]), "a": (1.0,) * n, "b": (0.0,) * n, "done": None}
+
+    def on_strided(module, args, output):
+        if state["done"] is not None or not isinstance(output, torch.Tensor):
+            return
+        x = args[0]
+        if x.dim() - 2 != n or tuple(x.shape[2:]) != state["size"]:
+            return
+        k = _tuple(module.kernel_size, n)
+        s = _tuple(module.stride, n)
+        p = _tuple(module.padding, n)
+        d = _tuple(getattr(module, "dilation", 1), n)
+        if isinstance(p, tuple) and any(isinstance(v, str) for v in p):  # padding="same"
+            p = tuple((kk - 1) * dd / 2 for kk, dd in zip(k, d, strict=True))
+        off = [(kk - 1) * dd / 2 - pp for kk, dd, pp in zip(k, d, p, strict=True)]
+        a, b = state["a"], state["b"]
+        state["b"] = tuple(bb + aa * o for aa, bb, o in zip(a, b, off, strict=True))
+        state["a"] = tuple(aa * ss for aa, ss in zip(a, s, strict=True))
+        state["size"] = tuple(output.shape[2:])
+
+    def on_layer(module, args, output):
+        if state["done"] is None:
+            state["done"] = tuple(output.shape[2:])
+
+    handles = [m.register_forward_hook(on_strided) for m in model.modules() if isinstance(m, _STRIDED)]
+    handles.append(layer.register_forward_hook(on_layer))
+    was_training = model.training
+    try:
+        model.eval()
+        with torch.no_grad():
+            model(example)
+    finally:
+        for h in handles:
+            h.remove()
+        model.train(was_training)
+    if state["done"] is None:
+        raise ValueError("the feature layer was not reached by the forward pass")
+    if state["done"] != state["size"]:
+        # The layer's output did not come from the traced main path (an op we do not
+        # model, e.g. functional interpolation): fall back to even tiling.
+        return FeatureGeometry.naive(state["done"], tuple(example.shape[2:]))
+    return FeatureGeometry(state["a"], state["b"])
+
+
+def upsample(
+    maps: torch.Tensor,
+    size: tuple[int, ...],
+    geometry: FeatureGeometry | None = None,
+    mode: str = "bilinear",
+) -> torch.Tensor:
+    """Resample N×K×h×w (or N×K×t×h×w) feature maps to the input grid ``size``.
+
+    Each input pixel j reads the feature map at (j − offset)/stride, interpolated
+    (``"bilinear"``, trilinear for 5-D, or ``"bicubic"`` for 4-D) and clamped at the
+    border. ``geometry=None`` gives ``F.interpolate``'s even tiling.
+    """
+    n = maps.dim() - 2
+    size = tuple(int(s) for s in size)
+    if len(size) != n:
+        raise ValueError(f"size {size} does not match a map with {n} spatial axes")
+    fsize = tuple(maps.shape[2:])
+    if geometry is None:
+        geometry = FeatureGeometry.naive(fsize, size)
+    axes = []
+    for j, (S, f, a, b) in enumerate(zip(size, fsize, geometry.stride, geometry.offset, strict=True)):
+        u = (torch.arange(S, dtype=torch.float64, device=maps.device) - b) / a
+        axes.append(torch.zeros_like(u) if f == 1 else (2 * u / (f - 1) - 1))
+        del j
+    mesh = torch.meshgrid(*axes, indexing="ij")  # each of shape `size`
+    grid = torch.stack(mesh[::-1], dim=-1).to(maps.dtype)  # grid_sample wants (x, y[, t])
+    grid = grid.unsqueeze(0).expand(maps.shape[0], *grid.shape)
+    if mode == "bicubic" and n != 2:
+        raise ValueError("bicubic upsampling is for 2-D maps")
+    return F.grid_sample(maps, grid, mode=mode, padding_mode="border", align_corners=True)
+
+
+def minmax(maps: torch.Tensor, eps: float = 1e-12) -> torch.Tensor:
+    """Min-max normalise each sample of an N×… tensor to [0, 1] (constant maps → 0)."""
+    flat = maps.reshape(maps.shape[0], -1)
+    lo = flat.min(dim=1, keepdim=True).values
+    hi = flat.max(dim=1, keepdim=True).values
+    out = (flat - lo) / (hi - lo).clamp_min(eps)
+    return out.reshape(maps.shape)
+
+
+def to_common_footing(
+    maps: torch.Tensor,
+    size: tuple[int, ...],
+    geometry: FeatureGeometry | None = None,
+    mode: str = "bilinear",
+) -> torch.Tensor:
+    """The common footing of METHODS.md §4: ReLU, upsample to the input grid, min-max.
+
+    ``maps``: N×1×h×w (or N×1×t×h×w) feature-resolution maps; returns N×1×H×W.
+    """
+    maps = maps.clamp_min(0)
+    if tuple(maps.shape[2:]) != tuple(size):
+        maps = upsample(maps, size, geometry, mode).clamp_min(0)
+    return minmax(maps)

@@ -1,0 +1,116 @@
+"""Figures in one paper style: overlays and grids (matplotlib, no global state touched).
+
+Figures are built on ``matplotlib.figure.Figure`` objects inside ``rc_context``, so
+rcParams and pyplot's figure list are left as they were.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+import numpy as np
+import torch
+from matplotlib.figure import Figure
+
+from .io import atomic_write_bytes
+
+__all__ = ["STYLE", "overlay", "explanation_grid", "se_vector_figure", "save_figure"]
+
+#: The paper style: small serif-free fonts, thin lines, colour-blind-safe maps.
+STYLE = {
+    "font.size": 8,
+    "axes.titlesize": 8,
+    "axes.labelsize": 8,
+    "xtick.labelsize": 7,
+    "ytick.labelsize": 7,
+    "legend.fontsize": 7,
+    "axes.linewidth": 0.6,
+    "lines.linewidth": 1.0,
+    "savefig.dpi": 150,
+    "image.cmap": "inferno",
+    "svg.hashsalt": "squeezex",
+    "pdf.fonttype": 42,
+}
+HEATMAP_CMAP = "inferno"
+MASK_COLOUR = "#56B4E9"  # Okabe-Ito sky blue
+
+
+def _np_image(image: torch.Tensor) -> np.ndarray:
+    img = image.detach().cpu().float()
+    if img.dim() == 3 and img.shape[0] in (1, 3):
+        img = img.permute(1, 2, 0)
+    img = img.numpy()
+    if img.shape[-1] == 1:
+        img = img[..., 0]
+    return np.clip(img, 0, 1)
+
+
+def overlay(ax, image, heatmap=None, mask=None, alpha: float = 0.55, point: bool = False) -> None:
+    """Draw ``image`` with ``heatmap`` on top and the outline of ``mask``."""
+    ax.imshow(_np_image(image), cmap="gray" if image.shape[0] == 1 else None, interpolation="nearest")
+    if heatmap is not None:
+        h = heatmap.detach().cpu().float().reshape(heatmap.shape[-2:]).numpy()
+        ax.imshow(h, cmap=HEATMAP_CMAP, alpha=alpha, vmin=0, vmax=1, interpolation="bilinear")
+        if point:
+            y, x = np.unravel_index(np.argmax(h), h.shape)
+            ax.plot([x], [y], marker="+", color="white", markersize=6, mew=1.2)
+    if mask is not None:
+        m = mask.detach().cpu().reshape(-1, *mask.shape[-2:]).any(0).numpy().astype(float)
+        ax.contour(m, levels=[0.5], colors=[MASK_COLOUR], linewidths=0.8)
+    ax.set_xticks([])
+    ax.set_yticks([])
+
+
+def explanation_grid(
+    images: torch.Tensor,
+    maps: dict[str, torch.Tensor],
+    masks: torch.Tensor | None = None,
+    row_labels: list[str] | None = None,
+    cell: float = 1.1,
+) -> Figure:
+    """Rows: samples; columns: the image, then each method's heatmap (mask outlined,
+    the map's maximum marked with +)."""
+    n = images.shape[0]
+    cols = ["image", *maps]
+    with matplotlib.rc_context(STYLE):
+        fig = Figure(figsize=(cell * len(cols), cell * n + 0.3), layout="constrained")
+        axes = fig.subplots(n, len(cols), squeeze=False)
+        for i in range(n):
+            m = masks[i] if masks is not None else None
+            overlay(axes[i, 0], images[i], None, m)
+            if row_labels is not None:
+                axes[i, 0].set_ylabel(row_labels[i], fontsize=6)
+            for j, name in enumerate(maps, start=1):
+                overlay(axes[i, j], images[i], maps[name][i], m, point=True)
+        for j, name in enumerate(cols):
+            axes[0, j].set_title(name, fontsize=7)
+    return fig
+
+
+def se_vector_figure(s: torch.Tensor, thresholds: dict[str, float] | None = None) -> Figure:
+    """Histogram of SE-vector entries (all samples × channels) with rule thresholds."""
+    with matplotlib.rc_context(STYLE):
+        fig = Figure(figsize=(3.3, 2.0), layout="constrained")
+        ax = fig.subplots()
+        ax.hist(s.detach().cpu().flatten().numpy(), bins=50, range=(0, 1), color="#0072B2")
+        for (name, t), ls in zip((thresholds or {}).items(), ["--", ":", "-."], strict=False):
+            ax.axvline(t, color="#D55E00", ls=ls, label=name)
+        ax.set_xlabel("SE vector entry s_c")
+        ax.set_ylabel("count")
+        if thresholds:
+            ax.legend(frameon=False)
+    return fig
+
+
+def save_figure(fig: Figure, path, **kwargs) -> Path:
+    """Save atomically; PNGs carry no timestamp, so the same figure gives the same bytes."""
+    import io
+
+    path = Path(path)
+    fmt = path.suffix.lstrip(".") or "png"
+    buf = io.BytesIO()
+    meta = {"Software": None} if fmt == "png" else {"Creator": None, "Producer": None, "CreationDate": None}
+    with matplotlib.rc_context(STYLE):
+        fig.savefig(buf, format=fmt, metadata=meta, **kwargs)
+    return atomic_write_bytes(path, buf.getvalue())
