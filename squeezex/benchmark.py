@@ -38,7 +38,7 @@ DATASETS = {
     "an8flower-single-6c": ("single-6c", 200, 50),
     "an8flower-double-12c": ("double-12c", 100, 25),
 }
-DEFAULT_METHODS = ["se", "se-paper", "se-logit", "se-weighted", "se-class", "gradcam", "random"]
+DEFAULT_METHODS = ["se", "se-paper", "se-logit", "se-topk", "se-class", "gradcam", "random"]
 
 
 @dataclass
@@ -107,17 +107,38 @@ def _datasets(cfg: BenchConfig):
 def _train(cfg: BenchConfig, train, se: bool, seed: int):
     model = build_model("small", len(train.classes), se=se, seed=seed, pool=cfg.pool)
     key = json.dumps(
-        [cfg.dataset, cfg.size, len(train), cfg.epochs, cfg.batch_size, cfg.lr, cfg.pool, se,
-         seed, cfg.seed],
+        [
+            cfg.dataset,
+            cfg.size,
+            len(train),
+            cfg.epochs,
+            cfg.batch_size,
+            cfg.lr,
+            cfg.pool,
+            se,
+            seed,
+            cfg.seed,
+        ],
     )
     tag = hashlib.sha256(key.encode()).hexdigest()[:16]
-    path = Path(cfg.checkpoints) / f"{cfg.dataset}-{'se' if se else 'plain'}-{seed}-{tag}.pt" if cfg.checkpoints else None
+    path = (
+        Path(cfg.checkpoints) / f"{cfg.dataset}-{'se' if se else 'plain'}-{seed}-{tag}.pt"
+        if cfg.checkpoints
+        else None
+    )
     if path is not None and path.is_file():
         load_checkpoint(path, model)
         return model.eval(), 0.0
     result = fit(
-        model, train, epochs=cfg.epochs, lr=cfg.lr, batch_size=cfg.batch_size, seed=seed,
-        device=cfg.device, progress=cfg.progress, desc=f"train {'SE' if se else 'plain'} seed {seed}",
+        model,
+        train,
+        epochs=cfg.epochs,
+        lr=cfg.lr,
+        batch_size=cfg.batch_size,
+        seed=seed,
+        device=cfg.device,
+        progress=cfg.progress,
+        desc=f"train {'SE' if se else 'plain'} seed {seed}",
     )
     if path is not None:
         save_checkpoint(path, model, config=key)
@@ -187,11 +208,17 @@ def run(cfg: BenchConfig) -> dict:
             v = fn(m, masks).numpy()
             per_sample[name][metric] = v
             lo, hi = bootstrap_ci(v)
-            rows.append({
-                "method": name, "metric": metric, "value": float(v.mean()),
-                "ci_low": lo, "ci_high": hi, "n": int(len(v)),
-                "kind": "reference" if name in refs else "method",
-            })
+            rows.append(
+                {
+                    "method": name,
+                    "metric": metric,
+                    "value": float(v.mean()),
+                    "ci_low": lo,
+                    "ci_high": hi,
+                    "n": int(len(v)),
+                    "kind": "reference" if name in refs else "method",
+                }
+            )
 
     results = {
         "dataset": cfg.dataset,
@@ -220,7 +247,9 @@ def run(cfg: BenchConfig) -> dict:
     atomic_write_text(out / "results.csv", _csv(rows))
     idx = _example_indices(test, cfg.n_examples)
     fig = explanation_grid(
-        x[idx].cpu(), {k: v[idx] for k, v in {**maps, **refs}.items()}, masks[idx],
+        x[idx].cpu(),
+        {k: v[idx] for k, v in {**maps, **refs}.items()},
+        masks[idx],
         row_labels=[test.classes[int(test.targets[i])] for i in idx],
     )
     save_figure(fig, out / "examples.png")
@@ -275,7 +304,9 @@ def format_table(results: dict) -> str:
             r = cell[(m, k)]
             vals.append(f"{r['value']:.3f} [{r['ci_low']:.2f},{r['ci_high']:.2f}]".rjust(22))
         ms = results["timing"].get(f"{m}_ms_per_image")
-        lines.append(f"{label:<{width}}" + "".join(vals) + (f"{ms:9.2f}" if ms is not None else " " * 9))
+        lines.append(
+            f"{label:<{width}}" + "".join(vals) + (f"{ms:9.2f}" if ms is not None else " " * 9)
+        )
     mo = results["model"]
     lines += [
         "",

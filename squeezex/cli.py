@@ -34,19 +34,29 @@ def _parser() -> argparse.ArgumentParser:
 
     b = sub.add_parser("bench", help="train, explain, score; print the table and write results")
     b.add_argument("--dataset", default="an8flower-single-6c", choices=sorted(DATASETS))
-    b.add_argument("--methods", default=",".join(DEFAULT_METHODS),
-                   help="comma-separated registry names, or 'all' (default: %(default)s)")
+    b.add_argument(
+        "--methods",
+        default=",".join(DEFAULT_METHODS),
+        help="comma-separated registry names, or 'all' (default: %(default)s)",
+    )
     b.add_argument("--seed", type=int, default=0, help="data seed and first training seed")
-    b.add_argument("--seeds", type=_positive, default=3, help="training seeds for the accuracy claim")
+    b.add_argument(
+        "--seeds", type=_positive, default=3, help="training seeds for the accuracy claim"
+    )
     b.add_argument("--size", type=_positive, default=64, help="image side in pixels")
     b.add_argument("--n-train", type=_positive, default=None, help="training images per class")
     b.add_argument("--n-test", type=_positive, default=None, help="test images per class")
     b.add_argument("--epochs", type=_positive, default=12)
-    b.add_argument("--pool", choices=["max", "avg"], default="max", help="global pooling of the CNN head")
+    b.add_argument(
+        "--pool", choices=["max", "avg"], default="max", help="global pooling of the CNN head"
+    )
     b.add_argument("--device", default="cpu")
     b.add_argument("--out", default="data/runs/bench", help="output folder")
-    b.add_argument("--checkpoints", default="data/checkpoints",
-                   help="checkpoint cache folder ('' to always retrain)")
+    b.add_argument(
+        "--checkpoints",
+        default="data/checkpoints",
+        help="checkpoint cache folder ('' to always retrain)",
+    )
     b.add_argument("--quiet", action="store_true", help="no progress bars")
 
     g = sub.add_parser("generate", help="write an an8Flower-style split as PNG folders")
@@ -66,9 +76,18 @@ def _bench(args) -> int:
     if not methods:
         raise ValueError("--methods is empty")
     cfg = BenchConfig(
-        dataset=args.dataset, methods=methods, seed=args.seed, seeds=args.seeds, size=args.size,
-        n_train_per_class=args.n_train, n_test_per_class=args.n_test, epochs=args.epochs,
-        pool=args.pool, device=args.device, out=args.out, checkpoints=args.checkpoints or None,
+        dataset=args.dataset,
+        methods=methods,
+        seed=args.seed,
+        seeds=args.seeds,
+        size=args.size,
+        n_train_per_class=args.n_train,
+        n_test_per_class=args.n_test,
+        epochs=args.epochs,
+        pool=args.pool,
+        device=args.device,
+        out=args.out,
+        checkpoints=args.checkpoints or None,
         progress=not args.quiet,
     )
     results = run(cfg)
@@ -84,13 +103,17 @@ def _generate(args) -> int:
 
     from .datasets import An8Flower
 
-    ds = An8Flower(args.variant, args.split, n_per_class=args.n_per_class, size=args.size, seed=args.seed)
+    ds = An8Flower(
+        args.variant, args.split, n_per_class=args.n_per_class, size=args.size, seed=args.seed
+    )
     out = Path(args.out)
     mask_out = Path(str(out) + "_MASK")
     for i in range(len(ds)):
         cls = ds.classes[int(ds.targets[i])].replace(" ", "_").replace("+", "and")
-        for root, arr in ((out, ds.images[i].permute(1, 2, 0).numpy()),
-                          (mask_out, ds.masks[i, 0].numpy().astype("uint8") * 255)):
+        for root, arr in (
+            (out, ds.images[i].permute(1, 2, 0).numpy()),
+            (mask_out, ds.masks[i, 0].numpy().astype("uint8") * 255),
+        ):
             (root / cls).mkdir(parents=True, exist_ok=True)
             Image.fromarray(arr).save(root / cls / f"{args.split}_{i:05d}.png")
     print(f"wrote {len(ds)} images to {out} and masks to {mask_out}")

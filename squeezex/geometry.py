@@ -9,6 +9,7 @@ through, and :func:`upsample` samples a feature map at every input pixel with th
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import torch
@@ -84,7 +85,9 @@ def feature_geometry(model: nn.Module, layer: nn.Module, example: torch.Tensor) 
         if state["done"] is None:
             state["done"] = tuple(output.shape[2:])
 
-    handles = [m.register_forward_hook(on_strided) for m in model.modules() if isinstance(m, _STRIDED)]
+    handles = [
+        m.register_forward_hook(on_strided) for m in model.modules() if isinstance(m, _STRIDED)
+    ]
     handles.append(layer.register_forward_hook(on_layer))
     was_training = model.training
     try:
@@ -123,17 +126,22 @@ def upsample(
     fsize = tuple(maps.shape[2:])
     if geometry is None:
         geometry = FeatureGeometry.naive(fsize, size)
-    axes = []
-    for j, (S, f, a, b) in enumerate(zip(size, fsize, geometry.stride, geometry.offset, strict=True)):
-        u = (torch.arange(S, dtype=torch.float64, device=maps.device) - b) / a
-        axes.append(torch.zeros_like(u) if f == 1 else (2 * u / (f - 1) - 1))
-        del j
-    mesh = torch.meshgrid(*axes, indexing="ij")  # each of shape `size`
-    grid = torch.stack(mesh[::-1], dim=-1).to(maps.dtype)  # grid_sample wants (x, y[, t])
-    grid = grid.unsqueeze(0).expand(maps.shape[0], *grid.shape)
+    grid = _grid(fsize, size, geometry, maps.dtype, maps.device)
+    grid = grid.expand(maps.shape[0], *grid.shape[1:])
     if mode == "bicubic" and n != 2:
         raise ValueError("bicubic upsampling is for 2-D maps")
     return F.grid_sample(maps, grid, mode=mode, padding_mode="border", align_corners=True)
+
+
+@functools.lru_cache(maxsize=64)
+def _grid(fsize, size, geometry: FeatureGeometry, dtype, device) -> torch.Tensor:
+    """The 1×…×n sampling grid of :func:`upsample` (cached: it depends only on shapes)."""
+    axes = []
+    for S, f, a, b in zip(size, fsize, geometry.stride, geometry.offset, strict=True):
+        u = (torch.arange(S, dtype=torch.float64, device=device) - b) / a
+        axes.append(torch.zeros_like(u) if f == 1 else (2 * u / (f - 1) - 1))
+    mesh = torch.meshgrid(*axes, indexing="ij")  # each of shape `size`
+    return torch.stack(mesh[::-1], dim=-1).to(dtype).unsqueeze(0)  # grid_sample wants (x, y[, t])
 
 
 def minmax(maps: torch.Tensor, eps: float = 1e-12) -> torch.Tensor:

@@ -31,7 +31,9 @@ def _loader(data, batch_size: int, shuffle: bool, seed: int) -> DataLoader:
     if not isinstance(data, Dataset) and not hasattr(data, "__getitem__"):
         raise TypeError(f"expected a Dataset or DataLoader, got {type(data).__name__}")
     g = torch.Generator().manual_seed(seed)
-    return DataLoader(data, batch_size=batch_size, shuffle=shuffle, generator=g if shuffle else None)
+    return DataLoader(
+        data, batch_size=batch_size, shuffle=shuffle, generator=g if shuffle else None
+    )
 
 
 def _xy(batch):
@@ -94,7 +96,9 @@ def fit(
 
 
 @torch.no_grad()
-def predict(model: nn.Module, data, *, batch_size: int = 256, device="cpu") -> tuple[torch.Tensor, torch.Tensor]:
+def predict(
+    model: nn.Module, data, *, batch_size: int = 256, device="cpu"
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Predicted classes and true targets over ``data`` (eval mode, restored after)."""
     loader = _loader(data, batch_size, False, 0)
     was_training = model.training

@@ -48,7 +48,9 @@ def _np_image(image: torch.Tensor) -> np.ndarray:
 
 def overlay(ax, image, heatmap=None, mask=None, alpha: float = 0.55, point: bool = False) -> None:
     """Draw ``image`` with ``heatmap`` on top and the outline of ``mask``."""
-    ax.imshow(_np_image(image), cmap="gray" if image.shape[0] == 1 else None, interpolation="nearest")
+    ax.imshow(
+        _np_image(image), cmap="gray" if image.shape[0] == 1 else None, interpolation="nearest"
+    )
     if heatmap is not None:
         h = heatmap.detach().cpu().float().reshape(heatmap.shape[-2:]).numpy()
         ax.imshow(h, cmap=HEATMAP_CMAP, alpha=alpha, vmin=0, vmax=1, interpolation="bilinear")
@@ -110,7 +112,11 @@ def save_figure(fig: Figure, path, **kwargs) -> Path:
     path = Path(path)
     fmt = path.suffix.lstrip(".") or "png"
     buf = io.BytesIO()
-    meta = {"Software": None} if fmt == "png" else {"Creator": None, "Producer": None, "CreationDate": None}
+    meta = (
+        {"Software": None}
+        if fmt == "png"
+        else {"Creator": None, "Producer": None, "CreationDate": None}
+    )
     with matplotlib.rc_context(STYLE):
         fig.savefig(buf, format=fmt, metadata=meta, **kwargs)
     return atomic_write_bytes(path, buf.getvalue())

@@ -12,10 +12,28 @@ from squeezex.cli import main
 
 def test_bench_writes_the_schema(tmp_path, capsys):
     out = tmp_path / "run"
-    code = main([
-        "bench", "--n-train", "4", "--n-test", "2", "--epochs", "1", "--seeds", "2", "--size", "32",
-        "--methods", "se,gradcam,random", "--out", str(out), "--checkpoints", "", "--quiet",
-    ])
+    code = main(
+        [
+            "bench",
+            "--n-train",
+            "4",
+            "--n-test",
+            "2",
+            "--epochs",
+            "1",
+            "--seeds",
+            "2",
+            "--size",
+            "32",
+            "--methods",
+            "se,gradcam,random",
+            "--out",
+            str(out),
+            "--checkpoints",
+            "",
+            "--quiet",
+        ]
+    )
     assert code == 0
     table = capsys.readouterr().out
     assert "oracle (ref)" in table and "gradcam" in table and "pointing_game" in table

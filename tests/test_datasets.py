@@ -17,7 +17,9 @@ def test_items_shapes_and_types():
     ds = An8Flower("single-6c", "train", n_per_class=2, size=48, seed=0)
     assert len(ds) == 12 and len(ds.classes) == 6
     img, target, mask = ds[3]
-    assert img.shape == (3, 48, 48) and img.dtype == torch.float32 and 0 <= img.min() <= img.max() <= 1
+    assert (
+        img.shape == (3, 48, 48) and img.dtype == torch.float32 and 0 <= img.min() <= img.max() <= 1
+    )
     assert isinstance(target, int) and 0 <= target < 6
     assert mask.shape == (1, 48, 48) and mask.dtype == torch.bool
     assert ds.masks.flatten(1).any(1).all(), "every image has its discriminative part"
@@ -35,14 +37,14 @@ def test_double_12c_masks_cover_two_parts():
 
 def test_deterministic_from_seed_and_split_without_global_rng():
     state = torch.get_rng_state()
-    np_state = np.random.get_state()[1].copy()
+    np_state = np.random.get_state()[1].copy()  # noqa: NPY002 (the global state is the point)
     a = An8Flower("single-6c", "train", n_per_class=2, size=40, seed=3)
     b = An8Flower("single-6c", "train", n_per_class=2, size=40, seed=3)
     c = An8Flower("single-6c", "test", n_per_class=2, size=40, seed=3)
     assert torch.equal(a.images, b.images) and torch.equal(a.masks, b.masks)
     assert not torch.equal(a.images, c.images)
     assert torch.equal(torch.get_rng_state(), state)
-    assert (np.random.get_state()[1] == np_state).all()
+    assert (np.random.get_state()[1] == np_state).all()  # noqa: NPY002
 
 
 def test_bad_arguments_are_named():
@@ -64,10 +66,15 @@ def test_only_the_discriminative_part_carries_the_class():
     """A colour-histogram probe reads the class off full images, but is at chance when the
     discriminative part is painted in neutral colours; so is a CNN."""
     kw = {"size": 48, "seed": 0}
-    full_tr, full_te = An8Flower(n_per_class=60, **kw), An8Flower(split="test", n_per_class=40, **kw)
+    full_tr, full_te = (
+        An8Flower(n_per_class=60, **kw),
+        An8Flower(split="test", n_per_class=40, **kw),
+    )
     probe = make_pipeline(StandardScaler(), LogisticRegression(max_iter=3000))
     probe.fit(_colour_histograms(full_tr), full_tr.targets.numpy())
-    assert probe.score(_colour_histograms(full_te), full_te.targets.numpy()) > 0.9  # the probe can see
+    assert (
+        probe.score(_colour_histograms(full_te), full_te.targets.numpy()) > 0.9
+    )  # the probe can see
 
     hid_tr = An8Flower(n_per_class=60, hide_parts=True, **kw)
     hid_te = An8Flower(split="test", n_per_class=40, hide_parts=True, **kw)
@@ -86,7 +93,9 @@ def _write_fake_an8flower(root, n=2):
         (root / cls).mkdir(parents=True)
         (root.parent / (root.name + "_MASK") / cls).mkdir(parents=True)
         for i in range(n):
-            Image.fromarray(rng.integers(0, 255, (20, 24, 3), dtype=np.uint8)).save(root / cls / f"{i}.png")
+            Image.fromarray(rng.integers(0, 255, (20, 24, 3), dtype=np.uint8)).save(
+                root / cls / f"{i}.png"
+            )
             mask = np.zeros((20, 24), dtype=np.uint8)
             mask[5:9, 6:12] = 255
             Image.fromarray(mask).save(root.parent / (root.name + "_MASK") / cls / f"{i}.png")

@@ -113,8 +113,9 @@ def test_scalar_target_applies_to_every_sample_and_sample_two_gets_its_own(se_mo
     torch.testing.assert_close(batch[2:3], alone, atol=1e-5, rtol=1e-4)
     same = ex.attribute(images, target=4)
     for i in range(3):
-        torch.testing.assert_close(same[i : i + 1], ex.attribute(images[i : i + 1], target=4),
-                                   atol=1e-5, rtol=1e-4)
+        torch.testing.assert_close(
+            same[i : i + 1], ex.attribute(images[i : i + 1], target=4), atol=1e-5, rtol=1e-4
+        )
 
 
 def test_info_flags():

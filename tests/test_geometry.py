@@ -37,7 +37,10 @@ def test_geometry_agrees_with_the_gradient_centre_of_a_cell():
     w = x.grad[0, 0]
     centre = ((w * yy).sum() / w.sum(), (w * xx).sum() / w.sum())
     g = feature_geometry(net, net[-1], torch.zeros(1, 1, 32, 32))
-    assert centre == (pytest.approx(g.stride[0] * 3 + g.offset[0]), pytest.approx(g.stride[1] * 4 + g.offset[1]))
+    assert centre == (
+        pytest.approx(g.stride[0] * 3 + g.offset[0]),
+        pytest.approx(g.stride[1] * 4 + g.offset[1]),
+    )
 
 
 def test_upsample_puts_a_hot_cell_where_the_network_puts_it():

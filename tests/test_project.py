@@ -16,7 +16,10 @@ def _name(req: str) -> str:
 
 def test_environment_yml_lists_the_pyproject_dependencies():
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
-    declared = {(_name(d), d.replace(" ", "")) for d in project["dependencies"] + project["optional-dependencies"]["dev"]}
+    declared = {
+        (_name(d), d.replace(" ", ""))
+        for d in project["dependencies"] + project["optional-dependencies"]["dev"]
+    }
     env = yaml.safe_load((ROOT / "environment.yml").read_text())
     pip = next(d["pip"] for d in env["dependencies"] if isinstance(d, dict))
     listed = {(_name(d), d.replace(" ", "")) for d in pip if not d.startswith("-e")}
@@ -30,4 +33,6 @@ def test_notebooks_are_committed_without_outputs():
         cells = json.loads(nb.read_text())["cells"]
         for c in cells:
             if c["cell_type"] == "code":
-                assert not c.get("outputs") and not c.get("execution_count"), f"{nb.name} has outputs"
+                assert not c.get("outputs") and not c.get("execution_count"), (
+                    f"{nb.name} has outputs"
+                )

@@ -47,8 +47,13 @@ def test_attach_se_head_on_the_zoo(name):
 
 def test_attach_se_head_on_a_sequential_cnn():
     model = nn.Sequential(
-        nn.Conv2d(1, 8, 3, padding=1), nn.ReLU(), nn.Conv2d(8, 16, 3, stride=2, padding=1), nn.ReLU(),
-        nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(16, 3),
+        nn.Conv2d(1, 8, 3, padding=1),
+        nn.ReLU(),
+        nn.Conv2d(8, 16, 3, stride=2, padding=1),
+        nn.ReLU(),
+        nn.AdaptiveAvgPool2d(1),
+        nn.Flatten(),
+        nn.Linear(16, 3),
     )
     assert find_feature_layer(model, (1, 28, 28)) == "3"
     attach_se_head(model, input_size=(1, 28, 28), reduction=4)
@@ -166,7 +171,7 @@ def test_paper_rule_falls_back_instead_of_selecting_nothing():
 
 
 def test_se_vector_reports_the_vector_and_selection(se_model, images):
-    v = SEAttribution(se_model).se_vector(images)
+    v = SEAttribution(se_model, selection="topk").se_vector(images)
     assert v.s.shape == (3, 64) and ((v.s > 0) & (v.s < 1)).all()
     assert v.selected.shape == (3, 64) and v.selected.sum(1).eq(7).all()  # ceil(10 % of 64)
     assert torch.allclose(v.s, torch.sigmoid(v.logits))

@@ -145,7 +145,8 @@ def render_flower(
         fixed_centres = {"leaf": (leaf_c, leaf_ab[0]), "bud": (bud_c, bud_rad)}
         margin = 1.0
         ok = all(
-            margin + ext <= c[0] <= S - 1 - margin - ext and margin + ext <= c[1] <= S - 1 - margin - ext
+            margin + ext <= c[0] <= S - 1 - margin - ext
+            and margin + ext <= c[1] <= S - 1 - margin - ext
             for name, (c, ext) in fixed_centres.items()
             if name in part_colours
         )
@@ -166,8 +167,13 @@ def render_flower(
         col = palette[rng.integers(len(palette))]
         cx, cy = rng.uniform(0, S, 2)
         if rng.random() < 0.5:
-            shape = cv.ellipse(cx, cy, rng.uniform(0.04, 0.12) * S, rng.uniform(0.03, 0.08) * S,
-                               rng.uniform(0, math.pi))
+            shape = cv.ellipse(
+                cx,
+                cy,
+                rng.uniform(0.04, 0.12) * S,
+                rng.uniform(0.03, 0.08) * S,
+                rng.uniform(0, math.pi),
+            )
         else:
             x1, y1 = cx + rng.uniform(-0.3, 0.3) * S, cy + rng.uniform(-0.3, 0.3) * S
             shape = cv.segment(cx, cy, x1, y1, rng.uniform(0.02, 0.05) * S)
@@ -327,7 +333,9 @@ class An8Flower(Dataset):
             imgs[i] = np.round(img.transpose(2, 0, 1) * 255).astype(np.uint8)
             targets[i] = label
             for k, m in masks.items():
-                all_masks.setdefault(k, np.zeros((n, 1, self.size, self.size), dtype=bool))[i, 0] = m
+                all_masks.setdefault(k, np.zeros((n, 1, self.size, self.size), dtype=bool))[
+                    i, 0
+                ] = m
         self.images = torch.from_numpy(imgs)
         self.targets = torch.from_numpy(targets)
         self.part_masks = {k: torch.from_numpy(v) for k, v in all_masks.items()}
@@ -379,10 +387,13 @@ class An8FlowerFolder(Dataset):
             message says where the files go.
     """
 
-    def __init__(self, root, mask_root=None, size: int | None = None, transform=None,
-                 target_transform=None) -> None:
+    def __init__(
+        self, root, mask_root=None, size: int | None = None, transform=None, target_transform=None
+    ) -> None:
         self.root = Path(root)
-        self.mask_root = Path(mask_root) if mask_root is not None else Path(str(self.root) + "_MASK")
+        self.mask_root = (
+            Path(mask_root) if mask_root is not None else Path(str(self.root) + "_MASK")
+        )
         self.size, self.transform, self.target_transform = size, transform, target_transform
         hint = (
             "put the an8Flower images at <root>/<class>/<image>.png and their masks at "
@@ -391,7 +402,9 @@ class An8FlowerFolder(Dataset):
         if not self.root.is_dir():
             raise FileNotFoundError(f"an8Flower root {self.root} does not exist: {hint}")
         if not self.mask_root.is_dir():
-            raise FileNotFoundError(f"an8Flower mask folder {self.mask_root} does not exist: {hint}")
+            raise FileNotFoundError(
+                f"an8Flower mask folder {self.mask_root} does not exist: {hint}"
+            )
         self.classes = sorted(p.name for p in self.root.iterdir() if p.is_dir())
         self.samples: list[tuple[Path, Path, int]] = []
         for label, cls in enumerate(self.classes):
@@ -400,7 +413,9 @@ class An8FlowerFolder(Dataset):
                     continue
                 mask = self._mask_for(cls, img)
                 if mask is None:
-                    raise FileNotFoundError(f"no mask for {img} under {self.mask_root / cls}: {hint}")
+                    raise FileNotFoundError(
+                        f"no mask for {img} under {self.mask_root / cls}: {hint}"
+                    )
                 self.samples.append((img, mask, label))
         if not self.samples:
             raise FileNotFoundError(f"an8Flower root {self.root} holds no images: {hint}")
@@ -432,4 +447,6 @@ class An8FlowerFolder(Dataset):
         return image, target, mask_t
 
     def __repr__(self) -> str:
-        return f"An8FlowerFolder(root={str(self.root)!r}, n={len(self)}, classes={len(self.classes)})"
+        return (
+            f"An8FlowerFolder(root={str(self.root)!r}, n={len(self)}, classes={len(self.classes)})"
+        )

@@ -6,24 +6,34 @@ from .registry import explainer_info, get_explainer, list_explainers, register_e
 from .se import SELECTIONS, SEAttribution, SEVector, select_channels
 
 
-@register_explainer("se", description="SE explanation, default rule (top 10 % channels)", needs_se=True)
+@register_explainer(
+    "se", description="SE explanation, default rule (all channels weighted by s)", needs_se=True
+)
 def _se(model, **kw):
     return SEAttribution(model, **kw)
 
 
-@register_explainer("se-paper", description="SE explanation, the paper's literal z-score rule", needs_se=True)
+@register_explainer(
+    "se-topk",
+    description="SE explanation, the 10 % channels with the largest excitation",
+    needs_se=True,
+)
+def _se_topk(model, **kw):
+    return SEAttribution(model, **{"selection": "topk", **kw})
+
+
+@register_explainer(
+    "se-paper", description="SE explanation, the paper's literal z-score rule", needs_se=True
+)
 def _se_paper(model, **kw):
     return SEAttribution(model, **{"selection": "paper", **kw})
 
 
-@register_explainer("se-logit", description="SE explanation, z-score on the pre-sigmoid excitation", needs_se=True)
+@register_explainer(
+    "se-logit", description="SE explanation, z-score on the pre-sigmoid excitation", needs_se=True
+)
 def _se_logit(model, **kw):
     return SEAttribution(model, **{"selection": "logit", **kw})
-
-
-@register_explainer("se-weighted", description="SE explanation, all channels weighted by s", needs_se=True)
-def _se_weighted(model, **kw):
-    return SEAttribution(model, **{"selection": "weighted", **kw})
 
 
 class _ClassAwareSE(SEAttribution):
@@ -34,12 +44,16 @@ class _ClassAwareSE(SEAttribution):
         return super()._heatmaps(x, target, extra, **kw)
 
 
-@register_explainer("se-class", description="SE, class-aware extension (CAM on the SE output)", needs_se=True)
+@register_explainer(
+    "se-class", description="SE, class-aware extension (CAM on the SE output)", needs_se=True
+)
 def _se_class(model, **kw):
     return _ClassAwareSE(model, **kw)
 
 
-@register_explainer("gradcam", description="Grad-CAM (Captum LayerGradCam) on the same layer", needs_gradients=True)
+@register_explainer(
+    "gradcam", description="Grad-CAM (Captum LayerGradCam) on the same layer", needs_gradients=True
+)
 def _gradcam(model, **kw):
     return GradCAM(model, **kw)
 

@@ -45,7 +45,9 @@ def normalize_target(target: Any, n: int, device=None) -> torch.Tensor | None:
     if isinstance(target, int | bool) or hasattr(target, "__index__"):
         return torch.full((n,), int(target), dtype=torch.long, device=device)
     if isinstance(target, Sequence) and not isinstance(target, str):
-        if len(target) != n or not all(isinstance(t, int) or hasattr(t, "__index__") for t in target):
+        if len(target) != n or not all(
+            isinstance(t, int) or hasattr(t, "__index__") for t in target
+        ):
             raise ValueError(
                 f"target must be a class index or a list of {n} class indices, got {target!r}"
             )
@@ -98,7 +100,9 @@ class HeatmapAttribution(Attribution):
         if upsample not in ("geometry", "interpolate"):
             raise ValueError(f"upsample must be 'geometry' or 'interpolate', got {upsample!r}")
         if interpolation not in ("bilinear", "bicubic"):
-            raise ValueError(f"interpolation must be 'bilinear' or 'bicubic', got {interpolation!r}")
+            raise ValueError(
+                f"interpolation must be 'bilinear' or 'bicubic', got {interpolation!r}"
+            )
         super().__init__(model)
         self.model = model
         self.upsample = upsample
@@ -151,8 +155,10 @@ class HeatmapAttribution(Attribution):
             extras = tuple(extras)
         if not is_tuple:
             return (out, *extras) if extras else out
-        rest = tuple(torch.zeros(t.shape[0], 1, *t.shape[2:], dtype=out.dtype, device=out.device)
-                     for t in tensors[1:])
+        rest = tuple(
+            torch.zeros(t.shape[0], 1, *t.shape[2:], dtype=out.dtype, device=out.device)
+            for t in tensors[1:]
+        )
         return ((out, *rest), *extras) if extras else (out, *rest)
 
     # -- what a subclass overrides -------------------------------------------------------
@@ -188,14 +194,18 @@ class HeatmapAttribution(Attribution):
                 last = m
         return last.out_features if last is not None else None
 
-    def geometry(self, layer: nn.Module, x: torch.Tensor, extra: tuple = ()) -> FeatureGeometry | None:
+    def geometry(
+        self, layer: nn.Module, x: torch.Tensor, extra: tuple = ()
+    ) -> FeatureGeometry | None:
         """The cached geometry of ``layer``'s output for inputs shaped like ``x``."""
         if self.upsample == "interpolate":
             return None
         key = (id(layer), tuple(x.shape[1:]))
         if key not in self._geometry:
             probe = torch.zeros(1, *x.shape[1:], dtype=x.dtype, device=x.device)
-            wrapped = _BoundForward(self.model, tuple(e[:1] if _batched(e, x) else e for e in extra))
+            wrapped = _BoundForward(
+                self.model, tuple(e[:1] if _batched(e, x) else e for e in extra)
+            )
             self._geometry[key] = feature_geometry(wrapped, layer, probe)
         return self._geometry[key]
 

@@ -38,7 +38,9 @@ def _blur(x: torch.Tensor, sigma: float) -> torch.Tensor:
 def centre_map(n: int, size: tuple[int, int], sigma: float = 0.25) -> torch.Tensor:
     """N×1×H×W Gaussian at the image centre, σ = ``sigma``·side."""
     h, w = size
-    yy, xx = torch.meshgrid(torch.arange(h) - (h - 1) / 2, torch.arange(w) - (w - 1) / 2, indexing="ij")
+    yy, xx = torch.meshgrid(
+        torch.arange(h) - (h - 1) / 2, torch.arange(w) - (w - 1) / 2, indexing="ij"
+    )
     g = torch.exp(-(xx**2 / (2 * (sigma * w) ** 2) + yy**2 / (2 * (sigma * h) ** 2)))
     return minmax(g.expand(n, 1, h, w).clone())
 
@@ -49,7 +51,9 @@ def silhouette_map(object_masks: torch.Tensor, sigma: float = 0.06) -> torch.Ten
     return minmax(_blur(x, sigma * x.shape[-1]))
 
 
-def oracle_map(masks: torch.Tensor, feature_size: tuple[int, int], geometry: FeatureGeometry) -> torch.Tensor:
+def oracle_map(
+    masks: torch.Tensor, feature_size: tuple[int, int], geometry: FeatureGeometry
+) -> torch.Tensor:
     """The mask averaged over each feature cell's footprint, upsampled back with ``geometry``."""
     x = masks.float().any(1, keepdim=True).float()
     cells = []
