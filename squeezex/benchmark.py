@@ -27,7 +27,7 @@ from .geometry import feature_geometry
 from .io import atomic_write_json, atomic_write_text
 from .metrics import LOCALISATION
 from .models import build_model
-from .se import find_se_block
+from .se import find_se_block, layer_output_shape
 from .training import evaluate, fit, load_checkpoint, save_checkpoint
 from .viz import explanation_grid, save_figure
 
@@ -185,7 +185,7 @@ def run(cfg: BenchConfig) -> dict:
 
     se_block = find_se_block(model)
     geometry = feature_geometry(model, se_block, x[:1])
-    feature_size = _feature_size(model, se_block, x[:1])
+    feature_size = layer_output_shape(model, se_block, x[:1])[2:]
     maps: dict[str, torch.Tensor] = {}
     timing = {"forward_ms_per_image": _forward_ms(model, x, bs)}
     for name in tqdm(cfg.methods, desc="explain", disable=not cfg.progress, leave=False):
@@ -254,17 +254,6 @@ def run(cfg: BenchConfig) -> dict:
     )
     save_figure(fig, out / "examples.png")
     return results
-
-
-def _feature_size(model, layer, x) -> tuple[int, ...]:
-    got = []
-    h = layer.register_forward_hook(lambda m, a, o: got.append(tuple(o.shape[2:])))
-    try:
-        with torch.no_grad():
-            model(x)
-    finally:
-        h.remove()
-    return got[0]
 
 
 def _example_indices(dataset, n: int) -> list[int]:

@@ -27,6 +27,7 @@ __all__ = [
     "find_feature_layer",
     "find_se_block",
     "get_submodule",
+    "layer_output_shape",
 ]
 
 _POOL_TO_VECTOR = (
@@ -182,18 +183,21 @@ def find_feature_layer(model: nn.Module, input_size: Sequence[int] | None = None
     return min(same, key=lambda n: n.count("."))
 
 
-def _out_channels(module: nn.Module, model: nn.Module, input_size) -> int:
+def layer_output_shape(model: nn.Module, layer: nn.Module, x: torch.Tensor) -> tuple[int, ...]:
+    """Shape of ``layer``'s output when ``model`` runs on ``x`` (eval mode, no grad, restored)."""
     shapes = []
-    h = module.register_forward_hook(lambda m, a, o: shapes.append(o.shape))
+    h = layer.register_forward_hook(lambda m, a, o: shapes.append(tuple(o.shape)))
     was_training = model.training
     try:
         model.eval()
         with torch.no_grad():
-            model(_example_input(model, input_size))
+            model(x)
     finally:
         h.remove()
         model.train(was_training)
-    return int(shapes[-1][1])
+    if not shapes:
+        raise ValueError(f"{type(layer).__name__} was not run by the model's forward pass")
+    return shapes[-1]
 
 
 def attach_se_head(
@@ -230,7 +234,7 @@ def attach_se_head(
         raise ValueError(f"{type(model).__name__} already has an SE block")
     name = layer if layer is not None else find_feature_layer(model, input_size)
     target = get_submodule(model, name)
-    channels = _out_channels(target, model, input_size)
+    channels = layer_output_shape(model, target, _example_input(model, input_size))[1]
     param = next(model.parameters(), None)
     se = SEBlock(channels, reduction, squeeze)
     if param is not None:

@@ -56,11 +56,8 @@ def oracle_map(
 ) -> torch.Tensor:
     """The mask averaged over each feature cell's footprint, upsampled back with ``geometry``."""
     x = masks.float().any(1, keepdim=True).float()
-    cells = []
-    for d in range(2):
-        s = geometry.stride[d]
-        if s != int(s):
-            raise ValueError("oracle_map needs an integer stride")
+    if any(s != int(s) for s in geometry.stride):
+        raise ValueError(f"oracle_map needs an integer stride, got {geometry.stride}")
     sy, sx = int(geometry.stride[0]), int(geometry.stride[1])
     py = round(sy / 2 - geometry.offset[0])
     px = round(sx / 2 - geometry.offset[1])

@@ -13,7 +13,7 @@ import torch
 from torch import nn
 
 from ..se import SEBlock, find_se_block
-from .base import HeatmapAttribution
+from .base import HeatmapAttribution, _as_tuple, eval_mode
 
 __all__ = ["SEAttribution", "SEVector", "select_channels", "SELECTIONS", "linear_head"]
 
@@ -203,15 +203,7 @@ class SEAttribution(HeatmapAttribution):
         """The N×C SE vector of ``inputs`` and the channels ``selection`` keeps."""
         tensors = inputs if isinstance(inputs, tuple) else (inputs,)
         x = self._check_inputs(tensors)
-        extra = tuple(tensors[1:]) + (
-            ()
-            if additional_forward_args is None
-            else additional_forward_args
-            if isinstance(additional_forward_args, tuple)
-            else (additional_forward_args,)
-        )
-        from .base import eval_mode
-
+        extra = tuple(tensors[1:]) + _as_tuple(additional_forward_args)
         with eval_mode(self.model, self.eval_mode):
             _, _, _, e = self._capture(x, extra)
         return self._select(e, selection, z, k)
