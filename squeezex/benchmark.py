@@ -163,7 +163,6 @@ def _forward_ms(model, x, batch_size: int) -> float:
 
 def run(cfg: BenchConfig) -> dict:
     """Run the benchmark described by ``cfg``; returns the results dictionary."""
-    torch.set_grad_enabled(True)
     out = Path(cfg.out)
     train, test = _datasets(cfg)
     seeds = list(range(cfg.seed, cfg.seed + cfg.seeds))
@@ -200,13 +199,10 @@ def run(cfg: BenchConfig) -> dict:
     assert set(refs) == set(REFERENCES)
 
     rows = []
-    per_sample: dict[str, dict[str, np.ndarray]] = {}
     for name, m in {**maps, **refs}.items():
         m = m.detach().cpu()
-        per_sample[name] = {}
         for metric, fn in LOCALISATION.items():
             v = fn(m, masks).numpy()
-            per_sample[name][metric] = v
             lo, hi = bootstrap_ci(v)
             rows.append(
                 {
