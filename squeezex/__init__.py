@@ -1,6 +1,7 @@
 """squeezex: make deep models explain themselves, and prove it.
 
-The SE explanation (Roxo et al., arXiv 2412.05134) and Captum-compatible baselines,
+The SE explanation (Roxo et al., arXiv 2412.05134), VEBI (Oramas et al., ICLR 2019) and
+Captum-compatible baselines,
 ground-truth datasets to judge them on, metrics, a benchmark, widgets and notebooks.
 
 Example:
@@ -14,7 +15,9 @@ Example:
 from .explainers import (
     GradCAM,
     RandomAttribution,
+    RelevantFeatures,
     SEAttribution,
+    VEBIAttribution,
     get_explainer,
     list_explainers,
     register_explainer,
@@ -29,6 +32,8 @@ __all__ = [
     "find_feature_layer",
     "find_se_block",
     "SEAttribution",
+    "VEBIAttribution",
+    "RelevantFeatures",
     "GradCAM",
     "RandomAttribution",
     "get_explainer",

@@ -21,11 +21,11 @@ import torch
 from tqdm.auto import tqdm
 
 from .datasets import An8Flower
-from .explainers import get_explainer, list_explainers
+from .explainers import explainer_info, get_explainer, list_explainers
 from .explainers.references import REFERENCES, centre_map, oracle_map, silhouette_map
 from .geometry import feature_geometry
 from .io import atomic_write_json, atomic_write_text
-from .metrics import LOCALISATION
+from .metrics import LOCALISATION, checkerboard_energy, stride_periods
 from .models import build_model
 from .se import find_se_block, layer_output_shape
 from .training import evaluate, fit, load_checkpoint, save_checkpoint
@@ -38,7 +38,19 @@ DATASETS = {
     "an8flower-single-6c": ("single-6c", 200, 50),
     "an8flower-double-12c": ("double-12c", 100, 25),
 }
-DEFAULT_METHODS = ["se", "se-paper", "se-logit", "se-topk", "se-class", "gradcam", "random"]
+#: VEBI's L1 budget μ per dataset: the paper's reference value for an8Flower.
+VEBI_MU = {"an8flower-single-6c": 5.0, "an8flower-double-12c": 5.0}
+DEFAULT_METHODS = [
+    "se",
+    "se-paper",
+    "se-logit",
+    "se-topk",
+    "se-class",
+    "gradcam",
+    "vebi",
+    "vebi-nofix",
+    "random",
+]
 
 
 @dataclass
@@ -59,6 +71,7 @@ class BenchConfig:
     device: str = "cpu"
     out: str = "data/runs/bench"
     checkpoints: str | None = "data/checkpoints"
+    vebi_mu: float | None = None
     n_examples: int = 6
     progress: bool = True
 
@@ -83,6 +96,8 @@ class BenchConfig:
                 raise ValueError(f"{name} must be >= 1, got {v}")
         if self.pool not in ("max", "avg"):
             raise ValueError(f"pool must be 'max' or 'avg', got {self.pool!r}")
+        if self.vebi_mu is not None and not self.vebi_mu > 0:
+            raise ValueError(f"vebi_mu must be > 0, got {self.vebi_mu}")
 
 
 def bootstrap_ci(values: np.ndarray, n_boot: int = 1000, level: float = 0.95, seed: int = 0):
@@ -128,7 +143,7 @@ def _train(cfg: BenchConfig, train, se: bool, seed: int):
     )
     if path is not None and path.is_file():
         load_checkpoint(path, model)
-        return model.eval(), 0.0
+        return model.eval(), 0.0, path
     result = fit(
         model,
         train,
@@ -142,7 +157,7 @@ def _train(cfg: BenchConfig, train, se: bool, seed: int):
     )
     if path is not None:
         save_checkpoint(path, model, config=key)
-    return model.eval(), result.seconds
+    return model.eval(), result.seconds, path
 
 
 def _explain(explainer, x, y, batch_size: int) -> tuple[torch.Tensor, float]:
@@ -161,6 +176,20 @@ def _forward_ms(model, x, batch_size: int) -> float:
     return (time.perf_counter() - start) * 1000 / len(x)
 
 
+def _fit_method(cfg: BenchConfig, fit_fn, model, train, ckpt: Path | None):
+    """Run a method's fit step (cached beside the model's checkpoint); returns the
+    factory's keyword arguments and a summary for results.json."""
+    mu = cfg.vebi_mu or VEBI_MU.get(cfg.dataset, 10.0)
+    cache = ckpt.with_name(f"{ckpt.stem}-vebi-mu{mu:g}.pt") if ckpt is not None else None
+    start = time.perf_counter()
+    kwargs = fit_fn(model, train, cache=cache, mu=mu, device=cfg.device, progress=cfg.progress)
+    summary = {"fit_seconds": time.perf_counter() - start, "cache": str(cache) if cache else None}
+    for v in kwargs.values():
+        if hasattr(v, "summary"):
+            summary.update(v.summary())
+    return kwargs, summary
+
+
 def run(cfg: BenchConfig) -> dict:
     """Run the benchmark described by ``cfg``; returns the results dictionary."""
     out = Path(cfg.out)
@@ -170,12 +199,13 @@ def run(cfg: BenchConfig) -> dict:
     models = {}
     for s in seeds:
         for se in (True, False):
-            model, secs = _train(cfg, train, se, s)
+            model, secs, path = _train(cfg, train, se, s)
             (acc_se if se else acc_plain).append(evaluate(model, test, device=cfg.device))
             train_seconds.append(secs)
             if se and s == cfg.seed:
-                models["se"] = model
-    model = models["se"].to(cfg.device)
+                models["se"] = model, path
+    model, ckpt = models["se"]
+    model = model.to(cfg.device)
 
     x = (test.images.float() / 255).to(cfg.device)
     y = test.targets.to(cfg.device)
@@ -187,8 +217,15 @@ def run(cfg: BenchConfig) -> dict:
     feature_size = layer_output_shape(model, se_block, x[:1])[2:]
     maps: dict[str, torch.Tensor] = {}
     timing = {"forward_ms_per_image": _forward_ms(model, x, bs)}
+    fitted, fits = {}, {}
     for name in tqdm(cfg.methods, desc="explain", disable=not cfg.progress, leave=False):
-        explainer = get_explainer(name, model)
+        kwargs = {}
+        fit_fn = explainer_info(name).fit
+        if fit_fn is not None:  # one fit per fit function (vebi and vebi-nofix share it)
+            if fit_fn not in fitted:
+                fitted[fit_fn] = _fit_method(cfg, fit_fn, model, train, ckpt)
+            kwargs, fits[name] = fitted[fit_fn]
+        explainer = get_explainer(name, model, **kwargs)
         explainer.attribute(x[:2], target=y[:2])  # warm-up (geometry cache, allocator)
         maps[name], timing[f"{name}_ms_per_image"] = _explain(explainer, x, y, bs)
     refs = {
@@ -198,16 +235,22 @@ def run(cfg: BenchConfig) -> dict:
     }
     assert set(refs) == set(REFERENCES)
 
+    periods = stride_periods(model, x[:1])
+    metrics = {
+        **{k: ("localisation", lambda m, f=f: f(m, masks)) for k, f in LOCALISATION.items()},
+        "checkerboard": ("artifact", lambda m: checkerboard_energy(m, periods)),
+    }
     rows = []
     for name, m in {**maps, **refs}.items():
         m = m.detach().cpu()
-        for metric, fn in LOCALISATION.items():
-            v = fn(m, masks).numpy()
+        for metric, (family, fn) in metrics.items():
+            v = fn(m).numpy()
             lo, hi = bootstrap_ci(v)
             rows.append(
                 {
                     "method": name,
                     "metric": metric,
+                    "family": family,
                     "value": float(v.mean()),
                     "ci_low": lo,
                     "ci_high": hi,
@@ -235,6 +278,8 @@ def run(cfg: BenchConfig) -> dict:
             "train_seconds": train_seconds,
         },
         "rows": rows,
+        "fits": fits,
+        "stride_periods": list(periods),
         "timing": timing,
         "config": asdict(cfg),
     }
@@ -302,4 +347,15 @@ def format_table(results: dict) -> str:
         f"(mean ± sd over seeds {mo['seeds']})",
         f"plain forward {results['timing']['forward_ms_per_image']:.2f} ms/img",
     ]
+    if "stride_periods" in results:
+        lines.append(
+            f"checkerboard: share of spectral energy at the stride harmonics "
+            f"(periods {results['stride_periods']} px; lower is better)"
+        )
+    for name, info in results.get("fits", {}).items():
+        if "relevant_per_class" in info:
+            lines.append(
+                f"{name}: μ = {info['mu']:g}, relevant features per class "
+                f"{info['relevant_per_class']} of {info['n_features']}"
+            )
     return "\n".join(lines)

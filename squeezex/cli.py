@@ -57,6 +57,12 @@ def _parser() -> argparse.ArgumentParser:
         default="data/checkpoints",
         help="checkpoint cache folder ('' to always retrain)",
     )
+    b.add_argument(
+        "--vebi-mu",
+        type=float,
+        default=None,
+        help="VEBI's L1 budget μ (default: the paper's value for the dataset, 5 on an8Flower)",
+    )
     b.add_argument("--quiet", action="store_true", help="no progress bars")
 
     g = sub.add_parser("generate", help="write an an8Flower-style split as PNG folders")
@@ -88,6 +94,7 @@ def _bench(args) -> int:
         device=args.device,
         out=args.out,
         checkpoints=args.checkpoints or None,
+        vebi_mu=args.vebi_mu,
         progress=not args.quiet,
     )
     results = run(cfg)

@@ -15,7 +15,14 @@ from matplotlib.figure import Figure
 
 from .io import atomic_write_bytes
 
-__all__ = ["STYLE", "overlay", "explanation_grid", "se_vector_figure", "save_figure"]
+__all__ = [
+    "STYLE",
+    "overlay",
+    "explanation_grid",
+    "se_vector_figure",
+    "feature_grid",
+    "save_figure",
+]
 
 #: The paper style: small serif-free fonts, thin lines, colour-blind-safe maps.
 STYLE = {
@@ -102,6 +109,42 @@ def se_vector_figure(s: torch.Tensor, thresholds: dict[str, float] | None = None
         ax.set_ylabel("count")
         if thresholds:
             ax.legend(frameon=False)
+    return fig
+
+
+def feature_grid(interp, cell: float = 0.9, heat: bool = False) -> Figure:
+    """VEBI's interpretation as a class × feature grid (rows: classes, largest weight first).
+
+    Each cell is a feature's average visualisation: the signed backward signal, grey at
+    0 (colour images: 0.5 + v/2 per channel; grey images: a diverging map), or with
+    ``heat=True`` the average heatmap. Titles give ``layer:channel`` and the weight.
+    """
+    rows = len(interp.classes)
+    cols = max(1, max(len(f) for f in interp.features))
+    with matplotlib.rc_context(STYLE):
+        fig = Figure(figsize=(cell * cols + 0.5, cell * rows + 0.3), layout="constrained")
+        axes = fig.subplots(rows, cols, squeeze=False)
+        for i, (label, feats) in enumerate(zip(interp.classes, interp.features, strict=True)):
+            for j in range(cols):
+                ax = axes[i, j]
+                ax.set_xticks([])
+                ax.set_yticks([])
+                if j >= len(feats):
+                    ax.set_axis_off()
+                    continue
+                layer, channel, w = feats[j]
+                if heat:
+                    img = interp.heatmaps[i][j, 0].numpy()
+                    ax.imshow(img, cmap=HEATMAP_CMAP, vmin=0, vmax=1)
+                else:
+                    v = interp.images[i][j].float()
+                    v = v / v.abs().max().clamp_min(1e-12)
+                    if v.shape[0] == 3:
+                        ax.imshow((0.5 + 0.5 * v).clamp(0, 1).permute(1, 2, 0).numpy())
+                    else:
+                        ax.imshow(v[0].numpy(), cmap="RdBu_r", vmin=-1, vmax=1)
+                ax.set_title(f"{layer.rsplit('.', 1)[-1]}:{channel} ({w:.2g})", fontsize=5)
+            axes[i, 0].set_ylabel(label, fontsize=6)
     return fig
 
 

@@ -26,11 +26,11 @@ def test_bench_writes_the_schema(tmp_path, capsys):
             "--size",
             "32",
             "--methods",
-            "se,gradcam,random",
+            "se,gradcam,vebi,random",
             "--out",
             str(out),
             "--checkpoints",
-            "",
+            str(tmp_path / "ckpt"),
             "--quiet",
         ]
     )
@@ -45,11 +45,18 @@ def test_bench_writes_the_schema(tmp_path, capsys):
         assert key in model
     assert len(model["accuracy_per_seed"]) == 2
     methods = {r["method"] for r in res["rows"]}
-    assert methods == {"se", "gradcam", "random", "centre", "silhouette", "oracle"}
+    assert methods == {"se", "gradcam", "vebi", "random", "centre", "silhouette", "oracle"}
     for r in res["rows"]:
-        assert set(r) >= {"method", "metric", "value"} and 0 <= r["value"] <= 1
+        assert set(r) >= {"method", "metric", "family", "value"} and 0 <= r["value"] <= 1
         assert r["ci_low"] <= r["value"] <= r["ci_high"]
-    assert {"forward_ms_per_image", "se_ms_per_image", "gradcam_ms_per_image"} <= set(res["timing"])
+    assert {r["metric"] for r in res["rows"] if r["family"] == "artifact"} == {"checkerboard"}
+    assert res["stride_periods"] == [2, 4]
+    fit = res["fits"]["vebi"]
+    assert fit["mu"] == 5 and len(fit["relevant_per_class"]) == 6
+    assert fit["cache"].endswith("-vebi-mu5.pt")
+    assert list((tmp_path / "ckpt").glob("*-se-0-*-vebi-mu5.pt")), "the fit is cached"
+    assert "relevant features per class" in table
+    assert {"forward_ms_per_image", "se_ms_per_image", "vebi_ms_per_image"} <= set(res["timing"])
     rows = list(csv.DictReader((out / "results.csv").open()))
     assert len(rows) == len(res["rows"])
     assert (out / "examples.png").read_bytes()[:4] == b"\x89PNG"
@@ -63,6 +70,7 @@ def test_bench_writes_the_schema(tmp_path, capsys):
         (["bench", "--seeds", "0"], "expected a number >= 1"),
         (["bench", "--dataset", "mnist"], "invalid choice"),
         (["bench", "--epochs", "two"], "expected a whole number"),
+        (["bench", "--vebi-mu", "0"], "vebi_mu must be > 0"),
         (["frobnicate"], "invalid choice"),
     ],
 )

@@ -4,6 +4,15 @@ from .base import HeatmapAttribution, normalize_target
 from .baselines import GradCAM, RandomAttribution, feature_module
 from .registry import explainer_info, get_explainer, list_explainers, register_explainer
 from .se import SELECTIONS, SEAttribution, SEVector, select_channels
+from .vebi import (
+    Interpretation,
+    RelevantFeatures,
+    VEBIAttribution,
+    backproject,
+    extract_features,
+    interpret,
+    mu_lasso,
+)
 
 
 @register_explainer(
@@ -63,7 +72,56 @@ def _random(model, **kw):
     return RandomAttribution(model, **kw)
 
 
+def fit_vebi(model, data, *, cache=None, mu: float = 10.0, device="cpu", progress=True):
+    """The ``fit`` step of ``vebi``: relevant features of ``model`` on ``data``.
+
+    With ``cache`` (a file path), a fit made for this very model (same weights) is read
+    from it; otherwise the fit is made and written there atomically.
+    """
+    from pathlib import Path
+
+    if cache is not None and Path(cache).is_file():
+        try:
+            rf = RelevantFeatures.load(cache, model)
+        except ValueError:
+            rf = None
+        if rf is not None and rf.mu == mu:
+            return {"relevant": rf}
+    rf = RelevantFeatures(mu=mu, device=device, progress=progress).fit(model, data)
+    if cache is not None:
+        rf.save(cache)
+    return {"relevant": rf}
+
+
+@register_explainer(
+    "vebi",
+    description="VEBI: top-3 μ-lasso features, guided backward pass, stride fix",
+    needs_gradients=True,
+    fit=fit_vebi,
+)
+def _vebi(model, **kw):
+    return VEBIAttribution(model, **kw)
+
+
+@register_explainer(
+    "vebi-nofix",
+    description="VEBI without the stride fix (transposed strided convs; for the ablation)",
+    needs_gradients=True,
+    fit=fit_vebi,
+)
+def _vebi_nofix(model, **kw):
+    return VEBIAttribution(model, **{"stride_fix": False, **kw})
+
+
 __all__ = [
+    "VEBIAttribution",
+    "RelevantFeatures",
+    "Interpretation",
+    "interpret",
+    "backproject",
+    "extract_features",
+    "mu_lasso",
+    "fit_vebi",
     "HeatmapAttribution",
     "SEAttribution",
     "SEVector",

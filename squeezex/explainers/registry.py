@@ -21,20 +21,34 @@ class ExplainerInfo:
     description: str
     needs_se: bool = False
     needs_gradients: bool = False
+    #: ``fit(model, train_data, *, cache=None, device="cpu", progress=True, **options)`` →
+    #: keyword arguments for the factory, for methods that learn from training data
+    #: (VEBI's relevant features). ``None`` when the method needs no fit.
+    fit: Callable[..., dict] | None = None
 
 
 _REGISTRY: dict[str, ExplainerInfo] = {}
 
 
 def register_explainer(
-    name: str, *, description: str, needs_se: bool = False, needs_gradients: bool = False
+    name: str,
+    *,
+    description: str,
+    needs_se: bool = False,
+    needs_gradients: bool = False,
+    fit: Callable[..., dict] | None = None,
 ):
-    """Decorator: register ``factory(model, **kw)`` under ``name`` (duplicates refused)."""
+    """Decorator: register ``factory(model, **kw)`` under ``name`` (duplicates refused).
+
+    A method that learns from training data passes ``fit``; callers (the benchmark, the
+    conformance suite) run ``fit(model, train_data, ...)`` once and hand the returned
+    keyword arguments to the factory.
+    """
 
     def deco(factory):
         if name in _REGISTRY:
             raise ValueError(f"an explainer named {name!r} is already registered")
-        _REGISTRY[name] = ExplainerInfo(name, factory, description, needs_se, needs_gradients)
+        _REGISTRY[name] = ExplainerInfo(name, factory, description, needs_se, needs_gradients, fit)
         return factory
 
     return deco

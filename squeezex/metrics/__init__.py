@@ -1,5 +1,6 @@
 """Metrics on heatmaps: plain functions on tensors, one value per sample."""
 
+from .artifacts import checkerboard_energy, stride_periods
 from .localisation import (
     energy_pointing_game,
     iou,
@@ -14,6 +15,8 @@ __all__ = [
     "iou",
     "relevance_mass_accuracy",
     "relevance_rank_accuracy",
+    "checkerboard_energy",
+    "stride_periods",
     "LOCALISATION",
 ]
 
