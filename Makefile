@@ -48,6 +48,7 @@ lab: setup
 
 bench-cost: setup
 	$(PY) benchmarks/se_cost.py
+	$(PY) benchmarks/vebi_cost.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache

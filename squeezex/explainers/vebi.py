@@ -142,11 +142,26 @@ class _StrideFixed(torch.autograd.Function):
         size = [
             ctx.in_shape[i] + 2 * pad[i] - m.dilation[i] * (m.kernel_size[i] - 1) for i in range(d)
         ]
-        up = F.interpolate(grad, size=size, mode="nearest")
+        up = _nearest(grad, size)
         up = up * (grad[0].numel() / max(up[0].numel(), 1))  # keep the signal's mass
         w = m.weight.to(up.dtype)
         back = _TRANSPOSED[d](up, w, stride=1, padding=pad, dilation=m.dilation, groups=m.groups)
         return back, None, None
+
+
+def _nearest(x: torch.Tensor, size) -> torch.Tensor:
+    """Nearest-neighbour resize of the spatial axes (source index ⌊i·in/out⌋, as
+    ``F.interpolate(mode="nearest")``, several times faster on CPU)."""
+    size = tuple(size)
+    if all(o % n == 0 for o, n in zip(size, x.shape[2:], strict=True)):  # whole factors
+        for d, out in enumerate(size, start=2):
+            n = x.shape[d]
+            if n != out:
+                shape = list(x.shape)
+                x = x.unsqueeze(d + 1).expand(*shape[: d + 1], out // n, *shape[d + 1 :])
+                x = x.reshape(*shape[:d], out, *shape[d + 1 :])
+        return x
+    return F.interpolate(x.contiguous(), size=size, mode="nearest")
 
 
 def _strided(m: nn.Module) -> bool:
@@ -188,7 +203,8 @@ class _Tracer:
             if not isinstance(output, torch.Tensor):
                 raise ValueError(f"layer {name!r} does not return a tensor")
             if name in self.layers:
-                self.energy[name] = output.detach().double().pow(2).flatten(2).sum(2)
+                a = output.detach().flatten(2)
+                self.energy[name] = (a * a).sum(2, dtype=torch.float64)
             if name in self.keep:
                 self.outputs[name] = output
                 return output.clone()  # later in-place ops must not change what we keep
@@ -567,7 +583,8 @@ def backproject(
 
 def feature_heatmap(signal: torch.Tensor) -> torch.Tensor:
     """Positive part, L2 over colour channels, min-max per sample: N×1×… in [0, 1]."""
-    return minmax(signal.clamp_min(0).norm(dim=1, keepdim=True))
+    pos = signal.clamp_min(0)
+    return minmax((pos * pos).sum(1, keepdim=True).sqrt())  # (faster than norm(dim=1) on CPU)
 
 
 # -- interpretation ----------------------------------------------------------------------------
