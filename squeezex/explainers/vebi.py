@@ -418,7 +418,7 @@ class RelevantFeatures:
         self.relevant_ = [np.flatnonzero(c)[np.argsort(-c[c > 0], kind="stable")] for c in coef]
         self.classes_ = np.arange(n_classes)
         self.n_features_in_ = X.shape[1]
-        self.train_features_ = X.astype(np.float32)
+        self.train_features_ = X
         self.train_labels_ = y.numpy()
         self.model_fingerprint_ = model_fingerprint(model)
         return self
