@@ -179,10 +179,16 @@ def _forward_ms(model, x, batch_size: int) -> float:
 def _fit_method(cfg: BenchConfig, fit_fn, model, train, ckpt: Path | None):
     """Run a method's fit step (cached beside the model's checkpoint); returns the
     factory's keyword arguments and a summary for results.json."""
-    mu = cfg.vebi_mu or VEBI_MU.get(cfg.dataset, 10.0)
-    cache = ckpt.with_name(f"{ckpt.stem}-vebi-mu{mu:g}.pt") if ckpt is not None else None
+    import inspect
+
+    options = {}
+    if "mu" in inspect.signature(fit_fn).parameters:  # VEBI's budget
+        options["mu"] = cfg.vebi_mu or VEBI_MU.get(cfg.dataset, 10.0)
+    tag = "".join(f"-{k}{v:g}" for k, v in options.items())
+    name = fit_fn.__name__.removeprefix("fit_")
+    cache = ckpt.with_name(f"{ckpt.stem}-{name}{tag}.pt") if ckpt is not None else None
     start = time.perf_counter()
-    kwargs = fit_fn(model, train, cache=cache, mu=mu, device=cfg.device, progress=cfg.progress)
+    kwargs = fit_fn(model, train, cache=cache, device=cfg.device, progress=cfg.progress, **options)
     summary = {"fit_seconds": time.perf_counter() - start, "cache": str(cache) if cache else None}
     for v in kwargs.values():
         if hasattr(v, "summary"):
@@ -352,10 +358,13 @@ def format_table(results: dict) -> str:
             f"checkerboard: share of spectral energy at the stride harmonics "
             f"(periods {results['stride_periods']} px; lower is better)"
         )
+    shared: dict[str, list[str]] = {}  # methods sharing one fit get one line
     for name, info in results.get("fits", {}).items():
         if "relevant_per_class" in info:
-            lines.append(
-                f"{name}: μ = {info['mu']:g}, relevant features per class "
+            line = (
+                f"μ = {info['mu']:g}, relevant features per class "
                 f"{info['relevant_per_class']} of {info['n_features']}"
             )
+            shared.setdefault(line, []).append(name)
+    lines += [f"{', '.join(names)}: {line}" for line, names in shared.items()]
     return "\n".join(lines)
