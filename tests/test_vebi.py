@@ -210,9 +210,20 @@ def _reference(net, x, layer, c, fix):
     if layer == "4":
         g = g.clamp_min(0) * (a2 > 0)  # guided ReLU
     if layer in ("3", "4"):
-        if fix:  # nearest to the stride-1 size (4 + 2 − 2 = 4), mass kept, stride-1 transpose
+        if fix == "nearest":  # literal nearest to the stride-1 size (4 + 2 − 2), mass kept
             up = g.repeat_interleave(2, 2).repeat_interleave(2, 3) / 4
             g = _transposed_conv(up, w2, 1, 1, p.shape[-1])
+        elif fix:  # aligned: strided cell j sits on stride-1 cell 2j; odd cells share halves
+            size = p.shape[-1]
+            up = torch.zeros(n, g.shape[1], size, size, dtype=torch.float64)
+            weight = {0: 1.0, 1: 0.5, -1: 0.5}
+            for i in range(size):
+                for j in range(size):
+                    for a in range(g.shape[2]):
+                        for b in range(g.shape[3]):
+                            wa, wb = weight.get(i - 2 * a, 0.0), weight.get(j - 2 * b, 0.0)
+                            up[:, :, i, j] += wa * wb * g[:, :, a, b]
+            g = _transposed_conv(up / 4, w2, 1, 1, size)
         else:
             g = _transposed_conv(g, w2, 2, 1, p.shape[-1])
         un = torch.zeros(n, ch, h // 2, w // 2, 4, dtype=torch.float64)  # unpool with switches
@@ -222,7 +233,7 @@ def _reference(net, x, layer, c, fix):
     return _transposed_conv(g, w1, 1, 1, x.shape[-1])
 
 
-@pytest.mark.parametrize("fix", [False, True])
+@pytest.mark.parametrize("fix", [False, True, "nearest"])
 @pytest.mark.parametrize("layer,c", [("4", 1), ("3", 2), ("1", 0)])
 def test_backward_pass_matches_the_float64_reference(layer, c, fix):
     torch.manual_seed(0)
@@ -348,3 +359,102 @@ def test_interpretation_grid(colour_vebi):
 
     fig = feature_grid(interp)
     assert len(fig.axes) >= 3
+
+
+# -- review fixes: alignment, interpretation inputs, caching, scale -----------------------------
+
+
+@pytest.mark.parametrize("n_strided", [1, 2])
+@pytest.mark.filterwarnings("ignore:Sequential has no nn.ReLU")
+def test_aligned_stride_fix_puts_a_cell_back_where_it_sits(n_strided):
+    from squeezex.explainers.vebi import _Tracer
+
+    layers = []
+    for _ in range(n_strided):
+        conv = nn.Conv2d(1, 1, 3, 2, 1, bias=False)
+        conv.weight.data.fill_(1.0)
+        layers.append(conv)
+    net = nn.Sequential(*layers).double()
+    s = 2**n_strided
+    x = torch.ones(1, 1, 32, 32, dtype=torch.float64, requires_grad=True)
+    centres = {}
+    for mode in ("aligned", "nearest"):
+        with _Tracer(net, (), keep={str(n_strided - 1)}, guided=True, stride_fix=mode) as tr:
+            net(x)
+        out = tr.outputs[str(n_strided - 1)]
+        seed = torch.zeros_like(out)
+        seed[0, 0, 3, 3] = 1.0
+        (g,) = torch.autograd.grad(out, x, seed)
+        w = g[0, 0].abs()
+        idx = torch.arange(32, dtype=torch.float64)
+        centres[mode] = float((w.sum(1) * idx).sum() / w.sum())
+    assert centres["aligned"] == pytest.approx(3 * s, abs=1e-9)  # cell j sits on pixel s·j
+    assert centres["nearest"] > 3 * s + 0.4, "the literal resize shifts the map"
+
+
+def test_interpret_indexes_the_dataset_even_through_a_shuffling_loader(colour_vebi):
+    net, rf, x, y = colour_vebi
+    loader = torch.utils.data.DataLoader(
+        torch.utils.data.TensorDataset(x, y), batch_size=7, shuffle=True
+    )
+    interp = interpret(net, rf, loader, n_images=4, progress=False)
+    for j in range(3):
+        assert (y[interp.examples[j]] == j).all()
+    keep = y != 2  # class 2 has relevant features but no image here
+    interp = interpret(net, rf, (x[keep], y[keep]), n_images=4, progress=False)
+    assert interp.images[2].shape[0] == 0 and interp.features[2] == []
+
+
+def test_fit_vebi_cache_is_reused_only_when_it_applies(tmp_path, se_model):
+    from squeezex.explainers import fit_vebi
+
+    x, y = _colour_data(2, size=32)
+    y = y % 6
+    cache = tmp_path / "fit.pt"
+    first = fit_vebi(se_model, (x, y), cache=cache, mu=3, progress=False)["relevant"]
+    again = fit_vebi(se_model, (x, y), cache=cache, mu=3, progress=False)["relevant"]
+    assert again.data_fingerprint_ == first.data_fingerprint_
+    smaller = fit_vebi(se_model, (x[:4], y[:4]), cache=cache, mu=3, progress=False)["relevant"]
+    assert len(smaller.train_labels_) == 4, "a fit on other data is not reused"
+    other_mu = fit_vebi(se_model, (x, y), cache=cache, mu=4, progress=False)["relevant"]
+    assert other_mu.mu == 4
+    cache.write_bytes(b"not a fit")
+    fresh = fit_vebi(se_model, (x, y), cache=cache, mu=3, progress=False)["relevant"]
+    assert fresh.mu == 3 and RelevantFeatures.load(cache).mu == 3
+
+
+def test_mu_lasso_without_the_gram_matrix_agrees(monkeypatch):
+    from squeezex.explainers import vebi
+
+    rng = np.random.default_rng(2)
+    X = rng.uniform(size=(40, 60))
+    y = (rng.uniform(size=40) < 0.5).astype(float)
+    with_gram = mu_lasso(X, y, mu=0.3)  # a binding budget: both walk the same LARS path
+    monkeypatch.setattr(vebi, "_GRAM_MAX", 10)
+    without = mu_lasso(X, y, mu=0.3)
+    assert with_gram.sum() == pytest.approx(0.3)
+    np.testing.assert_allclose(without, with_gram, atol=1e-8)
+
+
+def test_bad_stride_fix_is_named():
+    with pytest.raises(ValueError, match="stride_fix must be one of"):
+        backproject(Tiny().eval(), torch.rand(1, 2, 8, 8), ("4", 0), stride_fix="smooth")
+    with pytest.raises(ValueError, match="no submodule 'zz'"):
+        backproject(Tiny().eval(), torch.rand(1, 2, 8, 8), ("zz", 0))
+
+    class Spare(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.body, self.spare = Tiny(), nn.Conv2d(2, 2, 1)
+
+        def forward(self, x):
+            return self.body(x)
+
+    with pytest.raises(ValueError, match="did not run layer 'spare'"):
+        backproject(Spare().eval(), torch.rand(1, 2, 8, 8), ("spare", 0))
+
+
+def test_a_network_without_relu_modules_is_warned_about():
+    net = nn.Sequential(nn.Conv2d(2, 3, 3, 2, 1)).eval()
+    with pytest.warns(UserWarning, match="no nn.ReLU/nn.ReLU6 module"):
+        backproject(net, torch.rand(1, 2, 8, 8), ("0", 1))

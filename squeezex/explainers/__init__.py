@@ -75,22 +75,40 @@ def _random(model, **kw):
 def fit_vebi(model, data, *, cache=None, mu: float = 10.0, device="cpu", progress=True):
     """The ``fit`` step of ``vebi``: relevant features of ``model`` on ``data``.
 
-    With ``cache`` (a file path), a fit made for this very model (same weights) is read
-    from it; otherwise the fit is made and written there atomically.
+    With ``cache`` (a file path), a fit read from it is used when it was made for this
+    very model (same weights), with the same μ and default options, on data of the same
+    size (and the same labels, when ``data`` has ``targets``); anything else, including
+    an unreadable file, is a cache miss: the fit is made and written there atomically.
     """
     from pathlib import Path
 
     if cache is not None and Path(cache).is_file():
         try:
             rf = RelevantFeatures.load(cache, model)
-        except ValueError:
+        except Exception:  # a stale, foreign or broken file is a miss, never an error
             rf = None
-        if rf is not None and rf.mu == mu:
+        if rf is not None and _fit_matches(rf, data, mu):
             return {"relevant": rf}
     rf = RelevantFeatures(mu=mu, device=device, progress=progress).fit(model, data)
     if cache is not None:
         rf.save(cache)
     return {"relevant": rf}
+
+
+def _fit_matches(rf: RelevantFeatures, data, mu: float) -> bool:
+    import numpy as np
+
+    if rf.mu != mu or rf.layers is not None or rf.labels != "true":
+        return False
+    if isinstance(data, tuple) and len(data) == 2:
+        n, targets = len(data[0]), data[1]
+    else:
+        n, targets = len(data), getattr(data, "targets", None)
+    if n != len(rf.train_labels_):
+        return False
+    if targets is not None and not np.array_equal(np.asarray(targets), rf.train_labels_):
+        return False
+    return True
 
 
 @register_explainer(

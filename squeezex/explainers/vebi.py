@@ -17,19 +17,25 @@ Three stages (METHODS.md §2):
 The backward pass runs through autograd with forward hooks, so it works on any
 ``nn.Module`` (skip connections, strided convolutions and max-pools anywhere): the
 gradient of a convolution *is* its transposed convolution, the gradient of a max-pool
-*is* unpooling with the forward switches, and a hook on every ``nn.ReLU`` adds the guided
+*is* unpooling with the forward switches, and a hook on every ``nn.ReLU`` (and
+``nn.ReLU6``) adds the guided
 rule (the backward signal is clamped at 0; autograd's ReLU gradient already masks where
 the forward input was not positive). ReLUs called as functions (``F.relu``) are not
 modules and keep the plain gradient rule.
 
 **Stride fix.** Run backwards, a convolution with stride s > 1 paints a checkerboard
 (its kernel overlaps the input unevenly). With ``stride_fix=True`` (default) the
-incoming signal is resized with nearest-neighbour interpolation to the size a stride-1
-convolution of that layer would give (its own input size + 2·padding − dilation·(kernel
-− 1)), divided by the number of copies so its mass is kept, and run through the
-transposed convolution with stride 1 and the same kernel, padding and dilation. Max-pools
-keep unpooling with switches (the deconvnet rule). Padding modes other than zeros are
-treated as zeros in the fixed backward pass.
+incoming signal is resized to the size a stride-1 convolution of that layer would give
+(its own input size + 2·padding − dilation·(kernel − 1)), divided by the number of copies
+so its mass is kept, and run through the transposed convolution with stride 1 and the
+same kernel, padding and dilation. The resize is nearest-neighbour *aligned to where the
+cells sit*: cell j of the strided output covers the same input window as cell s·j of the
+stride-1 output, so stride-1 cell i takes the value of the strided cell nearest to i/s
+(halfway between two cells it takes half of each). ``stride_fix="nearest"`` is the
+literal reading (``F.interpolate(mode="nearest")``: cell j fills cells s·j … s·j + s − 1),
+which removes the checkerboard as well but shifts the map by (s − 1)/2 pixels per strided
+layer. Max-pools keep unpooling with switches (the deconvnet rule). Padding modes other
+than zeros are treated as zeros in the fixed backward pass.
 """
 
 from __future__ import annotations
@@ -66,7 +72,9 @@ __all__ = [
 
 _CONV = (nn.Conv1d, nn.Conv2d, nn.Conv3d)
 _POOL = (nn.MaxPool1d, nn.MaxPool2d, nn.MaxPool3d, nn.AvgPool1d, nn.AvgPool2d, nn.AvgPool3d)
-_FEATURE_TYPES = (*_CONV, nn.ReLU, *_POOL)
+_RELU = (nn.ReLU, nn.ReLU6)
+_FEATURE_TYPES = (*_CONV, *_RELU, *_POOL)
+STRIDE_FIXES = (False, True, "aligned", "nearest")
 _TRANSPOSED = {1: F.conv_transpose1d, 2: F.conv_transpose2d, 3: F.conv_transpose3d}
 _EPS = 1e-12
 
@@ -129,8 +137,9 @@ class _StrideFixed(torch.autograd.Function):
     """A strided convolution's output whose backward pass is the checkerboard-free one."""
 
     @staticmethod
-    def forward(ctx, inp, out, module):
+    def forward(ctx, inp, out, module, mode):
         ctx.module = module
+        ctx.mode = mode
         ctx.in_shape = tuple(inp.shape[2:])
         return out.detach().clone()
 
@@ -142,16 +151,19 @@ class _StrideFixed(torch.autograd.Function):
         size = [
             ctx.in_shape[i] + 2 * pad[i] - m.dilation[i] * (m.kernel_size[i] - 1) for i in range(d)
         ]
-        up = _nearest(grad, size)
+        if ctx.mode == "nearest":
+            up = _nearest(grad, size)
+        else:
+            up = _aligned_nearest(grad, size, m.stride)
         up = up * (grad[0].numel() / max(up[0].numel(), 1))  # keep the signal's mass
         w = m.weight.to(up.dtype)
         back = _TRANSPOSED[d](up, w, stride=1, padding=pad, dilation=m.dilation, groups=m.groups)
-        return back, None, None
+        return back, None, None, None
 
 
 def _nearest(x: torch.Tensor, size) -> torch.Tensor:
     """Nearest-neighbour resize of the spatial axes (source index ⌊i·in/out⌋, as
-    ``F.interpolate(mode="nearest")``, several times faster on CPU)."""
+    ``F.interpolate(mode="nearest")``, several times faster on CPU for whole factors)."""
     size = tuple(size)
     if all(o % n == 0 for o, n in zip(size, x.shape[2:], strict=True)):  # whole factors
         for d, out in enumerate(size, start=2):
@@ -162,6 +174,44 @@ def _nearest(x: torch.Tensor, size) -> torch.Tensor:
                 x = x.reshape(*shape[:d], out, *shape[d + 1 :])
         return x
     return F.interpolate(x.contiguous(), size=size, mode="nearest")
+
+
+def _spread(s: int, dtype, device) -> torch.Tensor:
+    """1-D weights of the aligned nearest resize by ``s``: s ones centred (odd s), or
+    [½, 1, …, 1, ½] over s + 1 cells (even s: the halfway cells are shared)."""
+    if s % 2:
+        return torch.ones(s, dtype=dtype, device=device)
+    w = torch.ones(s + 1, dtype=dtype, device=device)
+    w[0] = w[-1] = 0.5
+    return w
+
+
+def _aligned_nearest(x: torch.Tensor, size, stride) -> torch.Tensor:
+    """Nearest-neighbour resize where source cell j sits at target cell stride·j."""
+    for d, (out, s) in enumerate(zip(size, stride, strict=True)):
+        dim = 2 + d
+        if s == 1 and x.shape[dim] == out:
+            continue
+        w = _spread(s, x.dtype, x.device).tolist()
+        centre = (len(w) - 1) // 2
+        shape = list(x.shape)
+        shape[dim] = out
+        y = x.new_zeros(shape)
+        n = x.shape[dim]
+        for k, weight in enumerate(w):  # target s·j + t receives weight(t)·x[j]
+            t = k - centre
+            first = 0 if t >= 0 else 1  # first j with s·j + t >= 0
+            last = min(n - 1, (out - 1 - t) // s)  # last j with s·j + t < out
+            if last < first:
+                continue
+            count = last - first + 1
+            src = x.narrow(dim, first, count)
+            start = s * first + t
+            where = [slice(None)] * y.dim()
+            where[dim] = slice(start, start + s * (count - 1) + 1, s)
+            y[tuple(where)] += weight * src
+        x = y
+    return x
 
 
 def _strided(m: nn.Module) -> bool:
@@ -185,11 +235,20 @@ class _Tracer:
     def __enter__(self):
         try:
             if self.guided:
+                mode = _fix_mode(self.stride_fix)
+                relus = 0
                 for m in self.model.modules():
-                    if isinstance(m, nn.ReLU):
+                    if isinstance(m, _RELU):
+                        relus += 1
                         self._handles.append(m.register_forward_hook(_guided_hook))
-                    elif self.stride_fix and _strided(m):
-                        self._handles.append(m.register_forward_hook(_fix_hook))
+                    elif mode and _strided(m):
+                        self._handles.append(m.register_forward_hook(_fix_hook(mode)))
+                if not relus:
+                    warnings.warn(
+                        f"{type(self.model).__name__} has no nn.ReLU/nn.ReLU6 module: the "
+                        "backward pass keeps the plain gradient rule (no guided ReLU)",
+                        stacklevel=4,
+                    )
             for name in dict.fromkeys([*self.layers, *self.keep]):
                 m = get_submodule(self.model, name)
                 self._handles.append(m.register_forward_hook(self._capture(name)))
@@ -232,8 +291,19 @@ def _guided_hook(module, args, output):
     return _GuidedReLU.apply(output)
 
 
-def _fix_hook(module, args, output):
-    return _StrideFixed.apply(args[0], output, module)
+def _fix_mode(stride_fix) -> str | None:
+    if stride_fix not in STRIDE_FIXES:
+        raise ValueError(f"stride_fix must be one of {STRIDE_FIXES}, got {stride_fix!r}")
+    if stride_fix is False:
+        return None
+    return "aligned" if stride_fix is True else stride_fix
+
+
+def _fix_hook(mode: str):
+    def hook(module, args, output):
+        return _StrideFixed.apply(args[0], output, module, mode)
+
+    return hook
 
 
 @dataclass
@@ -304,7 +374,7 @@ def mu_lasso(X, y, mu: float, *, gram=None) -> np.ndarray:
     its norm is below μ.
     """
     from sklearn.exceptions import ConvergenceWarning
-    from sklearn.linear_model import lars_path_gram
+    from sklearn.linear_model import lars_path, lars_path_gram
 
     X = np.asarray(X, dtype=np.float64)
     y = np.asarray(y, dtype=np.float64)
@@ -312,21 +382,32 @@ def mu_lasso(X, y, mu: float, *, gram=None) -> np.ndarray:
         raise ValueError(f"X must be N×m and y of length N, got {X.shape} and {y.shape}")
     if not mu > 0:
         raise ValueError(f"mu must be > 0, got {mu}")
-    gram = X.T @ X if gram is None else gram
+    n, m = X.shape
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
-        _, _, coefs = lars_path_gram(
-            X.T @ y,
-            gram,
-            n_samples=X.shape[0],
-            method="lasso",
-            positive=True,
-            max_iter=max(500, 4 * X.shape[1]),
-        )
+        if gram is None and m > _GRAM_MAX:  # m×m would not fit: work on X (O(N·m) memory)
+            _, _, coefs = lars_path(
+                X, y, method="lasso", positive=True, max_iter=max(500, 4 * min(n, m))
+            )
+        else:
+            _, _, coefs = lars_path_gram(
+                X.T @ y,
+                X.T @ X if gram is None else gram,
+                n_samples=n,
+                method="lasso",
+                positive=True,
+                max_iter=max(500, 4 * m),
+            )
     l1 = np.abs(coefs).sum(0)
     over = np.flatnonzero(l1 > mu)
-    if len(over) == 0:
+    if len(over) == 0:  # the budget does not bind: the non-negative least-squares solution
         w = coefs[:, -1]
+        if m <= _GRAM_MAX:  # LARS's endpoint is only close to it; refine on its support
+            from scipy.optimize import nnls
+
+            refined = nnls(X, y)[0]
+            if refined.sum() <= mu and _sq(X, y, refined) <= _sq(X, y, w):
+                w = refined
     else:
         i = over[0]
         if i == 0:
@@ -337,12 +418,20 @@ def mu_lasso(X, y, mu: float, *, gram=None) -> np.ndarray:
     return np.clip(w, 0, None)
 
 
+_GRAM_MAX = 4000  # features above which the m×m Gram matrix is not formed
+
+
+def _sq(X, y, w) -> float:
+    r = X @ w - y
+    return float(r @ r)
+
+
 def model_fingerprint(model: nn.Module) -> str:
     """A short hash of the model's parameters and buffers (to tie a fit to its model)."""
     h = hashlib.sha256()
     for k, v in model.state_dict().items():
         h.update(k.encode())
-        h.update(v.detach().cpu().contiguous().numpy().tobytes())
+        h.update(v.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy().tobytes())
     return h.hexdigest()[:16]
 
 
@@ -406,7 +495,7 @@ class RelevantFeatures:
         y = fs.targets if self.labels == "true" else fs.predictions
         n_classes = _num_outputs(model, fs, y)
         X = fs.X.numpy()
-        gram = X.T @ X
+        gram = X.T @ X if X.shape[1] <= _GRAM_MAX else None
         coef = np.zeros((n_classes, X.shape[1]))
         for j in tqdm(range(n_classes), desc="μ-lasso", disable=not self.progress, leave=False):
             target = (y.numpy() == j).astype(np.float64)
@@ -421,6 +510,7 @@ class RelevantFeatures:
         self.train_features_ = X
         self.train_labels_ = y.numpy()
         self.model_fingerprint_ = model_fingerprint(model)
+        self.data_fingerprint_ = data_fingerprint(X, y.numpy())
         return self
 
     def _check_fitted(self):
@@ -467,6 +557,7 @@ class RelevantFeatures:
             "train_features_": torch.from_numpy(self.train_features_),
             "train_labels_": torch.from_numpy(self.train_labels_),
             "model_fingerprint_": self.model_fingerprint_,
+            "data_fingerprint_": self.data_fingerprint_,
         }
         return atomic_torch_save(state, path)
 
@@ -490,6 +581,7 @@ class RelevantFeatures:
         self.train_features_ = state["train_features_"].numpy()
         self.train_labels_ = state["train_labels_"].numpy()
         self.model_fingerprint_ = state["model_fingerprint_"]
+        self.data_fingerprint_ = state.get("data_fingerprint_")
         if model is not None and model_fingerprint(model) != self.model_fingerprint_:
             raise ValueError(f"the VEBI fit at {path} was made for a different model")
         return self
@@ -501,6 +593,14 @@ class RelevantFeatures:
             else ""
         )
         return f"RelevantFeatures(mu={self.mu}, labels={self.labels!r}{fitted})"
+
+
+def data_fingerprint(X: np.ndarray, labels: np.ndarray) -> str:
+    """A short hash of a fit's features and labels (to tell whether a cached fit applies)."""
+    h = hashlib.sha256()
+    h.update(np.ascontiguousarray(X, dtype=np.float32).tobytes())
+    h.update(np.ascontiguousarray(labels, dtype=np.int64).tobytes())
+    return h.hexdigest()[:16]
 
 
 def _num_outputs(model, fs: FeatureSet, y) -> int:
@@ -576,6 +676,8 @@ def backproject(
         with _Tracer(model, (), keep=keep, guided=True, stride_fix=stride_fix) as tr:
             model(x, *extra)
         for layer, c in features:
+            if layer not in tr.outputs:
+                raise ValueError(f"the forward pass did not run layer {layer!r}")
             if not 0 <= c < tr.outputs[layer].shape[1]:
                 raise ValueError(f"layer {layer!r} has no channel {c}")
         return _backward(x, tr.outputs, features, retain=False).detach()
@@ -632,6 +734,9 @@ def interpret(
     relevant._check_fitted()
     if isinstance(data, tuple) and len(data) == 2 and isinstance(data[0], torch.Tensor):
         data = torch.utils.data.TensorDataset(*data)
+    if isinstance(data, torch.utils.data.DataLoader):  # its order may be shuffled: index
+        batch_size = data.batch_size or batch_size  # the dataset itself, in order
+        data = data.dataset
     if n_images < 1:
         raise ValueError(f"n_images must be >= 1, got {n_images}")
     fs = extract_features(
@@ -645,13 +750,13 @@ def interpret(
     )
     if fs.X.shape[1] != relevant.n_features_in_:
         raise ValueError("data gives a different feature layout than the fit")
-    dataset = data.dataset if isinstance(data, torch.utils.data.DataLoader) else data
+    dataset = data
     classes = list(range(len(relevant.coef_))) if classes is None else list(classes)
     names = list(class_names) if class_names is not None else getattr(dataset, "classes", None)
     feats, images, heats, examples = [], [], [], []
     for j in tqdm(classes, desc="average visualisations", disable=not progress, leave=False):
-        rel = relevant.relevant(j)[:max_features]
         idx_class = torch.nonzero(fs.targets == j).flatten()
+        rel = relevant.relevant(j)[:max_features] if len(idx_class) else []
         imgs, hs, exs = [], [], []
         for layer, c, _ in rel:
             col = relevant.features_.index((layer, c))
@@ -691,7 +796,8 @@ class VEBIAttribution(HeatmapAttribution):
         model: the network the fit was made for.
         relevant: a fitted :class:`RelevantFeatures` (or a path written by its ``save``).
         top_k: features per explanation (3 in the paper).
-        stride_fix: the checkerboard fix for strided convolutions (default on).
+        stride_fix: the checkerboard fix for strided convolutions: ``True`` (default, the
+            cell-aligned resize), ``"nearest"`` (the literal resize) or ``False``.
 
     Example:
         >>> rf = RelevantFeatures(mu=5).fit(model, train_set)      # doctest: +SKIP
@@ -707,7 +813,7 @@ class VEBIAttribution(HeatmapAttribution):
         model: nn.Module,
         relevant: RelevantFeatures | str | Path | None = None,
         top_k: int = 3,
-        stride_fix: bool = True,
+        stride_fix: bool | str = True,
         **kwargs,
     ) -> None:
         super().__init__(model, **kwargs)
@@ -723,6 +829,7 @@ class VEBIAttribution(HeatmapAttribution):
         relevant._check_fitted()
         if top_k < 1:
             raise ValueError(f"top_k must be >= 1, got {top_k}")
+        _fix_mode(stride_fix)
         self.relevant = relevant
         self.top_k = top_k
         self.stride_fix = stride_fix
