@@ -26,14 +26,32 @@ def _positive(v: str) -> int:
     return n
 
 
+def _choices(allowed, what: str):
+    def parse(v: str) -> str:
+        items = [x.strip() for x in v.split(",") if x.strip()]
+        bad = [x for x in items if x not in allowed]
+        if not items or bad:
+            raise argparse.ArgumentTypeError(
+                f"invalid {what} {', '.join(bad) or repr(v)} (choose from {', '.join(allowed)})"
+            )
+        return ",".join(items)
+
+    return parse
+
+
 def _parser() -> argparse.ArgumentParser:
-    from .benchmark import DATASETS, DEFAULT_METHODS
+    from .benchmark import DATASETS, DEFAULT_METHODS, FAMILIES
 
     p = _Parser(prog="squeezex", description="squeezex: SE explanations and their benchmark")
     sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     b = sub.add_parser("bench", help="train, explain, score; print the table and write results")
-    b.add_argument("--dataset", default="an8flower-single-6c", choices=sorted(DATASETS))
+    b.add_argument(
+        "--dataset",
+        default="an8flower-single-6c",
+        type=_choices(sorted(DATASETS), "dataset"),
+        help=f"one or more (comma-separated) of {', '.join(sorted(DATASETS))}",
+    )
     b.add_argument(
         "--methods",
         default=",".join(DEFAULT_METHODS),
@@ -62,6 +80,21 @@ def _parser() -> argparse.ArgumentParser:
         type=float,
         default=None,
         help="VEBI's L1 budget μ (default: the paper's value for the dataset, 5 on an8Flower)",
+    )
+    b.add_argument(
+        "--families",
+        default=",".join(FAMILIES),
+        type=_choices(FAMILIES, "metric family"),
+        help="comma-separated metric families (default: all)",
+    )
+    b.add_argument(
+        "--explain-seeds",
+        type=_positive,
+        default=1,
+        help="explain and score this many training seeds' models (seed becomes a table dimension)",
+    )
+    b.add_argument(
+        "--fresh", action="store_true", help="recompute every cell (default: reuse finished ones)"
     )
     b.add_argument("--quiet", action="store_true", help="no progress bars")
 
@@ -95,11 +128,18 @@ def _bench(args) -> int:
         out=args.out,
         checkpoints=args.checkpoints or None,
         vebi_mu=args.vebi_mu,
+        families=args.families.split(","),
+        explain_seeds=args.explain_seeds,
+        resume=not args.fresh,
         progress=not args.quiet,
     )
     results = run(cfg)
     print(format_table(results))
-    print(f"\nwrote {cfg.out}/results.json, results.csv, examples.png")
+    reused = sum(c["reused"] for c in results["cells"])
+    print(
+        f"\nwrote {cfg.out}/results.json, results.csv, results.tex, examples.png "
+        f"({reused} of {len(results['cells'])} cells reused from an earlier run)"
+    )
     return 0
 
 

@@ -47,10 +47,12 @@ def test_bench_writes_the_schema(tmp_path, capsys):
     methods = {r["method"] for r in res["rows"]}
     assert methods == {"se", "gradcam", "vebi", "random", "centre", "silhouette", "oracle"}
     for r in res["rows"]:
-        assert set(r) >= {"method", "metric", "family", "value"} and 0 <= r["value"] <= 1
+        assert set(r) >= {"dataset", "seed", "method", "metric", "family", "value", "n"}
+        if r["family"] in ("localisation", "artifact"):
+            assert 0 <= r["value"] <= 1
         assert r["ci_low"] <= r["value"] <= r["ci_high"]
+    assert (out / "results.tex").read_text().startswith(r"\begin{table}")
     assert {r["metric"] for r in res["rows"] if r["family"] == "artifact"} == {"checkerboard"}
-    assert res["stride_periods"] == [2, 4]
     fit = res["fits"]["vebi"]
     assert fit["mu"] == 5 and len(fit["relevant_per_class"]) == 6
     assert fit["cache"].endswith("-vebi-mu5.pt")
@@ -68,7 +70,8 @@ def test_bench_writes_the_schema(tmp_path, capsys):
     [
         (["bench", "--methods", "se,nope"], "unknown method(s) nope"),
         (["bench", "--seeds", "0"], "expected a number >= 1"),
-        (["bench", "--dataset", "mnist"], "invalid choice"),
+        (["bench", "--dataset", "mnist"], "invalid dataset mnist"),
+        (["bench", "--families", "vibes"], "invalid metric family vibes"),
         (["bench", "--epochs", "two"], "expected a whole number"),
         (["bench", "--vebi-mu", "0"], "vebi_mu must be > 0"),
         (["frobnicate"], "invalid choice"),

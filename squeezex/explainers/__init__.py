@@ -1,7 +1,22 @@
 """Explainers: the SE explanation, baselines through Captum, and the registry."""
 
 from .base import HeatmapAttribution, normalize_target
-from .baselines import GradCAM, RandomAttribution, feature_module
+from .baselines import (
+    DeconvolutionAttribution,
+    GradCAM,
+    GradCAMPlusPlus,
+    GuidedBackpropAttribution,
+    GuidedGradCAM,
+    InputXGradientAttribution,
+    IntegratedGradientsAttribution,
+    OcclusionAttribution,
+    PixelAttribution,
+    RandomAttribution,
+    SaliencyAttribution,
+    feature_module,
+    gradcam_pp_map,
+    pixel_map,
+)
 from .registry import explainer_info, get_explainer, list_explainers, register_explainer
 from .se import SELECTIONS, SEAttribution, SEVector, select_channels
 from .vebi import (
@@ -65,6 +80,77 @@ def _se_class(model, **kw):
 )
 def _gradcam(model, **kw):
     return GradCAM(model, **kw)
+
+
+@register_explainer(
+    "gradcam++",
+    description="Grad-CAM++ (closed form, exp score) on the same layer as Grad-CAM",
+    needs_gradients=True,
+)
+def _gradcam_pp(model, **kw):
+    return GradCAMPlusPlus(model, **kw)
+
+
+@register_explainer(
+    "guided-gradcam",
+    description="Guided Grad-CAM (Captum GuidedGradCam): guided backprop × Grad-CAM map",
+    needs_gradients=True,
+)
+def _guided_gradcam(model, **kw):
+    return GuidedGradCAM(model, **kw)
+
+
+@register_explainer(
+    "guided-backprop",
+    description="guided backpropagation (Captum GuidedBackprop): positive-gradient ReLUs",
+    needs_gradients=True,
+)
+def _guided_backprop(model, **kw):
+    return GuidedBackpropAttribution(model, **kw)
+
+
+@register_explainer(
+    "deconvolution",
+    description="deconvolution (Captum Deconvolution): ReLU of the backward signal",
+    needs_gradients=True,
+)
+def _deconvolution(model, **kw):
+    return DeconvolutionAttribution(model, **kw)
+
+
+@register_explainer(
+    "saliency",
+    description="saliency (Captum Saliency): absolute input gradient",
+    needs_gradients=True,
+)
+def _saliency(model, **kw):
+    return SaliencyAttribution(model, **kw)
+
+
+@register_explainer(
+    "input-x-gradient",
+    description="input × gradient (Captum InputXGradient)",
+    needs_gradients=True,
+)
+def _input_x_gradient(model, **kw):
+    return InputXGradientAttribution(model, **kw)
+
+
+@register_explainer(
+    "integrated-gradients",
+    description="integrated gradients (Captum), black baseline, 32 steps",
+    needs_gradients=True,
+)
+def _integrated_gradients(model, **kw):
+    return IntegratedGradientsAttribution(model, **kw)
+
+
+@register_explainer(
+    "occlusion",
+    description="occlusion (Captum Occlusion): score drop under a black 1/8-side window",
+)
+def _occlusion(model, **kw):
+    return OcclusionAttribution(model, **kw)
 
 
 @register_explainer("random", description="random floor: coarse uniform noise")
@@ -145,7 +231,18 @@ __all__ = [
     "SEVector",
     "SELECTIONS",
     "GradCAM",
+    "GradCAMPlusPlus",
+    "GuidedGradCAM",
+    "PixelAttribution",
+    "GuidedBackpropAttribution",
+    "DeconvolutionAttribution",
+    "SaliencyAttribution",
+    "InputXGradientAttribution",
+    "IntegratedGradientsAttribution",
+    "OcclusionAttribution",
     "RandomAttribution",
+    "gradcam_pp_map",
+    "pixel_map",
     "select_channels",
     "normalize_target",
     "feature_module",

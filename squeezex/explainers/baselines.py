@@ -4,18 +4,99 @@ Captum's ``LayerGradCam`` keeps signs, does not upsample and does not normalise;
 its layer map gets exactly the post-processing SE gets (ReLU, upsampling with the
 network's geometry, per-sample min-max), so a table compares methods, not
 post-processing (METHODS.md §4).
+
+Two families:
+
+* **Layer maps** (Grad-CAM, Grad-CAM++) read the layer :func:`feature_module` picks (the
+  SE block's output when there is one) and are upsampled with the network's geometry,
+  like the SE explanation. Guided Grad-CAM multiplies the geometry-upsampled Grad-CAM map
+  into Captum's guided backpropagation, so it too sees the cells where they really sit.
+* **Pixel attributions** (guided backprop, deconvolution, saliency, input × gradient,
+  integrated gradients, occlusion, and guided Grad-CAM's product) are N×C×H×W. Every
+  one is reduced to one map per sample by the same rule, :func:`pixel_map`: **the
+  positive part, then the L2 norm over channels** (√Σ_c max(a_c, 0)²). Why this rule:
+  it is the rule VEBI's backward signals get (``vebi.feature_heatmap``), so the pixel
+  methods and VEBI are post-processed alike and a table compares methods, not
+  reductions; and it agrees with the footing, whose ReLU already reads a signed map's
+  negative part as evidence *against* the class (for Grad-CAM as for SE), so the
+  negative part is dropped here too instead of being folded in by an absolute value.
+  (Saliency is defined with ``abs``, so its positive part is all of it.) The reduced
+  map then goes through :meth:`~squeezex.explainers.base.HeatmapAttribution.footing`
+  (ReLU + min-max; no upsampling: it is already at input resolution).
+
+Every method explains the predicted class when ``target`` is ``None``, a scalar target
+applies to every sample and a per-sample target has one entry per sample; gradients are
+taken under ``torch.enable_grad()`` with respect to a detached copy of the input, so
+callers under ``torch.no_grad()`` work and no ``.grad`` is left on the input or the
+parameters. Captum's guided backprop and deconvolution hook every ``nn.ReLU`` (inplace
+ones included) and remove the hooks in ``finally``; the warnings Captum emits for that
+(and for switching on the input's ``requires_grad``) are expected and silenced, and
+only those.
 """
 
 from __future__ import annotations
 
+import warnings
+from contextlib import contextmanager
+
 import torch
-from captum.attr import LayerGradCam
+from captum._utils.gradient import compute_layer_gradients_and_eval
+from captum.attr import (
+    Deconvolution,
+    GuidedBackprop,
+    GuidedGradCam,
+    InputXGradient,
+    IntegratedGradients,
+    LayerGradCam,
+    Occlusion,
+    Saliency,
+)
 from torch import nn
 
+from ..geometry import upsample
 from ..se import find_feature_layer, find_se_block, get_submodule
 from .base import HeatmapAttribution
 
-__all__ = ["GradCAM", "RandomAttribution", "feature_module"]
+__all__ = [
+    "GradCAM",
+    "GradCAMPlusPlus",
+    "GuidedGradCAM",
+    "PixelAttribution",
+    "GuidedBackpropAttribution",
+    "DeconvolutionAttribution",
+    "SaliencyAttribution",
+    "InputXGradientAttribution",
+    "IntegratedGradientsAttribution",
+    "OcclusionAttribution",
+    "RandomAttribution",
+    "feature_module",
+    "gradcam_pp_map",
+    "pixel_map",
+]
+
+#: The warnings Captum emits on every call of the methods wrapped here, by design.
+_EXPECTED_WARNINGS = (
+    r"Setting backward hooks on ReLU activations",
+    r"Input Tensor \d+ did not already require gradients",
+)
+
+
+@contextmanager
+def _captum_warnings():
+    """Silence exactly the warnings Captum emits by design; let every other one through."""
+    with warnings.catch_warnings():
+        for message in _EXPECTED_WARNINGS:
+            warnings.filterwarnings("ignore", message=message, category=UserWarning)
+        yield
+
+
+def pixel_map(attributions: torch.Tensor) -> torch.Tensor:
+    """One map per sample from N×C×… pixel attributions: positive part, L2 over channels.
+
+    Returns N×1×… (not normalised; :meth:`HeatmapAttribution.footing` does that).
+    """
+    pos = attributions.clamp_min(0)
+    return (pos * pos).sum(1, keepdim=True).sqrt()
 
 
 def feature_module(model: nn.Module, layer: str | nn.Module | None = None, x=None) -> nn.Module:
@@ -32,6 +113,15 @@ def feature_module(model: nn.Module, layer: str | nn.Module | None = None, x=Non
     return get_submodule(model, find_feature_layer(model, size))
 
 
+def _target_or_prediction(ex: HeatmapAttribution, x, target, extra) -> torch.Tensor:
+    """``target`` (already one index per sample), or the predicted class when ``None``."""
+    if target is not None:
+        return target
+    with torch.no_grad():
+        return ex._forward(x, extra).argmax(1)
+
+
+# -- the Grad-CAM family: layer maps -------------------------------------------------------
 class GradCAM(HeatmapAttribution):
     """Grad-CAM (Selvaraju et al., ICCV 2017) through Captum's ``LayerGradCam``.
 
@@ -61,16 +151,351 @@ class GradCAM(HeatmapAttribution):
 
     def _heatmaps(self, x, target, extra):
         layer = self.layer(x)
-        if target is None:
-            with torch.no_grad():
-                target = self._forward(x, extra).argmax(1)
+        target = _target_or_prediction(self, x, target, extra)
         with torch.enable_grad():
             raw = LayerGradCam(self.model, layer).attribute(
-                x, target=target, additional_forward_args=extra or None
+                x.detach(), target=target, additional_forward_args=extra or None
             )
         return self.footing(raw.detach(), x, self.geometry(layer, x, extra))
 
 
+def gradcam_pp_map(
+    model: nn.Module,
+    layer: nn.Module,
+    x: torch.Tensor,
+    target: torch.Tensor,
+    additional_forward_args: tuple = (),
+) -> torch.Tensor:
+    """The signed Grad-CAM++ map Σ_k w_k A_k of ``layer`` (N×1×h×w, before any footing).
+
+    The closed form of Chattopadhay et al. (WACV 2018) for an exponential score exp(S):
+    with g = ∂S/∂A (Captum's ``compute_layer_gradients_and_eval``),
+
+        α_k,ij = g²_k,ij / (2 g²_k,ij + (Σ_ab A_k,ab) g³_k,ij)    (0 where that is 0),
+        w_k = Σ_ij relu(g_k,ij) α_k,ij.
+
+    The common factor exp(S) of the paper's w_k is dropped (per-sample scale, removed by
+    min-max). Works on any number of spatial axes (video: N×K×t×h×w).
+    """
+    with torch.enable_grad():
+        grads, evals = compute_layer_gradients_and_eval(
+            model, layer, x.detach(), target, additional_forward_args or None
+        )
+    g, a = grads[0].detach(), evals[0].detach()
+    dims = tuple(range(2, g.dim()))
+    g2 = g * g
+    denom = 2 * g2 + a.sum(dims, keepdim=True) * g2 * g
+    nonzero = denom != 0
+    alpha = torch.where(nonzero, g2 / torch.where(nonzero, denom, torch.ones_like(denom)), 0.0)
+    weights = (alpha * g.clamp_min(0)).sum(dims, keepdim=True)
+    return (weights * a).sum(1, keepdim=True)
+
+
+class GradCAMPlusPlus(GradCAM):
+    """Grad-CAM++ (Chattopadhay et al., WACV 2018) on the same layer as Grad-CAM.
+
+    Captum has no Grad-CAM++; the layer's activations and gradients come from Captum's
+    ``compute_layer_gradients_and_eval`` and the closed form is :func:`gradcam_pp_map`.
+    Weighting each gradient by α favours channels that fire on several object parts.
+    Post-processed exactly like Grad-CAM (ReLU, geometry upsampling, min-max).
+
+    Example:
+        >>> import torch
+        >>> from squeezex.models import SmallCNN
+        >>> cam = GradCAMPlusPlus(SmallCNN(num_classes=6).eval())
+        >>> cam.attribute(torch.rand(2, 3, 64, 64), target=1).shape
+        torch.Size([2, 1, 64, 64])
+    """
+
+    def _heatmaps(self, x, target, extra):
+        layer = self.layer(x)
+        target = _target_or_prediction(self, x, target, extra)
+        raw = gradcam_pp_map(self.model, layer, x, target, extra)
+        return self.footing(raw, x, self.geometry(layer, x, extra))
+
+
+class GuidedGradCAM(GradCAM):
+    """Guided Grad-CAM (Selvaraju et al., ICCV 2017) through Captum's ``GuidedGradCam``.
+
+    Captum's ``GuidedGradCam`` on the Grad-CAM layer, with one change: its Grad-CAM map
+    (ReLU'd) is upsampled to the input with the network's geometry (``upsample=
+    "geometry"``, the default) instead of ``F.interpolate``'s even tiling; with
+    ``upsample="interpolate"`` the product is exactly Captum's ``GuidedGradCam`` with
+    ``interpolate_mode="bilinear"``. The N×C×H×W product is reduced by
+    :func:`pixel_map` like every pixel attribution.
+
+    Example:
+        >>> import torch
+        >>> from squeezex.models import SmallCNN
+        >>> ggc = GuidedGradCAM(SmallCNN(num_classes=6).eval())
+        >>> ggc.attribute(torch.rand(2, 3, 64, 64), target=[0, 3]).shape
+        torch.Size([2, 1, 64, 64])
+    """
+
+    def product(self, x, target, extra: tuple = ()) -> torch.Tensor:
+        """The N×C×H×W guided Grad-CAM attribution (``target``: one index per sample)."""
+        layer = self.layer(x)
+        captum = GuidedGradCam(self.model, layer)
+        args = extra or None
+        xd = x.detach()
+        with torch.enable_grad(), _captum_warnings():
+            cam = captum.grad_cam.attribute(
+                xd, target=target, additional_forward_args=args, relu_attributions=True
+            )
+            guided = captum.guided_backprop.attribute(
+                xd, target=target, additional_forward_args=args
+            )
+        mode = self.interpolation if x.dim() == 4 else "bilinear"
+        cam = upsample(cam.detach(), tuple(x.shape[2:]), self.geometry(layer, x, extra), mode)
+        return guided.detach() * cam.clamp_min(0)
+
+    def _heatmaps(self, x, target, extra):
+        target = _target_or_prediction(self, x, target, extra)
+        return self.footing(pixel_map(self.product(x, target, extra)), x, None)
+
+
+# -- pixel attributions ----------------------------------------------------------------------
+class PixelAttribution(HeatmapAttribution):
+    """Base for Captum methods whose attribution is N×C×H×W, reduced by :func:`pixel_map`.
+
+    A subclass overrides :meth:`_pixels` (Captum's attribution of the detached input for
+    per-sample ``target``); this class picks the predicted class when ``target`` is
+    ``None``, turns on autograd, silences Captum's expected warnings, reduces the
+    channels and puts the map on the common footing.
+    """
+
+    needs_gradients = True
+
+    def _pixels(self, x: torch.Tensor, target: torch.Tensor, extra: tuple, **kwargs):
+        raise NotImplementedError
+
+    def _heatmaps(self, x, target, extra, **kwargs):
+        target = _target_or_prediction(self, x, target, extra)
+        with torch.enable_grad(), _captum_warnings():
+            attr = self._pixels(x.detach(), target, extra, **kwargs)
+        return self.footing(pixel_map(attr.detach()), x, None)
+
+
+class GuidedBackpropAttribution(PixelAttribution):
+    """Guided backpropagation (Springenberg et al., ICLR-W 2015) via Captum's ``GuidedBackprop``.
+
+    The input gradient with every ``nn.ReLU``'s backward pass letting only positive
+    gradients through (Captum hooks the ReLU modules for the call; functional ReLUs are
+    not modified).
+
+    Example:
+        >>> import torch
+        >>> from squeezex.models import SmallCNN
+        >>> gb = GuidedBackpropAttribution(SmallCNN(num_classes=6).eval())
+        >>> gb.attribute(torch.rand(2, 3, 64, 64), target=2).shape
+        torch.Size([2, 1, 64, 64])
+    """
+
+    def _pixels(self, x, target, extra):
+        return GuidedBackprop(self.model).attribute(
+            x, target=target, additional_forward_args=extra or None
+        )
+
+
+class DeconvolutionAttribution(PixelAttribution):
+    """Deconvolution (Zeiler & Fergus, ECCV 2014) via Captum's ``Deconvolution``.
+
+    The input gradient with every ``nn.ReLU``'s backward pass replaced by a ReLU of the
+    incoming gradient (ignoring the forward activation).
+
+    Example:
+        >>> import torch
+        >>> from squeezex.models import SmallCNN
+        >>> dc = DeconvolutionAttribution(SmallCNN(num_classes=6).eval())
+        >>> dc.attribute(torch.rand(2, 3, 64, 64), target=2).shape
+        torch.Size([2, 1, 64, 64])
+    """
+
+    def _pixels(self, x, target, extra):
+        return Deconvolution(self.model).attribute(
+            x, target=target, additional_forward_args=extra or None
+        )
+
+
+class SaliencyAttribution(PixelAttribution):
+    """Saliency (Simonyan et al., ICLR-W 2014) via Captum's ``Saliency``: |∂S/∂x|.
+
+    Example:
+        >>> import torch
+        >>> from squeezex.models import SmallCNN
+        >>> sal = SaliencyAttribution(SmallCNN(num_classes=6).eval())
+        >>> sal.attribute(torch.rand(2, 3, 64, 64), target=2).shape
+        torch.Size([2, 1, 64, 64])
+    """
+
+    def _pixels(self, x, target, extra):
+        return Saliency(self.model).attribute(
+            x, target=target, abs=True, additional_forward_args=extra or None
+        )
+
+
+class InputXGradientAttribution(PixelAttribution):
+    """Input × gradient (Shrikumar et al., 2016) via Captum's ``InputXGradient``.
+
+    Example:
+        >>> import torch
+        >>> from squeezex.models import SmallCNN
+        >>> ixg = InputXGradientAttribution(SmallCNN(num_classes=6).eval())
+        >>> ixg.attribute(torch.rand(2, 3, 64, 64), target=2).shape
+        torch.Size([2, 1, 64, 64])
+    """
+
+    def _pixels(self, x, target, extra):
+        return InputXGradient(self.model).attribute(
+            x, target=target, additional_forward_args=extra or None
+        )
+
+
+class IntegratedGradientsAttribution(PixelAttribution):
+    """Integrated gradients (Sundararajan et al., ICML 2017) via Captum.
+
+    Zero baseline (black for images in [0, 1], the mean colour for normalised ones),
+    Captum's default Gauss-Legendre quadrature with ``n_steps`` points.
+
+    Args:
+        model: the model to explain.
+        n_steps: quadrature points (default 32); overridable per call.
+        internal_batch_size: at most this many interpolated images go through the model
+            at once (default 128). Captum's own ``internal_batch_size`` cannot go below
+            the batch size, so the batch is first split into chunks of at most this many
+            samples: memory is bounded whatever the batch.
+        **kwargs: :class:`HeatmapAttribution` options.
+
+    Example:
+        >>> import torch
+        >>> from squeezex.models import SmallCNN
+        >>> ig = IntegratedGradientsAttribution(SmallCNN(num_classes=6).eval(), n_steps=8)
+        >>> ig.attribute(torch.rand(2, 3, 64, 64), target=2).shape
+        torch.Size([2, 1, 64, 64])
+    """
+
+    def __init__(
+        self, model: nn.Module, n_steps: int = 32, internal_batch_size: int = 128, **kwargs
+    ) -> None:
+        super().__init__(model, **kwargs)
+        if n_steps < 1:
+            raise ValueError(f"n_steps must be >= 1, got {n_steps}")
+        if internal_batch_size < 1:
+            raise ValueError(f"internal_batch_size must be >= 1, got {internal_batch_size}")
+        self.n_steps = n_steps
+        self.internal_batch_size = internal_batch_size
+
+    def _pixels(self, x, target, extra, n_steps: int | None = None):
+        ig = IntegratedGradients(self.model)
+        n_steps = self.n_steps if n_steps is None else n_steps
+        size = self.internal_batch_size
+        out = []
+        for start in range(0, x.shape[0], size):
+            rows = slice(start, start + size)
+            sub_extra = tuple(e[rows] if _batched(e, x) else e for e in extra)
+            out.append(
+                ig.attribute(
+                    x[rows],
+                    target=target[rows],
+                    additional_forward_args=sub_extra or None,
+                    n_steps=n_steps,
+                    internal_batch_size=size,
+                ).detach()
+            )
+        return torch.cat(out)
+
+
+class OcclusionAttribution(PixelAttribution):
+    """Occlusion (Zeiler & Fergus, ECCV 2014) via Captum's ``Occlusion``.
+
+    Each window of the image is replaced by zeros (black for images in [0, 1], the mean
+    colour for normalised ones), and every pixel gets the mean drop of the target score
+    over the windows that cover it. No gradients.
+
+    Args:
+        model: the model to explain.
+        sliding_window_shapes: the window per spatial axis (an int for all); default
+            1/8 of the side (8×8 at 64×64, 4×4 at 32×32), so the cost (15×15 windows
+            with the default stride) does not depend on the input size.
+        strides: the step per spatial axis (an int for all); default 1/16 of the side.
+        max_rows: at most this many occluded images go through the model at once
+            (Captum's ``perturbations_per_eval`` = max_rows // batch, at least 1).
+        **kwargs: :class:`HeatmapAttribution` options.
+
+    The window and stride are overridable per call (``sliding_window_shapes=``,
+    ``strides=``), spatial axes only: the window always spans every channel.
+
+    Example:
+        >>> import torch
+        >>> from squeezex.models import SmallCNN
+        >>> occ = OcclusionAttribution(SmallCNN(num_classes=6).eval())
+        >>> occ.attribute(torch.rand(2, 3, 64, 64), target=2).shape
+        torch.Size([2, 1, 64, 64])
+    """
+
+    needs_gradients = False
+
+    def __init__(
+        self,
+        model: nn.Module,
+        sliding_window_shapes: int | tuple[int, ...] | None = None,
+        strides: int | tuple[int, ...] | None = None,
+        max_rows: int = 256,
+        **kwargs,
+    ) -> None:
+        super().__init__(model, **kwargs)
+        if max_rows < 1:
+            raise ValueError(f"max_rows must be >= 1, got {max_rows}")
+        self.sliding_window_shapes = sliding_window_shapes
+        self.strides = strides
+        self.max_rows = max_rows
+
+    def window(self, x: torch.Tensor, sliding_window_shapes=None, strides=None):
+        """The (window, stride) Captum gets for ``x``: both C×… (full channel span)."""
+        size = tuple(x.shape[2:])
+        if sliding_window_shapes is None:
+            sliding_window_shapes = self.sliding_window_shapes
+        if strides is None:
+            strides = self.strides
+        win = _per_axis(sliding_window_shapes, size, 8, "window")
+        step = _per_axis(strides, size, 16, "stride")
+        for w, s in zip(win, size, strict=True):
+            if w > s:
+                raise ValueError(f"occlusion window {win} is larger than the input {size}")
+        return (x.shape[1], *win), (x.shape[1], *step)
+
+    def _pixels(self, x, target, extra, sliding_window_shapes=None, strides=None):
+        win, step = self.window(x, sliding_window_shapes, strides)
+        return Occlusion(self.model).attribute(
+            x,
+            sliding_window_shapes=win,
+            strides=step,
+            baselines=0.0,
+            target=target,
+            additional_forward_args=extra or None,
+            perturbations_per_eval=max(1, self.max_rows // x.shape[0]),
+        )
+
+
+def _per_axis(value, size: tuple[int, ...], fraction: int, what: str) -> tuple[int, ...]:
+    if value is None:
+        return tuple(max(1, round(s / fraction)) for s in size)
+    if isinstance(value, int):
+        value = (value,) * len(size)
+    value = tuple(int(v) for v in value)
+    if len(value) != len(size) or any(v < 1 for v in value):
+        raise ValueError(
+            f"occlusion {what} must be a positive int or one per spatial axis "
+            f"({len(size)}), got {value}"
+        )
+    return value
+
+
+def _batched(e, x) -> bool:
+    return isinstance(e, torch.Tensor) and e.dim() > 0 and e.shape[0] == x.shape[0]
+
+
+# -- the floor ---------------------------------------------------------------------------------
 class RandomAttribution(HeatmapAttribution):
     """The random floor: uniform noise at a coarse grid, upsampled like a CAM map.
 
