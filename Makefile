@@ -47,6 +47,7 @@ lab: setup
 	$(VENV)/bin/jupyter lab notebooks
 
 bench-cost: setup
+	$(PY) benchmarks/speed.py
 	$(PY) benchmarks/se_cost.py
 	$(PY) benchmarks/vebi_cost.py
 

@@ -149,6 +149,7 @@ def main() -> None:
     p.add_argument("--repeats", type=int, default=5)
     p.add_argument("--models", default=",".join(MODELS))
     p.add_argument("--methods", default="all", help="comma-separated registry names or 'all'")
+    p.add_argument("--batches", default=",".join(map(str, BATCHES)))
     p.add_argument("--json", default=str(Path(__file__).with_suffix(".json")))
     p.add_argument("--png", default=str(Path(__file__).with_suffix(".png")))
     args = p.parse_args()
@@ -158,7 +159,7 @@ def main() -> None:
     methods = list_explainers() if args.methods == "all" else args.methods.split(",")
     results = {}
     for name in args.models.split(","):
-        for batch in BATCHES:
+        for batch in map(int, args.batches.split(",")):
             key = f"{name} batch {batch}"
             results[key] = measure(name, batch, args.repeats, methods, memory=True)
             print(f"\n{key}")

@@ -88,6 +88,10 @@ class BenchConfig:
     training seed a dimension of the table (each seed's SE model is explained and scored).
     ``families`` picks metric families (default: all). ``n_sanity`` and
     ``n_sensitivity`` are the numbers of test images the two costliest metrics use.
+    ``deletion_baseline`` is what deleted pixels become ("zero", "mean" or "blur"): zero by
+    measurement — on an8Flower a blurred leaf keeps its colour, so the class survives
+    deletion with "blur" and every map, random included, scores 0.98-0.99 deletion AUC
+    (zero: SE 0.19, Grad-CAM 0.19, random 0.71, on 100 test images).
     """
 
     dataset: str = "an8flower-single-6c"
@@ -108,6 +112,7 @@ class BenchConfig:
     vebi_mu: float | None = None
     families: list[str] = field(default_factory=lambda: list(FAMILIES))
     deletion_steps: int = 20
+    deletion_baseline: str = "zero"
     n_sensitivity: int = 32
     n_sanity: int = 16
     n_examples: int = 6
@@ -152,6 +157,10 @@ class BenchConfig:
                 raise ValueError(f"{name} must be >= 1, got {v}")
         if self.pool not in ("max", "avg"):
             raise ValueError(f"pool must be 'max' or 'avg', got {self.pool!r}")
+        if self.deletion_baseline not in ("zero", "mean", "blur"):
+            raise ValueError(
+                f"deletion_baseline must be 'zero', 'mean' or 'blur', got {self.deletion_baseline!r}"
+            )
         if self.vebi_mu is not None and not self.vebi_mu > 0:
             raise ValueError(f"vebi_mu must be > 0, got {self.vebi_mu}")
 
@@ -313,7 +322,11 @@ def _metric_values(ctx: _Context, maps: torch.Tensor, make, name: str, families)
     if "faithfulness" in families and hasattr(M, "FAITHFULNESS"):
         x = ctx.x.to(ctx.cfg.device)
         for k, fn in M.FAITHFULNESS.items():
-            kw = {"steps": ctx.cfg.deletion_steps} if "auc" in k else {}
+            kw = (
+                {"steps": ctx.cfg.deletion_steps, "baseline": ctx.cfg.deletion_baseline}
+                if "auc" in k
+                else {}
+            )
             vals = fn(ctx.model, x, maps.to(x.device), ctx.y.to(x.device), **kw)
             out[k] = ("faithfulness", torch.as_tensor(vals).detach().cpu().numpy())
         if make is not None and hasattr(M, "sensitivity_score"):
@@ -641,7 +654,7 @@ def _family_table(rows: list[dict], family: str, intervals: bool) -> list[str]:
     kind = {r["method"]: r.get("kind", "method") for r in rows}
     cell = {(r["method"], r["metric"]): r for r in rows}
     width = max(len(m) for m in methods) + 7
-    col = max(20 if intervals else 10, max(len(m) for m in metrics) + 2)
+    col = max(22 if intervals else 10, max(len(m) for m in metrics) + 2)
     head = f"{family:<{width}}" + "".join(f"{m:>{col}}" for m in metrics)
     out = [head, "-" * len(head)]
     for m in methods:

@@ -36,3 +36,14 @@ def test_notebooks_are_committed_without_outputs():
                 assert not c.get("outputs") and not c.get("execution_count"), (
                     f"{nb.name} has outputs"
                 )
+
+
+def test_atomic_writes_get_the_usual_permissions(tmp_path):
+    import os
+
+    from squeezex.io import atomic_write_text
+
+    path = atomic_write_text(tmp_path / "r.json", "{}")
+    umask = os.umask(0)
+    os.umask(umask)
+    assert path.stat().st_mode & 0o777 == 0o666 & ~umask
