@@ -188,11 +188,17 @@ class HeatmapAttribution(Attribution):
     @property
     def num_classes(self) -> int | None:
         """Number of outputs of the model's last linear layer, when it has one."""
-        last = None
-        for m in self.model.modules():
-            if isinstance(m, nn.Linear):
-                last = m
-        return last.out_features if last is not None else None
+        if getattr(self, "_num_classes", None) is None:
+            last = None
+            for m in self.model.modules():
+                if isinstance(m, nn.Linear):
+                    last = m
+            self._num_classes = (last.out_features if last is not None else None, last)
+        n, last = self._num_classes
+        if last is not None and last.out_features != n:  # the head was replaced or resized
+            self._num_classes = None
+            return self.num_classes
+        return n
 
     def geometry(
         self, layer: nn.Module, x: torch.Tensor, extra: tuple = ()
