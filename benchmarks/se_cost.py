@@ -20,7 +20,7 @@ import time
 from pathlib import Path
 
 import torch
-from torch.profiler import ProfilerActivity, profile
+from speed import peak_tensor_bytes  # benchmarks/ is the script's folder
 
 MODELS = {"resnet18": (3, 224, 224), "an8flower-cnn": (3, 64, 64)}
 
@@ -31,22 +31,6 @@ def _model(name: str):
     if name == "resnet18":
         return build_model("resnet18", 10, se=True, seed=0, input_size=MODELS[name]).eval()
     return build_model("small", 6, se=True, seed=0).eval()
-
-
-def peak_tensor_bytes(fn) -> int:
-    """Peak bytes of live tensors allocated while ``fn`` runs (torch profiler, CPU allocator).
-
-    Every allocation and free is an event with its self memory; their running sum in
-    time order is the live total, and its maximum the peak. Independent of the process's
-    other memory (imports, thread pools), so small models are measured as well as big ones.
-    """
-    with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
-        fn()
-    live = peak = 0
-    for e in sorted(prof.events(), key=lambda e: e.time_range.start):
-        live += e.self_cpu_memory_usage
-        peak = max(peak, live)
-    return peak
 
 
 def memory(name: str, batch: int) -> dict:
