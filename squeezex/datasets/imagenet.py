@@ -11,16 +11,12 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import torch
-from torch.utils.data import Dataset
 
 from .voc import (
+    _BoxDataset,
     _check_classes,
-    boxes_to_mask,
     check_size,
-    image_size,
-    load_image,
     parse_box_xml,
-    scale_boxes,
 )
 
 __all__ = ["ImageNetBoxes"]
@@ -33,7 +29,7 @@ _HINT = (
 )
 
 
-class ImageNetBoxes(Dataset):
+class ImageNetBoxes(_BoxDataset):
     """ImageNet images whose class object is boxed: ``(image, target, mask)``.
 
     ImageNet (Russakovsky et al., IJCV 2015) ships bounding boxes for all validation
@@ -135,27 +131,6 @@ class ImageNetBoxes(Dataset):
                 f"no image under {image_root} has a box file under {box_root}: {_HINT}"
             )
         self.targets = torch.tensor(targets, dtype=torch.long)
-
-    def __len__(self) -> int:
-        return len(self.targets)
-
-    def __getitem__(self, i: int):
-        image, orig = load_image(self.files[i], self.size)
-        mask = boxes_to_mask(scale_boxes(self._boxes[i], orig, self.size), image.shape[-2:])
-        target = int(self.targets[i])
-        if self.transform is not None:
-            image = self.transform(image)
-        if self.target_transform is not None:
-            target = self.target_transform(target)
-        return image, target, mask
-
-    def boxes(self, i: int) -> torch.Tensor:
-        """The class object's boxes in image ``i``: float K×4 ``x1, y1, x2, y2``.
-
-        Pixel edges in the returned image (after resizing to ``size``): a box covers
-        columns ``x1 .. x2 - 1``; the mask holds the pixels whose centre is in a box.
-        """
-        return scale_boxes(self._boxes[i], image_size(self.files[i]), self.size)
 
     def __repr__(self) -> str:
         return (

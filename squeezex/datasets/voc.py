@@ -175,7 +175,34 @@ def _check_classes(classes, allowed: Sequence[str] | None, what: str) -> list[st
     return classes
 
 
-class VOCMasks(Dataset):
+class _BoxDataset(Dataset):
+    """Items from image files with per-image boxes of the target class: ``(image, target,
+    mask)``, the mask being the pixels whose centre lies in a box. Subclasses fill
+    ``files``, ``_boxes``, ``targets``, ``size``, ``transform``, ``target_transform``."""
+
+    def __len__(self) -> int:
+        return len(self.targets)
+
+    def __getitem__(self, i: int):
+        image, orig = load_image(self.files[i], self.size)
+        mask = boxes_to_mask(scale_boxes(self._boxes[i], orig, self.size), image.shape[-2:])
+        target = int(self.targets[i])
+        if self.transform is not None:
+            image = self.transform(image)
+        if self.target_transform is not None:
+            target = self.target_transform(target)
+        return image, target, mask
+
+    def boxes(self, i: int) -> torch.Tensor:
+        """The target class's boxes in image ``i``: float K×4 ``x1, y1, x2, y2``.
+
+        Pixel edges in the returned image (after resizing to ``size``): a box covers
+        columns ``x1 .. x2 - 1``; the mask holds the pixels whose centre is in a box.
+        """
+        return scale_boxes(self._boxes[i], image_size(self.files[i]), self.size)
+
+
+class VOCMasks(_BoxDataset):
     """PASCAL VOC (Everingham et al., IJCV 2010): the largest object's class and boxes.
 
     One item per image of the chosen image set: ``(image, target, mask)`` where
@@ -300,27 +327,6 @@ class VOCMasks(Dataset):
                 f"no image of VOC{year} {image_set} has an object of classes {self.classes}"
             )
         self.targets = torch.tensor(targets, dtype=torch.long)
-
-    def __len__(self) -> int:
-        return len(self.targets)
-
-    def __getitem__(self, i: int):
-        image, orig = load_image(self.files[i], self.size)
-        mask = boxes_to_mask(scale_boxes(self._boxes[i], orig, self.size), image.shape[-2:])
-        target = int(self.targets[i])
-        if self.transform is not None:
-            image = self.transform(image)
-        if self.target_transform is not None:
-            target = self.target_transform(target)
-        return image, target, mask
-
-    def boxes(self, i: int) -> torch.Tensor:
-        """The target class's boxes in image ``i``: float K×4 ``x1, y1, x2, y2``.
-
-        Pixel edges in the returned image (after resizing to ``size``): a box covers
-        columns ``x1 .. x2 - 1``; the mask holds the pixels whose centre is in a box.
-        """
-        return scale_boxes(self._boxes[i], image_size(self.files[i]), self.size)
 
     def __repr__(self) -> str:
         return (
