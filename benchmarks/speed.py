@@ -3,9 +3,10 @@
 For resnet18 at 224×224 and the an8Flower CNN at 64×64 (both with an SE head and random
 weights: cost does not depend on training), at batch 1 and batch 32, measured in one run:
 
-* time per image: median of interleaved repetitions of ``attribute(x, target=y)``
-  (methods whose call takes over a second are repeated less), and its ratio to a plain
-  ``torch.no_grad()`` forward of the same batch and to Captum-backed Grad-CAM
+* time per image: the median of repeated ``attribute(x, target=y)`` calls, each followed by
+  a plain ``torch.no_grad()`` forward of the same batch; the ratio to a forward pass is
+  the ratio of the two medians (cheap calls are repeated for about a second, calls over a
+  second at least once); the ratio to Captum-backed Grad-CAM
   (squeezex's ``gradcam``, Captum ``LayerGradCam`` + the common footing);
 * peak memory: the peak of live tensor bytes during one call (torch profiler's CPU
   allocator events), and its ratio to Grad-CAM's.
@@ -78,41 +79,55 @@ def _forward(model, x):
     return model(x)
 
 
-def _time(fn, repeats: int) -> float:
-    fn()  # warm-up
+def _timed(fn) -> float:
     t = time.perf_counter()
     fn()
-    once = time.perf_counter() - t
-    n = repeats if once < 1.0 else max(1, repeats // 3)
-    runs = [once]
+    return time.perf_counter() - t
+
+
+def _paired(fn, forward, repeats: int, budget: float) -> tuple[float, float]:
+    """Median seconds of ``fn`` and of ``forward``, timed alternately (so drift, cache
+    state and frequency changes hit both alike): at least ``repeats`` pairs, more for
+    cheap calls until ``budget`` seconds are spent, fewer (≥ 1) for calls over a second."""
+    first = _timed(fn)  # warm-up; kept as a sample for calls over a second (minutes)
+    forward()
+    if first >= 1.0:
+        n = max(1, repeats // 3)
+    else:
+        first = _timed(fn)
+        n = min(max(repeats, int(budget / max(first, 1e-6))), 1000)
+    a, b = [first], [_timed(forward)]
     for _ in range(n - 1):
-        t = time.perf_counter()
-        fn()
-        runs.append(time.perf_counter() - t)
-    return statistics.median(runs)
+        a.append(_timed(fn))
+        b.append(_timed(forward))
+    return statistics.median(a), statistics.median(b)
 
 
-def measure(name: str, batch: int, repeats: int, methods: list[str], memory: bool) -> dict:
+def measure(
+    name: str, batch: int, repeats: int, methods: list[str], memory: bool, budget: float = 1.0
+) -> dict:
     model = _model(name)
     g = torch.Generator().manual_seed(0)
     x = torch.rand(batch, *MODELS[name], generator=g)
     y = torch.arange(batch) % model.fc.out_features
     explainers = _explainers(model, name, methods)
-    calls = {"forward": lambda: _forward(model, x)}
+
+    def forward():
+        return _forward(model, x)
+
+    calls = {"forward": forward}
     calls.update({m: (lambda e=e: e.attribute(x, target=y)) for m, e in explainers.items()})
-    rows = {}
+    rows, forwards = {}, []
     for m, fn in calls.items():
-        seconds = _time(fn, repeats)
-        rows[m] = {"ms_per_image": 1000 * seconds / batch}
+        seconds, fwd_seconds = _paired(fn, forward, repeats, budget)
+        forwards.append(fwd_seconds)
+        rows[m] = {"ms_per_image": 1000 * seconds / batch, "over_forward": seconds / fwd_seconds}
         if memory:
             rows[m]["peak_mb"] = peak_tensor_bytes(fn) / 2**20
-    # the first timing of a process runs cold: time the forward again last, keep the faster
-    again = 1000 * _time(calls["forward"], repeats) / batch
-    rows["forward"]["ms_per_image"] = min(rows["forward"]["ms_per_image"], again)
-    fwd = rows["forward"]["ms_per_image"]
+    rows["forward"]["ms_per_image"] = 1000 * statistics.median(forwards) / batch
+    rows["forward"]["over_forward"] = 1.0
     cam = rows.get("gradcam", {})
     for r in rows.values():
-        r["over_forward"] = r["ms_per_image"] / fwd
         if cam:
             r["over_gradcam"] = r["ms_per_image"] / cam["ms_per_image"]
             if memory and cam.get("peak_mb"):
@@ -150,6 +165,7 @@ def main() -> None:
 
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--repeats", type=int, default=5)
+    p.add_argument("--budget", type=float, default=1.0, help="seconds per cheap method")
     p.add_argument("--models", default=",".join(MODELS))
     p.add_argument("--methods", default="all", help="comma-separated registry names or 'all'")
     p.add_argument("--batches", default=",".join(map(str, BATCHES)))
@@ -164,7 +180,9 @@ def main() -> None:
     for name in args.models.split(","):
         for batch in map(int, args.batches.split(",")):
             key = f"{name} batch {batch}"
-            results[key] = measure(name, batch, args.repeats, methods, memory=True)
+            results[key] = measure(
+                name, batch, args.repeats, methods, memory=True, budget=args.budget
+            )
             print(f"\n{key}")
             print(
                 f"{'method':<22}{'ms/img':>10}{'×forward':>10}{'×Grad-CAM':>11}"

@@ -58,7 +58,7 @@ def feature_geometry(model: nn.Module, layer: nn.Module, example: torch.Tensor) 
     Every convolution and pooling layer whose input has the current main-path size is
     composed (centre_in = s·centre_out + (k−1)·d/2 − p); side branches (a ResNet
     shortcut, an SE branch's 1×1 maps) do not have that size and are skipped. Runs
-    ``model`` once on ``example`` under ``no_grad``; ``training`` is restored.
+    ``model`` once on ``example`` under ``no_grad``; every module's ``training`` is restored.
     """
     n = example.dim() - 2
     state = {"size": tuple(example.shape[2:]), "a": (1.0,) * n, "b": (0.0,) * n, "done": None}
@@ -89,15 +89,16 @@ def feature_geometry(model: nn.Module, layer: nn.Module, example: torch.Tensor) 
         m.register_forward_hook(on_strided) for m in model.modules() if isinstance(m, _STRIDED)
     ]
     handles.append(layer.register_forward_hook(on_layer))
-    was_training = model.training
-    try:
+    flags = [(m, m.training) for m in model.modules()]  # restored one by one: a wrapper's
+    try:  # own flag says nothing about the flags of the model inside it
         model.eval()
         with torch.no_grad():
             model(example)
     finally:
         for h in handles:
             h.remove()
-        model.train(was_training)
+        for m, flag in flags:
+            m.training = flag
     if state["done"] is None:
         raise ValueError("the feature layer was not reached by the forward pass")
     if state["done"] != state["size"]:
@@ -146,11 +147,14 @@ def _grid(fsize, size, geometry: FeatureGeometry, dtype, device) -> torch.Tensor
 
 def minmax(maps: torch.Tensor, eps: float = 1e-12) -> torch.Tensor:
     """Min-max normalise each sample of an N×… tensor to [0, 1] (constant maps → 0)."""
-    flat = maps.reshape(maps.shape[0], -1)
-    lo = flat.min(dim=1, keepdim=True).values
-    hi = flat.max(dim=1, keepdim=True).values
-    out = (flat - lo) / (hi - lo).clamp_min(eps)
-    return out.reshape(maps.shape)
+    return _minmax_(maps.clone(memory_format=torch.contiguous_format), eps)
+
+
+def _minmax_(maps: torch.Tensor, eps: float = 1e-12) -> torch.Tensor:
+    """:func:`minmax` in place, on a contiguous tensor the caller owns."""
+    flat = maps.view(maps.shape[0], -1)
+    lo, hi = flat.aminmax(dim=1, keepdim=True)
+    return flat.sub_(lo).div_(hi.sub_(lo).clamp_min_(eps)).view(maps.shape)
 
 
 def to_common_footing(
@@ -162,8 +166,13 @@ def to_common_footing(
     """The common footing of METHODS.md §4: ReLU, upsample to the input grid, min-max.
 
     ``maps``: N×1×h×w (or N×1×t×h×w) feature-resolution maps; returns N×1×H×W.
+    Every op after the first works in place on tensors made here: on a small model at
+    batch 1 each op costs about as much as a convolution layer (it runs cache-cold after
+    the forward pass), and the footing is most of what SE adds to a forward pass.
     """
     maps = maps.clamp_min(0)
     if tuple(maps.shape[2:]) != tuple(size):
-        maps = upsample(maps, size, geometry, mode).clamp_min(0)
-    return minmax(maps)
+        maps = upsample(maps, size, geometry, mode)
+        if mode == "bicubic":  # bilinear/trilinear weights are convex: no new negatives
+            maps.clamp_min_(0)
+    return _minmax_(maps.contiguous())

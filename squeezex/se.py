@@ -15,6 +15,7 @@ Example:
 from __future__ import annotations
 
 from collections.abc import Sequence
+from contextlib import contextmanager
 
 import torch
 from torch import nn
@@ -56,6 +57,9 @@ class SEBlock(SqueezeExcitation):
             explanations then depend on the other samples of the batch).
     """
 
+    #: Set by :meth:`recording` (a class default, so blocks pickled before it exist load).
+    _tape: dict | None = None
+
     def __init__(self, channels: int, reduction: int = 16, squeeze: str = "sample") -> None:
         if reduction < 1:
             raise ValueError(f"reduction must be >= 1, got {reduction}")
@@ -66,6 +70,28 @@ class SEBlock(SqueezeExcitation):
         self.reduction = reduction
         self.squeeze = squeeze
 
+    @contextmanager
+    def recording(self):
+        """Inside the block, each forward pass stores U, X = s·U and the pre-sigmoid
+        excitation in the yielded dict (keys ``"u"``, ``"x"``, ``"e"``; the last pass wins).
+
+        What the SE explanation reads; cheaper than forward hooks, which send every call
+        of the module through ``nn.Module``'s slow path.
+        """
+        tape: dict = {}
+        self._tape = tape
+        try:
+            yield tape
+        finally:
+            self._tape = None
+
+    def forward(self, input: torch.Tensor) -> torch.Tensor:
+        scale = self._scale(input)
+        out = scale * input
+        if self._tape is not None:
+            self._tape["u"], self._tape["x"] = input, out
+        return out
+
     def _scale(self, input: torch.Tensor) -> torch.Tensor:
         if input.dim() < 3 or input.shape[1] != self.channels:
             raise ValueError(
@@ -75,7 +101,10 @@ class SEBlock(SqueezeExcitation):
         if self.squeeze == "batch":
             z = z.mean(dim=0, keepdim=True).expand_as(z)
         z = z.reshape(z.shape[0], self.channels, 1, 1)
-        scale = self.scale_activation(self.fc2(self.activation(self.fc1(z))))
+        excite = self.fc2(self.activation(self.fc1(z)))
+        if self._tape is not None:
+            self._tape["e"] = excite
+        scale = self.scale_activation(excite)
         return scale.reshape(scale.shape[0], self.channels, *([1] * (input.dim() - 2)))
 
     def extra_repr(self) -> str:

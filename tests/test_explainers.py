@@ -62,8 +62,12 @@ class TestConformance:
         b = make(name, se_model).attribute(images, target=2)
         torch.testing.assert_close(a, b)
 
-    def test_no_hooks_left_and_model_unchanged(self, name, se_model, images):
-        se_model.train()  # the explainer must not leave it changed, nor update BN stats
+    @pytest.mark.parametrize("mode", ["train", "eval", "mixed"])
+    def test_no_hooks_left_and_model_unchanged(self, name, se_model, images, mode):
+        # the explainer must not leave any module's flag changed, nor update BN stats
+        se_model.train(mode == "train")
+        if mode == "mixed":
+            list(se_model.modules())[1].train()
         before = {k: v.clone() for k, v in se_model.state_dict().items()}
         flags = [m.training for m in se_model.modules()]
         hooks = hook_count(se_model)

@@ -101,6 +101,20 @@ def test_se_block_squeezes_per_sample_by_default_and_per_batch_on_request():
     torch.testing.assert_close(out_all, x * s)
 
 
+def test_se_block_recording_holds_u_x_and_the_excitation_only_inside_the_block():
+    torch.manual_seed(0)
+    block = SEBlock(8, reduction=2).eval()
+    x = torch.rand(2, 8, 5, 5)
+    with block.recording() as tape:
+        out = block(x)
+    assert tape["u"] is x and tape["x"] is out
+    e = block.fc2(torch.relu(block.fc1(x.mean((2, 3))[..., None, None])))
+    torch.testing.assert_close(tape["e"], e)
+    torch.testing.assert_close(out, x * torch.sigmoid(e))
+    block(torch.rand(2, 8, 5, 5))  # outside the block nothing is kept
+    assert tape["u"] is x and block._tape is None
+
+
 def test_heatmap_matches_a_float64_literal_reimplementation(se_model, images):
     model = se_model.double()
     x = images.double()

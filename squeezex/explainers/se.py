@@ -169,22 +169,8 @@ class SEAttribution(HeatmapAttribution):
 
     def _capture(self, x: torch.Tensor, extra: tuple):
         """One no-grad forward pass; returns logits, U, X and the N×C pre-sigmoid excitation."""
-        se = self.se_block
-        got: dict[str, torch.Tensor] = {}
-
-        def on_block(module, args, output):
-            got["u"], got["x"] = args[0], output
-
-        def on_excite(module, args, output):
-            got["e"] = output
-
-        handles = [se.register_forward_hook(on_block), se.fc2.register_forward_hook(on_excite)]
-        try:
-            with torch.no_grad():
-                logits = self._forward(x, extra)
-        finally:
-            for h in handles:
-                h.remove()
+        with self.se_block.recording() as got, torch.no_grad():
+            logits = self._forward(x, extra)
         if "x" not in got:
             raise ValueError("the model's forward pass did not go through its SE block")
         e = got["e"].reshape(got["e"].shape[0], -1)
@@ -235,6 +221,8 @@ class SEAttribution(HeatmapAttribution):
                 target = logits.argmax(1)
             weights = head.weight.detach()[target]  # N×C
             maps = torch.einsum("nc...,nc->n...", feats, weights.to(feats.dtype)).unsqueeze(1)
+        elif (selection or self.selection) == "weighted":  # every channel: the mean of X
+            maps = feats.mean(1, keepdim=True)
         else:
             sel = self._select(e, selection, z, k).selected.to(feats.dtype)
             shape = (*sel.shape, *([1] * (feats.dim() - 2)))
