@@ -10,7 +10,11 @@ reuses every finished cell (``resume=False`` recomputes). The reference maps (``
 ``silhouette``, ``oracle``) are cells too, in every localisation table.
 
 Written to ``out``: ``results.json`` (atomic), ``results.csv``, ``results.tex`` (best value
-per metric in bold) and ``examples.png``.
+per metric in bold) and ``examples.png``; and what figures and widgets read back
+(:mod:`squeezex.runs`): each cell's per-sample scores and mean deletion/insertion curves
+(``cells/<fingerprint>/<dataset>/<seed>/<method>.json``) and all its maps as uint8
+(``….pt``), the test split (``data/<dataset>.pt``), the SE vectors of the test images
+(``se/<dataset>-<seed>.pt``) and VEBI's average visualisations (``vebi/<dataset>-<seed>.pt``).
 
 Metric families (``squeezex.metrics``): localisation (needs masks), artifact
 (checkerboard), complexity (Gini), faithfulness (deletion/insertion AUC, infidelity,
@@ -53,7 +57,7 @@ __all__ = [
     "bootstrap_ci",
 ]
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 DATASETS = {
     # name: (generator, variant, train images per class, test images per class,
@@ -303,11 +307,14 @@ class _Context:
     cfg: BenchConfig
 
 
-def _metric_values(ctx: _Context, maps: torch.Tensor, make, name: str, families) -> dict:
+def _metric_values(
+    ctx: _Context, maps: torch.Tensor, make, name: str, families, curves: dict | None = None
+) -> dict:
     """{metric: (family, per-sample values)} for one method's maps.
 
     ``make`` builds the method's explainer for a given model (``None`` for reference
     maps: the model-dependent sanity and sensitivity checks are skipped for them).
+    ``curves``, if given, receives the mean deletion and insertion curves.
     """
     from . import metrics as M
 
@@ -321,13 +328,18 @@ def _metric_values(ctx: _Context, maps: torch.Tensor, make, name: str, families)
         out["gini"] = ("complexity", M.gini(maps).numpy())
     if "faithfulness" in families and hasattr(M, "FAITHFULNESS"):
         x = ctx.x.to(ctx.cfg.device)
+        kw = {"steps": ctx.cfg.deletion_steps, "baseline": ctx.cfg.deletion_baseline}
         for k, fn in M.FAITHFULNESS.items():
-            kw = (
-                {"steps": ctx.cfg.deletion_steps, "baseline": ctx.cfg.deletion_baseline}
-                if "auc" in k
-                else {}
-            )
-            vals = fn(ctx.model, x, maps.to(x.device), ctx.y.to(x.device), **kw)
+            if k in ("deletion_auc", "insertion_auc"):  # the curve once: its mean is kept
+                mode = k.removesuffix("_auc")
+                curve = M.deletion_curve if mode == "deletion" else M.insertion_curve
+                fractions, scores = curve(ctx.model, x, maps.to(x.device), ctx.y.to(x.device), **kw)
+                vals = torch.trapezoid(scores, fractions, dim=1)
+                if curves is not None:
+                    curves["fractions"] = fractions.tolist()
+                    curves[mode] = scores.mean(0).tolist()
+            else:
+                vals = fn(ctx.model, x, maps.to(x.device), ctx.y.to(x.device))
             out[k] = ("faithfulness", torch.as_tensor(vals).detach().cpu().numpy())
         if make is not None and hasattr(M, "sensitivity_score"):
             n = min(ctx.cfg.n_sensitivity, len(ctx.x))
@@ -405,6 +417,7 @@ def run(cfg: BenchConfig) -> dict:
         y = test.targets
         masks = test.masks
         bs = cfg.batch_size
+        save_test_data(out / "data" / f"{dname}.pt", test)
         for s in explain:
             model, ckpt = se_models[s]
             xd = x.to(cfg.device)
@@ -415,6 +428,9 @@ def run(cfg: BenchConfig) -> dict:
 
             ctx = _Context(model, x, y, masks, stride_periods(model, xd[:1]), bs, cfg)
             fwd_ms = _forward_ms(model, xd, bs)
+            se_path = out / "se" / f"{dname}-{s}.pt"
+            if not se_path.is_file():
+                atomic_torch_save(_se_vectors(model, xd, bs), se_path)
             state["timing"][f"{dname}/{s}/forward_ms_per_image"] = fwd_ms
             refs = {
                 "centre": centre_map(len(x), tuple(x.shape[-2:])),
@@ -436,8 +452,7 @@ def run(cfg: BenchConfig) -> dict:
                     cell = _compute_cell(
                         cfg, ctx, dname, s, name, kind, refs, train, ckpt, fitted, fwd_ms
                     )
-                    idx = _example_indices(test, cfg.n_examples)
-                    atomic_torch_save(cell.pop("_example_maps")[idx].clone(), maps_path)
+                    atomic_torch_save(quantise(cell.pop("_maps")), maps_path)
                     atomic_write_json(cell_path, cell)
                     cell["reused"] = False
                 else:
@@ -450,9 +465,11 @@ def run(cfg: BenchConfig) -> dict:
                     state["sanity"][key] = cell["sanity"]
                 state["cells"].append({"key": key, "reused": cell["reused"]})
                 if dname == cfg.datasets[0] and s == explain[0]:
-                    examples[name] = torch.load(maps_path, weights_only=True)
+                    idx = _example_indices(test, cfg.n_examples)
+                    examples[name] = dequantise(torch.load(maps_path, weights_only=True)[idx])
                 results = _results(cfg, state)
                 atomic_write_json(out / "results.json", results)  # after every cell
+            _save_interpretation(cfg, out, dname, s, model, train, ckpt, fitted)
         if dname == cfg.datasets[0]:
             idx = _example_indices(test, cfg.n_examples)
             fig = explanation_grid(
@@ -491,7 +508,8 @@ def _compute_cell(cfg, ctx, dname, seed, name, kind, refs, train, ckpt, fitted, 
         explainer.attribute(xd[:2], target=yd[:2])  # warm-up (geometry cache, allocator)
         maps, ms = _explain(explainer, xd, yd, ctx.batch_size)
         timing[f"{dname}/{seed}/{name}_ms_per_image"] = ms
-    values = _metric_values(ctx, maps, make, name, cfg.families)
+    curves: dict = {}
+    values = _metric_values(ctx, maps, make, name, cfg.families, curves)
     if kind == "method" and "cost" in cfg.families:
         ms = timing[f"{dname}/{seed}/{name}_ms_per_image"]
         values["ms_per_image"] = ("cost", np.array([ms]))
@@ -508,13 +526,84 @@ def _compute_cell(cfg, ctx, dname, seed, name, kind, refs, train, ckpt, fitted, 
                 "ssim": sanity["ssim"].mean(1).tolist(),
             }
     rows = _rows(values, dataset=dname, seed=seed, method=name, kind=kind)
+    n = len(ctx.x)
+    samples = {  # per-sample scores (for best/worst samples), not the per-run ones
+        k: [float(v) for v in np.asarray(vals, dtype=np.float64).reshape(-1)]
+        for k, (_, vals) in values.items()
+        if np.asarray(vals).size == n and k not in ("sanity_top", "sanity_all", "sensitivity")
+    }
     return {
         "rows": rows,
         "timing": timing,
         "fit": fit_summary,
         "sanity": sanity,
-        "_example_maps": maps,
+        "samples": samples,
+        "curves": curves,
+        "_maps": maps,
     }
+
+
+def quantise(maps: torch.Tensor) -> torch.Tensor:
+    """Heatmaps in [0, 1] as uint8 (a quarter of the bytes; 1/255 steps)."""
+    return (maps.detach().cpu().float().clamp(0, 1) * 255).round().to(torch.uint8)
+
+
+def dequantise(maps: torch.Tensor) -> torch.Tensor:
+    """Inverse of :func:`quantise` (float maps pass through)."""
+    return maps.float() / 255 if maps.dtype == torch.uint8 else maps.float()
+
+
+def save_test_data(path: Path, test) -> None:
+    """The test split a run explains (uint8 images, masks, labels, class names), once."""
+    if path.is_file():
+        return
+    data = {
+        "images": test.images.clone(),
+        "masks": test.masks.clone(),
+        "targets": test.targets.clone(),
+        "classes": list(test.classes),
+    }
+    if hasattr(test, "object_masks"):
+        data["object_masks"] = test.object_masks.clone()
+    atomic_torch_save(data, path)
+
+
+@torch.no_grad()
+def _se_vectors(model, x, batch_size: int) -> dict:
+    from .explainers import SEAttribution
+
+    se = SEAttribution(model)
+    s, logits = [], []
+    for i in range(0, len(x), batch_size):
+        v = se.se_vector(x[i : i + batch_size], selection="paper")
+        s.append(v.s.cpu())
+        logits.append(v.logits.cpu())
+    return {"s": torch.cat(s), "logits": torch.cat(logits)}
+
+
+def _save_interpretation(cfg, out: Path, dname: str, seed: int, model, train, ckpt, fitted):
+    """VEBI's class × feature average visualisations, when a VEBI method ran (once)."""
+    from .explainers.vebi import interpret
+
+    path = out / "vebi" / f"{dname}-{seed}.pt"
+    names = [m for m in cfg.methods if m.startswith("vebi")]
+    if not names or path.is_file():
+        return
+    fit_fn = explainer_info(names[0]).fit
+    if fit_fn not in fitted:  # cells reused: the fit itself is cached beside the checkpoint
+        fitted[fit_fn] = _fit_method(cfg, dname, fit_fn, model, train, ckpt)
+    relevant = fitted[fit_fn][0].get("relevant")
+    if relevant is None:
+        return
+    interp = interpret(
+        model,
+        relevant,
+        train,
+        class_names=list(train.classes),
+        device=cfg.device,
+        progress=cfg.progress,
+    )
+    atomic_torch_save(asdict(interp), path)
 
 
 def _load_cell(path: Path) -> dict | None:
@@ -566,6 +655,7 @@ def _results(cfg: BenchConfig, state: dict) -> dict:
         "sanity": state["sanity"],
         "timing": timing,
         "cells": state["cells"],
+        "cells_dir": f"cells/{cfg.fingerprint()}",
         "config": asdict(cfg),
     }
 
