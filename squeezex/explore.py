@@ -1,0 +1,302 @@
+"""What the widgets compute, as plain functions (tested without a kernel).
+
+:mod:`squeezex.widgets` only wires controls to these: explaining one sample with several
+methods through a cache, the SE vector of a sample, a sample's metric scores, and the
+PNG renderings (overlays, the SE-vector bar chart, a ranking chart). Renderings are
+deterministic: the same inputs give the same PNG bytes.
+"""
+
+from __future__ import annotations
+
+import io
+from collections import OrderedDict
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import matplotlib
+import numpy as np
+import torch
+from matplotlib.figure import Figure
+from PIL import Image
+
+from .explainers import get_explainer
+from .explainers.base import HeatmapAttribution
+from .explainers.se import SEAttribution, SEVector
+from .viz import HEATMAP_CMAP, MASK_COLOUR, STYLE
+
+__all__ = [
+    "SESettings",
+    "HeatmapCache",
+    "as_samples",
+    "make_explainers",
+    "predict",
+    "explain_sample",
+    "se_vector",
+    "sample_scores",
+    "render_overlay",
+    "render_se_vector",
+    "render_ranking",
+    "figure_png",
+]
+
+#: Per-sample scores the Explorer shows (name → function(maps, masks) of squeezex.metrics).
+SCORES = ("pointing_game", "energy_pointing_game", "relevance_mass", "iou", "auc")
+
+
+@dataclass(frozen=True)
+class SESettings:
+    """The SE channel-selection settings of the Explorer (see ``select_channels``)."""
+
+    selection: str = "weighted"
+    z: float = 1.282
+    k: float = 0.1
+
+    def kwargs(self) -> dict:
+        return {"selection": self.selection, "z": self.z, "k": self.k}
+
+
+class HeatmapCache:
+    """Heatmaps keyed by (sample, method, target, settings), least recently used evicted."""
+
+    def __init__(self, maxsize: int = 512) -> None:
+        self.maxsize = maxsize
+        self._d: OrderedDict = OrderedDict()
+        self.hits = 0
+        self.misses = 0
+
+    def get(self, key):
+        if key in self._d:
+            self._d.move_to_end(key)
+            self.hits += 1
+            return self._d[key]
+        self.misses += 1
+        return None
+
+    def put(self, key, value) -> None:
+        self._d[key] = value
+        self._d.move_to_end(key)
+        while len(self._d) > self.maxsize:
+            self._d.popitem(last=False)
+
+    def __len__(self) -> int:
+        return len(self._d)
+
+
+def as_samples(dataset) -> tuple:
+    """``(get, n, classes)`` for a dataset: ``get(i)`` → (image C×H×W float, target int,
+    mask 1×H×W bool or None).
+
+    Accepts squeezex datasets (items ``(image, target, mask)``), any map-style dataset of
+    ``(image, target)`` pairs, or a tuple of tensors ``(images, targets[, masks])``.
+    """
+    if isinstance(dataset, tuple | list) and dataset and isinstance(dataset[0], torch.Tensor):
+        if len(dataset) not in (2, 3):
+            raise ValueError("a tensor dataset is (images, targets) or (images, targets, masks)")
+        images, targets = dataset[0], dataset[1]
+        masks = dataset[2] if len(dataset) == 3 else None
+        if images.dim() != 4 or len(targets) != len(images):
+            raise ValueError(
+                f"images must be N×C×H×W with one target each, got {tuple(images.shape)} "
+                f"and {len(targets)} targets"
+            )
+
+        def get(i):
+            img = images[i].float() / 255 if images.dtype == torch.uint8 else images[i].float()
+            return img, int(targets[i]), (masks[i] if masks is not None else None)
+
+        n = len(images)
+        classes = None
+    else:
+        if not hasattr(dataset, "__getitem__") or not hasattr(dataset, "__len__"):
+            raise TypeError(
+                f"dataset must be a map-style dataset or (images, targets[, masks]), "
+                f"got {type(dataset).__name__}"
+            )
+
+        def get(i):
+            item = dataset[i]
+            if not isinstance(item, tuple | list) or len(item) < 2:
+                raise ValueError("dataset items must be (image, target) or (image, target, mask)")
+            mask = item[2] if len(item) > 2 and isinstance(item[2], torch.Tensor) else None
+            return item[0].float(), int(item[1]), mask
+
+        n = len(dataset)
+        classes = list(getattr(dataset, "classes", []) or []) or None
+    if n == 0:
+        raise ValueError("the dataset is empty")
+    return get, n, classes
+
+
+def make_explainers(model, methods: Sequence[str], **options) -> dict[str, HeatmapAttribution]:
+    """One explainer per registry name (``options[name]``: that method's factory kwargs)."""
+    out = {}
+    for m in methods:
+        out[m] = get_explainer(m, model, **options.get(m, {}))
+    return out
+
+
+@torch.no_grad()
+def predict(model, x: torch.Tensor) -> tuple[int, torch.Tensor]:
+    """Predicted class and class probabilities of one image (C×H×W)."""
+    was = model.training
+    model.eval()
+    try:
+        p = model(x[None]).softmax(1)[0]
+    finally:
+        model.train(was)
+    return int(p.argmax()), p
+
+
+def explain_sample(
+    explainers: dict[str, HeatmapAttribution],
+    x: torch.Tensor,
+    target: int,
+    *,
+    sample: int | str,
+    settings: SESettings | None = None,
+    tunable: Sequence[str] = ("se",),
+    cache: HeatmapCache | None = None,
+) -> dict[str, torch.Tensor]:
+    """Each method's H×W heatmap of image ``x`` (C×H×W) for class ``target``.
+
+    The SE methods named in ``tunable`` get ``settings`` (the fixed-rule variants
+    ``se-paper``/``se-logit``/``se-topk``/``se-class`` and every other method ignore
+    them, so changing the SE settings never recomputes Grad-CAM). Maps come from
+    ``cache`` when it has them, keyed by (sample, method, target, the settings it uses).
+    """
+    settings = settings or SESettings()
+    out = {}
+    for name, ex in explainers.items():
+        uses = name in tunable and isinstance(ex, SEAttribution)
+        key = (sample, name, int(target), settings if uses else None)
+        got = cache.get(key) if cache is not None else None
+        if got is None:
+            kwargs = settings.kwargs() if uses else {}
+            got = ex.attribute(x[None], target=int(target), **kwargs)[0, 0].detach().cpu()
+            if cache is not None:
+                cache.put(key, got)
+        out[name] = got
+    return out
+
+
+def se_vector(explainer: SEAttribution, x: torch.Tensor, settings: SESettings) -> SEVector:
+    """The SE vector of one image and the channels ``settings`` selects."""
+    return explainer.se_vector(x[None], **settings.kwargs())
+
+
+def sample_scores(maps: dict[str, torch.Tensor], mask: torch.Tensor | None) -> dict[str, dict]:
+    """Localisation scores of one sample's maps against its mask ({} without a mask)."""
+    from . import metrics as M
+
+    if mask is None:
+        return {}
+    m = mask.reshape(1, 1, *mask.shape[-2:]).bool()
+    out = {}
+    for name, h in maps.items():
+        hm = h.reshape(1, 1, *h.shape[-2:]).float()
+        out[name] = {k: float(M.LOCALISATION[k](hm, m)[0]) for k in SCORES if k in M.LOCALISATION}
+    return out
+
+
+# -- renderings -----------------------------------------------------------------------------------
+def _png(arr: np.ndarray) -> bytes:
+    buf = io.BytesIO()
+    Image.fromarray(arr).save(buf, format="PNG", optimize=False)
+    return buf.getvalue()
+
+
+def _rgb(image: torch.Tensor) -> np.ndarray:
+    img = image.detach().cpu().float().clamp(0, 1)
+    if img.dim() == 2:
+        img = img[None]
+    if img.shape[0] == 1:
+        img = img.expand(3, *img.shape[1:])
+    return img[:3].permute(1, 2, 0).numpy()
+
+
+def _outline(mask: torch.Tensor) -> np.ndarray:
+    m = mask.detach().cpu().reshape(-1, *mask.shape[-2:]).any(0).numpy()
+    p = np.pad(m, 1)  # outside the image counts as outside the mask
+    inner = m & p[:-2, 1:-1] & p[2:, 1:-1] & p[1:-1, :-2] & p[1:-1, 2:]
+    return m & ~inner
+
+
+def render_overlay(
+    image: torch.Tensor,
+    heatmap: torch.Tensor | None = None,
+    mask: torch.Tensor | None = None,
+    opacity: float = 0.55,
+    scale: int = 3,
+) -> bytes:
+    """PNG of ``image`` (C×H×W in [0, 1]) with ``heatmap`` (H×W in [0, 1]) blended at
+    ``opacity`` in the paper's colour map and ``mask``'s outline; enlarged ``scale``×
+    (nearest neighbour, so pixels stay pixels)."""
+    if not 0 <= opacity <= 1:
+        raise ValueError(f"opacity must be in [0, 1], got {opacity}")
+    rgb = _rgb(image)
+    if heatmap is not None:
+        h = heatmap.detach().cpu().float().reshape(rgb.shape[:2]).clamp(0, 1).numpy()
+        colour = matplotlib.colormaps[HEATMAP_CMAP](h)[..., :3]
+        rgb = (1 - opacity) * rgb + opacity * colour
+    if mask is not None:
+        edge = _outline(mask)
+        rgb = rgb.copy()
+        rgb[edge] = np.asarray(matplotlib.colors.to_rgb(MASK_COLOUR))
+    arr = np.round(rgb * 255).astype(np.uint8)
+    if scale > 1:
+        arr = arr.repeat(scale, 0).repeat(scale, 1)
+    return _png(arr)
+
+
+def figure_png(fig: Figure, dpi: int = 100) -> bytes:
+    """A matplotlib figure as PNG bytes without timestamp metadata."""
+    buf = io.BytesIO()
+    with matplotlib.rc_context(STYLE):
+        fig.savefig(buf, format="png", dpi=dpi, metadata={"Software": None})
+    return buf.getvalue()
+
+
+def render_se_vector(v: SEVector, index: int = 0, size=(6.0, 1.8)) -> bytes:
+    """Bar chart of sample ``index``'s SE vector: selected channels highlighted and the
+    rule's threshold drawn (on the pre-sigmoid excitation for the ``"logit"`` rule)."""
+    on_logits = v.rule == "logit"
+    vals = (v.logits if on_logits else v.s)[index].detach().cpu().float().numpy()
+    sel = v.selected[index].cpu().numpy()
+    with matplotlib.rc_context(STYLE):
+        fig = Figure(figsize=size, layout="constrained")
+        ax = fig.subplots()
+        c = np.arange(len(vals))
+        ax.bar(c[~sel], vals[~sel], width=0.9, color="#BBBBBB", label="not selected")
+        ax.bar(c[sel], vals[sel], width=0.9, color="#D55E00", label=f"selected ({sel.sum()})")
+        if v.threshold is not None:
+            t = float(v.threshold[index])
+            ax.axhline(t, color="#0072B2", lw=0.8, ls="--", label=f"threshold {t:.3g}")
+        ax.set_xlim(-0.5, len(vals) - 0.5)
+        top = max(float(vals.max()), 0.0)
+        ax.set_ylim(top=top * 1.3 if top > 0 else 1.0)  # room for the legend
+        ax.set_xlabel("channel")
+        ax.set_ylabel("excitation (logit)" if on_logits else "SE vector $s_c$")
+        note = " — fell back to the strongest channel" if bool(v.fallback[index]) else ""
+        ax.set_title(f"SE vector, rule {v.rule!r}{note}")
+        ax.legend(frameon=False, loc="upper right", ncols=3)
+    return figure_png(fig)
+
+
+def render_ranking(rows, metric: str, higher_is_better: bool | None, size=(5.0, None)) -> bytes:
+    """Horizontal bars of a ranking (``squeezex.runs.RankRow``s, best first) with their
+    95 % intervals; reference maps hatched."""
+    n = len(rows)
+    with matplotlib.rc_context(STYLE):
+        fig = Figure(figsize=(size[0], size[1] or 0.22 * n + 0.8), layout="constrained")
+        ax = fig.subplots()
+        y = np.arange(n)
+        vals = np.array([r.value for r in rows])
+        lo = np.array([r.value - r.ci_low for r in rows])
+        hi = np.array([r.ci_high - r.value for r in rows])
+        colours = ["#0072B2" if r.kind == "method" else "#CCCCCC" for r in rows]
+        ax.barh(y, vals, color=colours, xerr=np.vstack([lo, hi]), error_kw={"lw": 0.8})
+        ax.set_yticks(y, [f"{r.rank}. {r.method}" for r in rows])
+        ax.invert_yaxis()
+        arrow = {True: "↑ higher is better", False: "↓ lower is better"}.get(higher_is_better, "")
+        ax.set_xlabel(f"{metric} {arrow}".strip())
+    return figure_png(fig)

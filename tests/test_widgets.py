@@ -1,0 +1,233 @@
+"""Explorer, Compare and the plain functions behind them, without a kernel."""
+
+import io
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from squeezex import explore as X
+from squeezex import get_explainer
+from squeezex.cli import main
+from squeezex.explainers.se import SEAttribution
+from squeezex.runs import Run, load_results
+from squeezex.widgets import Compare, Explorer
+
+
+def _pixels(png: bytes) -> np.ndarray:
+    return np.asarray(Image.open(io.BytesIO(png)).convert("RGB"))
+
+
+@pytest.fixture
+def data():
+    g = torch.Generator().manual_seed(0)
+    images = torch.rand(4, 3, 32, 32, generator=g)
+    targets = torch.tensor([0, 1, 2, 3])
+    masks = torch.zeros(4, 1, 32, 32, dtype=torch.bool)
+    masks[:, :, 8:16, 8:16] = True
+    return images, targets, masks
+
+
+# -- plain functions -------------------------------------------------------------------------------
+def test_overlay_blends_at_the_given_opacity_and_outlines_the_mask():
+    image = torch.full((3, 4, 4), 0.5)
+    heat = torch.zeros(4, 4)
+    heat[0, 0] = 1.0
+    plain = _pixels(X.render_overlay(image, heat, None, opacity=0.0, scale=1))
+    assert (plain == 128).all()  # opacity 0: the image itself
+    full = _pixels(X.render_overlay(image, heat, None, opacity=1.0, scale=1))
+    import matplotlib
+
+    cmap = matplotlib.colormaps["inferno"]
+    np.testing.assert_allclose(full[0, 0], np.round(np.array(cmap(1.0)[:3]) * 255), atol=1)
+    np.testing.assert_allclose(full[1, 1], np.round(np.array(cmap(0.0)[:3]) * 255), atol=1)
+    half = _pixels(X.render_overlay(image, heat, None, opacity=0.5, scale=1))
+    np.testing.assert_allclose(
+        half[0, 0], (0.5 * 0.5 + 0.5 * np.array(cmap(1.0)[:3])) * 255, atol=1
+    )
+    mask = torch.zeros(1, 4, 4, dtype=torch.bool)
+    mask[0, 1:4, 1:4] = True
+    outlined = _pixels(X.render_overlay(image, None, mask, scale=1))
+    edge = (outlined != 128).any(-1)
+    assert edge[1, 1] and edge[3, 3] and not edge[2, 2] and not edge[0, 0]  # the border only
+    big = _pixels(X.render_overlay(image, heat, mask, scale=3))
+    assert big.shape == (12, 12, 3)
+    assert X.render_overlay(image, heat, mask) == X.render_overlay(image, heat, mask)
+    with pytest.raises(ValueError, match="opacity"):
+        X.render_overlay(image, heat, opacity=1.5)
+
+
+def test_cache_evicts_the_least_recently_used():
+    c = X.HeatmapCache(maxsize=2)
+    c.put("a", 1)
+    c.put("b", 2)
+    assert c.get("a") == 1  # a is now the most recent
+    c.put("c", 3)
+    assert c.get("b") is None and c.get("a") == 1 and c.get("c") == 3
+    assert (c.hits, c.misses) == (3, 1)
+
+
+def test_explain_sample_caches_and_only_the_tunable_se_method_uses_the_settings(se_model, data):
+    images, _, _ = data
+    ex = X.make_explainers(se_model, ["se", "se-paper", "gradcam"])
+    cache = X.HeatmapCache()
+    a = X.explain_sample(ex, images[0], 2, sample=0, cache=cache)
+    assert cache.misses == 3
+    torch.testing.assert_close(
+        a["gradcam"], get_explainer("gradcam", se_model).attribute(images[:1], target=2)[0, 0]
+    )
+    X.explain_sample(ex, images[0], 2, sample=0, cache=cache)
+    assert cache.misses == 3 and cache.hits == 3
+    topk = X.SESettings("topk", k=0.05)
+    b = X.explain_sample(ex, images[0], 2, sample=0, settings=topk, cache=cache)
+    assert cache.misses == 4  # only "se" recomputed
+    expected = SEAttribution(se_model).attribute(images[:1], selection="topk", k=0.05)[0, 0]
+    torch.testing.assert_close(b["se"], expected)
+    assert not torch.allclose(a["se"], b["se"])
+    torch.testing.assert_close(a["se-paper"], b["se-paper"])
+
+
+def test_sample_scores_are_the_metrics_on_one_sample():
+    heat = torch.zeros(8, 8)
+    heat[2, 2] = 1.0
+    heat[6, 6] = 0.5
+    mask = torch.zeros(1, 8, 8, dtype=torch.bool)
+    mask[0, 1:4, 1:4] = True
+    s = X.sample_scores({"m": heat}, mask)["m"]
+    assert s["pointing_game"] == 1.0
+    assert s["energy_pointing_game"] == pytest.approx(1.0 / 1.5)
+    assert X.sample_scores({"m": heat}, None) == {}
+
+
+def test_as_samples_accepts_tensors_and_datasets_and_names_bad_input(data):
+    images, targets, masks = data
+    get, n, classes = X.as_samples((images, targets, masks))
+    x, t, m = get(2)
+    assert n == 4 and t == 2 and m.shape == (1, 32, 32) and classes is None
+    get, n, _ = X.as_samples((images.mul(255).to(torch.uint8), targets))
+    assert get(0)[0].max() <= 1 and get(0)[2] is None
+    with pytest.raises(ValueError, match="one target each"):
+        X.as_samples((images, targets[:2]))
+    with pytest.raises(TypeError, match="map-style dataset"):
+        X.as_samples(42)
+    with pytest.raises(ValueError, match="empty"):
+        X.as_samples((images[:0], targets[:0]))
+
+
+def test_se_vector_chart_marks_the_selection(se_model, data):
+    images, _, _ = data
+    v = X.se_vector(SEAttribution(se_model), images[0], X.SESettings("topk", k=4))
+    assert int(v.selected.sum()) == 4
+    png = X.render_se_vector(v)
+    assert png[:8] == b"\x89PNG\r\n\x1a\n" and png == X.render_se_vector(v)
+
+
+# -- Explorer -------------------------------------------------------------------------------------
+def test_explorer_redraws_only_what_a_control_changes(se_model, data):
+    e = Explorer(se_model, data, methods=["se", "gradcam", "saliency"], classes=list("abcdef"))
+    assert "squeezex-explorer" in e._dom_classes
+    assert [t.children[0].value for t in e.grid.children] == [
+        "<b>image</b>",
+        "<b>se</b>",
+        "<b>gradcam</b>",
+    ]
+    assert e.stats == {"computed": 2, "drawn": 3}
+    se_png = e._tiles["se"].children[1].value
+
+    e.opacity.value = 0.9  # re-blend, no new maps
+    assert e.stats == {"computed": 2, "drawn": 6}
+    assert e._tiles["se"].children[1].value != se_png
+
+    e.method_picker.value = ("se", "gradcam", "saliency")  # one new map, one new tile
+    assert e.stats == {"computed": 3, "drawn": 7} and len(e.grid.children) == 4
+
+    chart = e.se_chart.value
+    e.rule.value = "topk"  # only SE recomputed and redrawn, plus its chart
+    assert e.stats == {"computed": 4, "drawn": 8}
+    assert e.se_chart.value != chart
+    assert e.z.layout.display == "none" and e.k.layout.display is None
+
+    e.sample.value = 2
+    assert e.stats["computed"] == 7
+    e.sample.value = 0  # every map of sample 0 is cached
+    assert e.stats["computed"] == 7
+
+    e.target.value = 4  # explaining another class: target-dependent maps recomputed
+    assert e.stats["computed"] == 10
+    assert "explaining <b>e</b>" in e.info.value
+    assert "<td><b>gradcam</b></td>" in e.scores.value
+
+    bundle = e._repr_mimebundle_()
+    assert "application/vnd.jupyter.widget-view+json" in bundle
+    assert bundle["image/png"][:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_explorer_names_bad_arguments(se_model, data):
+    with pytest.raises(ValueError, match="methods is empty"):
+        Explorer(se_model, data, methods=[])
+    with pytest.raises(ValueError, match="must be among methods"):
+        Explorer(se_model, data, methods=["se"], selected=["gradcam"])
+    with pytest.raises(ValueError, match="unknown explainer 'no-such-method'"):
+        Explorer(se_model, data, methods=["no-such-method"])
+
+
+# -- runs and Compare ------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("compare")
+    out = tmp / "run"
+    args = ["bench", "--n-train", "4", "--n-test", "2", "--epochs", "1", "--seeds", "1"]
+    args += ["--size", "32", "--methods", "se,gradcam,random", "--out", str(out)]
+    args += [
+        "--checkpoints",
+        str(tmp / "ckpt"),
+        "--quiet",
+        "--families",
+        "localisation,faithfulness",
+    ]
+    assert main(args) == 0
+    return out
+
+
+def test_run_ranks_by_the_metric_direction_and_finds_best_and_worst(run_dir):
+    run = Run(run_dir)
+    rank = run.ranking("deletion_auc")  # lower is better
+    assert [r.rank for r in rank] == list(range(1, len(rank) + 1))
+    assert all(a.value <= b.value for a, b in zip(rank, rank[1:], strict=False))
+    rank = run.ranking("pointing_game")
+    assert all(a.value >= b.value for a, b in zip(rank, rank[1:], strict=False))
+    v = run.samples("gradcam", "energy_pointing_game")
+    best, worst = run.best_worst("gradcam", "energy_pointing_game", k=2)
+    assert v[best[0]] == v.max() and v[worst[0]] == v.min()
+    row = next(
+        r for r in run.rows if r["method"] == "gradcam" and r["metric"] == "energy_pointing_game"
+    )
+    assert row["value"] == pytest.approx(v.mean())
+    assert run.maps("se").shape == (len(v), 1, 32, 32)
+    assert run.data()["images"].shape == (len(v), 3, 32, 32)
+    curves = run.curves("se")
+    assert len(curves["deletion"]) == len(curves["fractions"]) == 21
+    with pytest.raises(KeyError, match="no metric|no scores"):
+        run.ranking("no_such_metric")
+
+
+def test_load_results_names_the_problem(tmp_path):
+    with pytest.raises(FileNotFoundError, match="squeezex bench"):
+        load_results(tmp_path)
+    (tmp_path / "results.json").write_text("{not json")
+    with pytest.raises(ValueError, match="not valid JSON"):
+        load_results(tmp_path)
+
+
+def test_compare_follows_metric_and_method(run_dir):
+    c = Compare(run_dir, k=2)
+    assert c.metric.value == "pointing_game"
+    chart = c.chart.value
+    c.metric.value = "deletion_auc"
+    assert c.chart.value != chart
+    assert c.method.options[0] == c.ranking()[0].method
+    c.method.value = "gradcam"
+    best, worst = c.samples.children
+    assert "best gradcam" in best.children[0].value and len(best.children[1].children) == 2
+    assert c._repr_mimebundle_()["image/png"] == c.chart.value
