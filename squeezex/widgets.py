@@ -123,7 +123,7 @@ class Explorer(W.VBox):
         self.show_mask = W.Checkbox(True, description="mask", indent=False)
         self.info = W.HTML()
         self.grid = W.HBox(layout=W.Layout(flex_flow="row wrap"))
-        self.se_chart = W.Image(format="png")
+        self.se_chart = W.Image(format="png", width="600")  # its natural size, not stretched
         self.scores = W.HTML()
 
         se_controls = [self.rule, self.z, self.k] if self._se is not None else []
