@@ -1,4 +1,4 @@
-"""Command line: ``squeezex bench …`` / ``python -m squeezex bench …``.
+"""Command line: ``squeezex bench …``, ``squeezex figures …`` (or ``python -m squeezex …``).
 
 Bad arguments exit with status 2 and a one-line reason.
 """
@@ -41,6 +41,7 @@ def _choices(allowed, what: str):
 
 def _parser() -> argparse.ArgumentParser:
     from .benchmark import DATASETS, DEFAULT_METHODS, FAMILIES
+    from .figures import FORMATS as FIGURE_FORMATS
 
     p = _Parser(prog="squeezex", description="squeezex: SE explanations and their benchmark")
     sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
@@ -98,6 +99,19 @@ def _parser() -> argparse.ArgumentParser:
     )
     b.add_argument("--quiet", action="store_true", help="no progress bars")
 
+    f = sub.add_parser(
+        "figures", help="write a benchmark run's paper figures (PDF, PNG) and LaTeX tables"
+    )
+    f.add_argument("--results", required=True, help="run folder holding results.json")
+    f.add_argument("--out", default=None, help="output folder (default: <results>/figures)")
+    f.add_argument(
+        "--formats",
+        default="pdf,png",
+        type=_choices(FIGURE_FORMATS, "format"),
+        help=f"comma-separated, of {', '.join(FIGURE_FORMATS)} (default: %(default)s)",
+    )
+    f.add_argument("--dpi", type=_positive, default=300, help="resolution of PNG figures")
+
     g = sub.add_parser("generate", help="write an an8Flower-style split as PNG folders")
     g.add_argument("--variant", default="single-6c", choices=["single-6c", "double-12c"])
     g.add_argument("--split", default="train", choices=["train", "val", "test"])
@@ -143,6 +157,22 @@ def _bench(args) -> int:
     return 0
 
 
+def _figures(args) -> int:
+    from pathlib import Path
+
+    from .figures import make_figures
+
+    results = Path(args.results)
+    if not results.is_dir():
+        raise FileNotFoundError(f"no such folder: {results}")
+    out = Path(args.out) if args.out else results / "figures"
+    written = make_figures(results, out, formats=args.formats.split(","), dpi=args.dpi)
+    for p in written:
+        print(p)
+    print(f"wrote {len(written)} files to {out}")
+    return 0
+
+
 def _generate(args) -> int:
     from pathlib import Path
 
@@ -171,7 +201,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
     try:
-        return {"bench": _bench, "generate": _generate}[args.command](args)
+        return {"bench": _bench, "figures": _figures, "generate": _generate}[args.command](args)
     except (ValueError, FileNotFoundError) as exc:
         print(f"squeezex: error: {exc}", file=sys.stderr)
         return 2

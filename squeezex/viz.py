@@ -17,6 +17,10 @@ from .io import atomic_write_bytes
 
 __all__ = [
     "STYLE",
+    "ONE_COLUMN",
+    "TWO_COLUMN",
+    "OKABE_ITO",
+    "LINE_COLOURS",
     "overlay",
     "explanation_grid",
     "se_vector_figure",
@@ -24,8 +28,29 @@ __all__ = [
     "save_figure",
 ]
 
-#: The paper style: small serif-free fonts, thin lines, colour-blind-safe maps.
+#: Figure widths in inches: one column and the full text width of a two-column paper.
+ONE_COLUMN = 3.5
+TWO_COLUMN = 7.1
+#: Okabe & Ito's colour-blind-safe palette.
+OKABE_ITO = {
+    "blue": "#0072B2",
+    "orange": "#E69F00",
+    "bluish green": "#009E73",
+    "vermillion": "#D55E00",
+    "reddish purple": "#CC79A7",
+    "sky blue": "#56B4E9",
+    "yellow": "#F0E442",
+    "black": "#000000",
+}
+#: Line and marker colours, in order (Okabe-Ito without yellow, too pale on white).
+LINE_COLOURS = tuple(v for k, v in OKABE_ITO.items() if k != "yellow")
+
+#: The paper style: small sans-serif fonts (DejaVu Sans, shipped with matplotlib, so
+#: every machine draws the same glyphs), thin lines, colour-blind-safe colours and maps.
 STYLE = {
+    "font.family": "sans-serif",
+    "font.sans-serif": ["DejaVu Sans"],
+    "mathtext.fontset": "dejavusans",
     "font.size": 8,
     "axes.titlesize": 8,
     "axes.labelsize": 8,
@@ -38,6 +63,8 @@ STYLE = {
     "image.cmap": "inferno",
     "svg.hashsalt": "squeezex",
     "pdf.fonttype": 42,
+    "ps.fonttype": 42,
+    "axes.prop_cycle": matplotlib.cycler(color=list(LINE_COLOURS)),
 }
 HEATMAP_CMAP = "inferno"
 MASK_COLOUR = "#56B4E9"  # Okabe-Ito sky blue
@@ -149,17 +176,18 @@ def feature_grid(interp, cell: float = 0.9, heat: bool = False) -> Figure:
 
 
 def save_figure(fig: Figure, path, **kwargs) -> Path:
-    """Save atomically; PNGs carry no timestamp, so the same figure gives the same bytes."""
+    """Save atomically, without timestamps or version stamps (PNG, PDF, SVG), so a figure
+    built the same way gives the same bytes. Save each ``Figure`` to one format only: an
+    earlier save in another format can move a constrained layout by a pixel."""
     import io
 
     path = Path(path)
     fmt = path.suffix.lstrip(".") or "png"
     buf = io.BytesIO()
-    meta = (
-        {"Software": None}
-        if fmt == "png"
-        else {"Creator": None, "Producer": None, "CreationDate": None}
-    )
+    meta = {
+        "png": {"Software": None},
+        "svg": {"Creator": None, "Date": None},
+    }.get(fmt, {"Creator": None, "Producer": None, "CreationDate": None})
     with matplotlib.rc_context(STYLE):
         fig.savefig(buf, format=fmt, metadata=meta, **kwargs)
     return atomic_write_bytes(path, buf.getvalue())

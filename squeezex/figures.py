@@ -1,0 +1,689 @@
+"""Paper figures from a benchmark run folder (:class:`squeezex.runs.Run`).
+
+Each figure function takes a :class:`~squeezex.runs.Run` (plus a dataset and a seed, by
+default the run's first) and returns a ``matplotlib.figure.Figure`` in the paper style
+(:data:`squeezex.viz.STYLE`), built without pyplot and without touching rcParams.
+:func:`make_figures` writes all of them, and the LaTeX tables, into one folder;
+``squeezex figures --results DIR`` is its command line.
+
+Every method keeps one colour, line style and marker across figures
+(:func:`method_styles`); reference maps are grey and hatched or dash-dotted.
+
+Example:
+    >>> from squeezex.runs import Run
+    >>> run = Run("data/runs/demo")  # doctest: +SKIP
+    >>> metric_bars(run, "pointing_game")  # doctest: +SKIP
+    >>> make_figures("data/runs/demo")  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import pickle
+from pathlib import Path
+
+import matplotlib
+import numpy as np
+import torch
+from matplotlib.cm import ScalarMappable
+from matplotlib.colors import Normalize
+from matplotlib.figure import Figure
+
+from .explainers.se import PAPER_Z
+from .io import atomic_write_text
+from .runs import Run
+from .viz import (
+    HEATMAP_CMAP,
+    LINE_COLOURS,
+    OKABE_ITO,
+    ONE_COLUMN,
+    STYLE,
+    TWO_COLUMN,
+    explanation_grid,
+    feature_grid,
+    save_figure,
+    se_vector_figure,
+)
+
+__all__ = [
+    "method_styles",
+    "qualitative_grid",
+    "metric_bars",
+    "faithfulness_curves",
+    "se_distribution",
+    "vebi_features",
+    "cost_vs_localisation",
+    "make_figures",
+    "FORMATS",
+]
+
+log = logging.getLogger(__name__)
+
+#: File formats :func:`make_figures` can write.
+FORMATS = ("pdf", "png", "svg")
+_LINESTYLES = ("-", "--", ":", (0, (5, 1, 1, 1)))
+_MARKERS = ("o", "s", "^", "D", "v", "p", "h", "<", ">", "*")
+_REF_GREYS = ("#555555", "#888888", "#AAAAAA", "#CCCCCC")
+_BAR_COLOUR = OKABE_ITO["blue"]
+#: What a figure function raises when the run lacks its inputs (make_figures skips it).
+_MISSING = (OSError, KeyError, ValueError, EOFError, RuntimeError, pickle.UnpicklingError)
+
+
+# -- shared helpers ------------------------------------------------------------------------------
+def method_styles(run: Run) -> dict[str, dict]:
+    """``{method: {"color", "linestyle", "marker"}}`` for every method of ``run``.
+
+    Methods cycle through the Okabe-Ito colours, then line styles (7 colours × 4 styles),
+    in the order the run scored them; reference maps get greys and a dash-dot line.
+    """
+    styles, i, j = {}, 0, 0
+    for m in run.methods:
+        if run.kind(m) == "reference":
+            styles[m] = {"color": _REF_GREYS[j % len(_REF_GREYS)], "linestyle": "-.", "marker": "."}
+            j += 1
+        else:
+            styles[m] = {
+                "color": LINE_COLOURS[i % len(LINE_COLOURS)],
+                "linestyle": _LINESTYLES[(i // len(LINE_COLOURS)) % len(_LINESTYLES)],
+                "marker": _MARKERS[i % len(_MARKERS)],
+            }
+            i += 1
+    return styles
+
+
+def _pick(run: Run, methods, references: bool) -> list[str]:
+    """``methods`` (checked) or the run's methods, references included if asked."""
+    if methods is not None:
+        unknown = [m for m in methods if m not in run.methods]
+        if unknown:
+            raise KeyError(f"no method {', '.join(unknown)} in this run; it has {run.methods}")
+        return list(methods)
+    return [m for m in run.methods if references or run.kind(m) == "method"]
+
+
+def _label(run: Run, method: str) -> str:
+    return method + (" (ref)" if run.kind(method) == "reference" else "")
+
+
+def _direction(run: Run, metric: str) -> str:
+    better = run.higher_is_better(metric)
+    return "" if better is None else (" (higher is better)" if better else " (lower is better)")
+
+
+def _despine(ax) -> None:
+    ax.spines["top"].set_visible(False)
+    ax.spines["right"].set_visible(False)
+
+
+def _wrap(name: str, sep: str, width: int) -> str:
+    """Break ``name`` after ``sep`` so that no line is much longer than ``width``."""
+    parts = name.split(sep)
+    lines, cur = [], ""
+    for k, p in enumerate(parts):
+        piece = p + (sep if k < len(parts) - 1 and sep != " " else "")
+        if cur and len(cur) + len(piece) > width:
+            lines.append(cur.rstrip())
+            cur = ""
+        cur += piece + (" " if sep == " " else "")
+    lines.append(cur.rstrip())
+    return "\n".join(lines)
+
+
+# -- figures -------------------------------------------------------------------------------------
+def qualitative_grid(
+    run: Run,
+    dataset: str | None = None,
+    seed: int | None = None,
+    methods: list[str] | None = None,
+    indices: list[int] | None = None,
+    references: bool = False,
+    width: float = TWO_COLUMN,
+) -> Figure:
+    """Test images × methods' heatmaps, the ground-truth mask outlined.
+
+    Args:
+        run: the benchmark run.
+        dataset, seed: which cell of the run (default: the first of each).
+        methods: columns after the image (default: the run's methods, in run order).
+        indices: test images, one per row (default: the first image of each class).
+        references: add the reference maps (oracle, centre, …) when ``methods`` is None.
+        width: figure width in inches; the cells shrink to fit it.
+
+    Returns:
+        A figure with ``len(indices)`` rows and ``1 + len(methods)`` image columns, plus a
+        colour bar. Each map's maximum is marked with +.
+    """
+    names = _pick(run, methods, references)
+    if not names:
+        raise ValueError("no methods to show")
+    data = run.data(dataset)
+    if indices is None:
+        seen: dict[int, int] = {}
+        for i, t in enumerate(data["targets"].tolist()):
+            seen.setdefault(int(t), i)
+        indices = [seen[t] for t in sorted(seen)]
+    idx = torch.as_tensor(list(indices), dtype=torch.long)
+    maps = {m: run.maps(m, dataset, seed)[idx] for m in names}
+    rows = [data["classes"][int(data["targets"][i])] for i in idx]
+    cols = 1 + len(names)
+    # the width left for images: row labels on the left, the colour bar on the right
+    cell = min(1.1, (width - 1.25) / cols)
+    rotate = cell < 0.62  # narrow columns: vertical titles
+    fig = explanation_grid(data["images"][idx], maps, data["masks"][idx], cell=cell)
+    fig.set_size_inches(width, (cell + 0.03) * len(idx) + (0.75 if rotate else 0.3))
+    axes = np.array(fig.axes).reshape(len(idx), cols)
+    with matplotlib.rc_context(STYLE):
+        for j, name in enumerate(["image", *(_label(run, m) for m in names)]):
+            title = _wrap(name, "-", 12 if rotate else max(4, int(cell * 14)))
+            axes[0, j].set_title(
+                title, fontsize=6, rotation=90 if rotate else 0, va="bottom", linespacing=1.0
+            )
+        for ax in axes[:, 1:].ravel():  # the + of each map's maximum, to the cell's scale
+            for line in ax.get_lines():
+                line.set_markersize(min(6.0, 9 * cell))
+                line.set_markeredgewidth(min(1.2, 2 * cell))
+        for i, label in enumerate(rows):
+            axes[i, 0].set_ylabel(
+                _wrap(label, " ", 8), fontsize=6, rotation=0, ha="right", va="center"
+            )
+        mappable = ScalarMappable(Normalize(0, 1), HEATMAP_CMAP)
+        cb = fig.colorbar(mappable, ax=axes.ravel().tolist(), shrink=0.6, aspect=25)
+        cb.set_label("relevance (normalised)", fontsize=6)
+        cb.ax.tick_params(labelsize=5, width=0.4, length=2)
+        cb.outline.set_linewidth(0.4)
+    return fig
+
+
+def metric_bars(
+    run: Run,
+    metric: str,
+    dataset: str | None = None,
+    seed: int | None = None,
+    methods: list[str] | None = None,
+    references: bool = True,
+    width: float = ONE_COLUMN,
+) -> Figure:
+    """Mean score per method with its 95 % bootstrap interval, best first.
+
+    Methods are blue bars; reference maps white, grey-hatched and labelled ``(ref)``.
+    Descriptive metrics (no better direction) are ordered by value, largest first;
+    methods without a finite score are left out.
+
+    Returns:
+        A figure with one axes holding one horizontal bar per method (a ``BarContainer``
+        in ``ax.containers``) and its error bars (``ci_low`` to ``ci_high``).
+    """
+    keep = set(_pick(run, methods, references))
+    ranked = [
+        r for r in run.ranking(metric, dataset, seed) if r.method in keep and math.isfinite(r.value)
+    ]
+    if not ranked:
+        raise ValueError(f"no finite {metric!r} scores to plot")
+    v = np.array([r.value for r in ranked])
+    lo = np.array([r.ci_low if math.isfinite(r.ci_low) else r.value for r in ranked])
+    hi = np.array([r.ci_high if math.isfinite(r.ci_high) else r.value for r in ranked])
+    ref = [r.kind == "reference" for r in ranked]
+    with matplotlib.rc_context(STYLE):
+        fig = Figure(figsize=(width, 0.55 + 0.16 * len(ranked)), layout="constrained")
+        ax = fig.subplots()
+        y = np.arange(len(ranked))
+        bars = ax.barh(
+            y,
+            v,
+            height=0.7,
+            xerr=np.vstack([np.maximum(v - lo, 0), np.maximum(hi - v, 0)]),
+            color=["white" if r else _BAR_COLOUR for r in ref],
+            edgecolor=["#777777" if r else _BAR_COLOUR for r in ref],
+            linewidth=0.5,
+            error_kw={"elinewidth": 0.7, "capsize": 1.5, "capthick": 0.7, "ecolor": "black"},
+        )
+        for patch, r in zip(bars.patches, ref, strict=True):
+            if r:
+                patch.set_hatch("/////")
+        ax.set_yticks(y, [_label(run, r.method) for r in ranked])
+        for tick, r in zip(ax.get_yticklabels(), ref, strict=True):
+            if r:
+                tick.set_color("#555555")
+        ax.set_ylim(len(ranked) - 0.4, -0.6)  # best on top
+        ax.tick_params(axis="y", length=0)
+        if (v < 0).any() or (lo < 0).any():
+            ax.axvline(0, color="black", lw=0.5)
+        ax.set_xlabel(metric + _direction(run, metric))
+        _despine(ax)
+    return fig
+
+
+def faithfulness_curves(
+    run: Run,
+    dataset: str | None = None,
+    seed: int | None = None,
+    methods: list[str] | None = None,
+    references: bool = True,
+    width: float = TWO_COLUMN,
+) -> Figure:
+    """Mean deletion and insertion curves per method (two panels), AUC in the legend.
+
+    The curves are the class probability as the map's most relevant pixels are deleted
+    (left; lower area is better) or inserted into the baseline (right; higher is better),
+    averaged over the test images. Legends list methods best first with their AUC.
+
+    Returns:
+        A figure with two axes, one line per method in each.
+    """
+    styles = method_styles(run)
+    curves, missing = {}, []
+    for m in _pick(run, methods, references):
+        try:
+            c = run.curves(m, dataset, seed)
+        except FileNotFoundError as exc:
+            missing.append(exc)
+            continue
+        if {"fractions", "deletion", "insertion"} <= set(c):
+            curves[m] = c
+    if not curves:
+        if missing:
+            raise missing[0]
+        raise ValueError("the run has no deletion/insertion curves (faithfulness not scored)")
+    for exc in missing:
+        log.info("faithfulness curves: %s", exc)
+    with matplotlib.rc_context(STYLE):
+        fig = Figure(figsize=(width, 2.2 + 0.075 * len(curves)), layout="constrained")
+        axes = fig.subplots(1, 2, sharey=True)
+        for ax, mode in zip(axes, ("deletion", "insertion"), strict=True):
+            metric = f"{mode}_auc"
+            value = {}
+            try:
+                value = {r.method: r.value for r in run.ranking(metric, dataset, seed)}
+            except KeyError:
+                pass
+            auc = {
+                m: value.get(m, float(np.trapezoid(c[mode], c["fractions"])))
+                for m, c in curves.items()
+            }
+            lower = mode == "deletion"
+            order = sorted(
+                curves, key=lambda m: (math.isnan(auc[m]), (1 if lower else -1) * auc[m])
+            )
+            for m in order:
+                st = styles[m]
+                ax.plot(
+                    curves[m]["fractions"],
+                    curves[m][mode],
+                    color=st["color"],
+                    linestyle=st["linestyle"],
+                    marker=st["marker"],
+                    markevery=max(1, len(curves[m]["fractions"]) // 5),
+                    markersize=2.5,
+                    lw=0.9,
+                    label=f"{_label(run, m)}  {auc[m]:.3f}",
+                )
+            verb = "deleted" if lower else "inserted"
+            ax.set_xlabel(f"fraction of pixels {verb}, most relevant first")
+            ax.set_title(f"{mode} ({'lower' if lower else 'higher'} AUC is better)")
+            ax.set_xlim(0, 1)
+            ax.set_ylim(bottom=0)
+            _despine(ax)
+            ax.legend(
+                loc="upper center",
+                bbox_to_anchor=(0.5, -0.2),
+                ncol=2 if len(curves) > 4 else 1,
+                frameon=False,
+                title="method  AUC",
+                title_fontsize=7,
+                handlelength=2.6,
+                columnspacing=1.2,
+            )
+        axes[0].set_ylabel("mean class probability")
+    return fig
+
+
+def se_distribution(
+    run: Run,
+    dataset: str | None = None,
+    seed: int | None = None,
+    z: float = PAPER_Z,
+    width: float = ONE_COLUMN,
+) -> Figure:
+    """Histogram of the test images' SE-vector entries with the paper's threshold.
+
+    The threshold of the paper's rule, mean(s) + z·std(s) per image (z = 1.282, the top
+    10 % of a normal), is averaged over the images and drawn as a dashed line; the band
+    shows its range over images. The text gives the share of entries above each image's
+    threshold and of images whose threshold no entry exceeds (the rule then falls back
+    to the strongest channel).
+
+    Returns:
+        One axes: the histogram, the mean threshold line and the range band.
+    """
+    s = run.se_vectors(dataset, seed)["s"].float()
+    thr = s.mean(1) + z * s.std(1, unbiased=False)
+    t = float(thr.mean())
+    above = s > thr[:, None]
+    fig = se_vector_figure(s, {f"paper threshold: mean + {z:g}·std, {t:.3f}": t})
+    fig.set_size_inches(width, 2.3)
+    ax = fig.axes[0]
+    with matplotlib.rc_context(STYLE):
+        ax.axvspan(
+            float(thr.min()),
+            float(thr.max()),
+            color=OKABE_ITO["vermillion"],
+            alpha=0.15,
+            lw=0,
+            zorder=0,
+            label="its range over images",
+        )
+        ax.set_yscale("log")
+        top = max((p.get_height() for p in ax.patches), default=1.0)
+        ax.set_ylim(0.8, max(top, 1.0) * 12)  # a decade of headroom for the text
+        ax.set_xlabel("SE vector entry $s_c$")
+        ax.set_ylabel("entries")
+        ax.text(
+            0.02,
+            0.97,
+            f"{s.shape[0]} images × {s.shape[1]} channels\n"
+            f"{above.float().mean():.1%} of entries above\n"
+            f"{(~above.any(1)).float().mean():.0%} of images: none above",
+            transform=ax.transAxes,
+            va="top",
+            fontsize=6,
+        )
+        ax.legend(frameon=False, loc="upper center", bbox_to_anchor=(0.5, -0.3), ncol=1)
+        _despine(ax)
+    return fig
+
+
+def vebi_features(
+    run: Run,
+    dataset: str | None = None,
+    seed: int | None = None,
+    heat: bool = False,
+    width: float | None = None,
+) -> Figure | None:
+    """VEBI's class × relevant-feature average visualisations (:func:`viz.feature_grid`).
+
+    Rows are classes, features by decreasing weight (titled ``layer:channel (weight)``).
+
+    Returns:
+        The figure, or ``None`` when the run has no VEBI interpretation.
+    """
+    interp = run.interpretation(dataset, seed)
+    if interp is None:
+        return None
+    cols = max(1, max(len(f) for f in interp.features))
+    cell = 0.75 if width is None else min(1.1, (width - 0.8) / cols)
+    fig = feature_grid(interp, cell=cell, heat=heat)
+    with matplotlib.rc_context(STYLE):
+        for ax in fig.axes:
+            if ax.get_ylabel():
+                ax.set_ylabel(_wrap(ax.get_ylabel(), " ", 8), rotation=0, ha="right", va="center")
+    return fig
+
+
+def cost_vs_localisation(
+    run: Run,
+    metric: str = "pointing_game",
+    dataset: str | None = None,
+    seed: int | None = None,
+    methods: list[str] | None = None,
+    width: float | None = None,
+) -> Figure:
+    """Milliseconds per image (log scale) against a localisation metric, one labelled
+    point per timed method, with the metric's 95 % interval as a vertical bar.
+
+    ``width`` defaults to one column for up to 8 methods, the text width beyond.
+
+    Returns:
+        One axes with one point (a ``PathCollection``) and one label per method; labels
+        are placed greedily around their points so that they do not overlap.
+    """
+    cost = run.cost(dataset, seed)
+    if not cost:
+        raise ValueError("the run has no cost rows (cost family not scored)")
+    score = {r.method: r for r in run.ranking(metric, dataset, seed)}
+    names = [
+        m
+        for m in _pick(run, methods, False)
+        if m in cost and m in score and math.isfinite(score[m].value) and cost[m] > 0
+    ]
+    if not names:
+        raise ValueError(f"no method has both a cost and a {metric!r} score")
+    styles = method_styles(run)
+    x = np.array([cost[m] for m in names])
+    y = np.array([score[m].value for m in names])
+    lo = np.array([score[m].ci_low for m in names])
+    hi = np.array([score[m].ci_high for m in names])
+    if width is None:
+        width = ONE_COLUMN if len(names) <= 8 else TWO_COLUMN
+    with matplotlib.rc_context(STYLE):
+        fig = Figure(figsize=(width, 2.6), layout="constrained")
+        ax = fig.subplots()
+        ax.errorbar(
+            x,
+            y,
+            yerr=np.vstack([np.maximum(y - lo, 0), np.maximum(hi - y, 0)]),
+            fmt="none",
+            ecolor="#BBBBBB",
+            elinewidth=0.6,
+            zorder=1,
+        )
+        for k, m in enumerate(names):
+            ax.scatter(
+                x[k],
+                y[k],
+                s=14,
+                color=styles[m]["color"],
+                marker=styles[m]["marker"],
+                zorder=3,
+                linewidths=0,
+            )
+        ax.set_xscale("log")
+        span = np.log10(x.max() / x.min()) if len(x) > 1 else 1.0
+        pad = 10 ** (0.12 * max(span, 1.0))
+        ax.set_xlim(x.min() / pad, x.max() * pad)
+        ylo, yhi = float(min(y.min(), np.nanmin(lo))), float(max(y.max(), np.nanmax(hi)))
+        ypad = 0.1 * max(yhi - ylo, 0.1)
+        ax.set_ylim(ylo - ypad, yhi + ypad)
+        ax.set_xlabel("ms per image (log scale)")
+        ax.set_ylabel(metric + _direction(run, metric))
+        _despine(ax)
+        _place_labels(fig, ax, x, y, names, [styles[m]["color"] for m in names])
+    return fig
+
+
+def _place_labels(fig: Figure, ax, x, y, labels, colours) -> None:
+    """Annotate points without overlaps: try offsets around each point, nearest first,
+    keep the first whose box stays inside the axes and clear of the other labels and
+    points (fall back to the least overlapping one). The layout is frozen first."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    canvas = FigureCanvasAgg(fig)
+    canvas.draw()
+    renderer = canvas.get_renderer()
+    fig.set_layout_engine("none")  # keep the positions the labels were placed against
+    box = ax.get_window_extent(renderer)
+    pts = ax.transData.transform(np.c_[x, y])
+    px = fig.dpi / 72
+    m = 2.5 * px  # half a marker
+    taken = [(p[0] - m, p[1] - m, p[0] + m, p[1] + m) for p in pts]
+    cands = []
+    for r in (6, 11, 17, 24, 32, 42, 54, 68):
+        n = 8 if r < 17 else 16
+        for a in range(n):
+            t = 2 * math.pi * a / n
+            c, sn = math.cos(t), math.sin(t)
+            ha = "left" if c > 0.3 else "right" if c < -0.3 else "center"
+            va = "bottom" if sn > 0.3 else "top" if sn < -0.3 else "center"
+            cands.append((round(r * c, 2), round(r * sn, 2), ha, va))
+
+    def overlap(b):
+        # labels keep 2 pt apart, plus 4 % of their width: text measured at one dpi
+        # can come out a little wider at another
+        padx, pady = 2 * px + 0.04 * b.width, 2 * px
+        area = 0.0
+        for t in taken:
+            w = min(b.x1 + padx, t[2]) - max(b.x0 - padx, t[0])
+            h = min(b.y1 + pady, t[3]) - max(b.y0 - pady, t[1])
+            if w > 0 and h > 0:
+                area += w * h
+        outside = (
+            max(0, box.x0 - b.x0)
+            + max(0, b.x1 - box.x1)
+            + max(0, box.y0 - b.y0)
+            + max(0, b.y1 - box.y1)
+        )
+        return area + 1e3 * outside
+
+    order = np.lexsort((np.arange(len(x)), -pts[:, 1]))
+    for k in order:
+        text = ax.annotate(
+            labels[k],
+            (x[k], y[k]),
+            xytext=(0, 0),
+            textcoords="offset points",
+            fontsize=6,
+            color="black",
+            annotation_clip=False,
+            in_layout=False,
+        )
+        best = None
+        for dx, dy, ha, va in cands:
+            text.set_position((dx, dy))
+            text.set_ha(ha)
+            text.set_va(va)
+            b = text.get_window_extent(renderer)
+            score = overlap(b)
+            if best is None or score < best[0]:
+                best = (score, dx, dy, ha, va, b)
+            if score == 0:
+                break
+        _, dx, dy, ha, va, b = best
+        text.set_position((dx, dy))
+        text.set_ha(ha)
+        text.set_va(va)
+        if math.hypot(dx, dy) > 7:  # not next to its point: a leader line
+            ax.annotate(
+                "",
+                (x[k], y[k]),
+                xytext=(dx, dy),
+                textcoords="offset points",
+                arrowprops={
+                    "arrowstyle": "-",
+                    "lw": 0.4,
+                    "color": colours[k],
+                    "shrinkA": 0,
+                    "shrinkB": 2.5,
+                },
+                in_layout=False,
+            )
+        taken.append((b.x0, b.y0, b.x1, b.y1))
+
+
+# -- everything into one folder ------------------------------------------------------------------
+def _family_tables(results: dict) -> dict[str, str]:
+    from .benchmark import latex_table
+
+    fams = list(dict.fromkeys(r.get("family", "localisation") for r in results["rows"]))
+    return {
+        f: latex_table({**results, "rows": [r for r in results["rows"] if r.get("family") == f]})
+        for f in fams
+    }
+
+
+def make_figures(
+    results_dir: str | Path,
+    out_dir: str | Path | None = None,
+    formats=("pdf", "png"),
+    *,
+    dpi: int = 300,
+    verbose: bool = True,
+) -> list[Path]:
+    """Write every figure of a run, and its LaTeX tables, into ``out_dir``.
+
+    Figures (per dataset and seed of the run; file names get ``_<dataset>`` and
+    ``_seed<k>`` suffixes only when the run has several): ``qualitative``,
+    ``bars-<metric>`` for every metric, ``faithfulness``, ``se-distribution``,
+    ``vebi-features``, ``cost-vs-pointing_game``. Tables: ``results.tex`` (every metric)
+    and ``results-<family>.tex`` (one per metric family, narrow enough for a column).
+    A figure whose inputs the run lacks is skipped with a logged (and, if ``verbose``,
+    printed) reason. Every file is written atomically and deterministically: the same
+    run gives byte-identical files.
+
+    Args:
+        results_dir: the run folder (holding ``results.json``).
+        out_dir: where to write (default ``<results_dir>/figures``).
+        formats: any of :data:`FORMATS`.
+        dpi: resolution of raster formats.
+        verbose: print what is skipped and why.
+
+    Returns:
+        The paths written, in order.
+    """
+    from .benchmark import latex_table
+
+    formats = [formats] if isinstance(formats, str) else list(formats)
+    bad = [f for f in formats if f not in FORMATS]
+    if not formats or bad:
+        raise ValueError(f"unknown format {', '.join(bad) or '(none)'}; choose from {FORMATS}")
+    root = Path(results_dir)
+    if not root.exists():
+        raise FileNotFoundError(f"no such folder: {root}")
+    run = Run(root)
+    out = Path(out_dir) if out_dir is not None else run.root / "figures"
+    written = [atomic_write_text(out / "results.tex", latex_table(run.results))]
+    for fam, text in _family_tables(run.results).items():
+        written.append(atomic_write_text(out / f"results-{fam}.tex", text))
+
+    def skip(name: str, reason: str) -> None:
+        if verbose:
+            print(f"skipped {name}: {reason}")
+        else:
+            log.warning("skipped %s: %s", name, reason)
+
+    cells = {(r.get("dataset", run.results["dataset"]), int(r.get("seed", 0))) for r in run.rows}
+    for dataset in run.datasets:
+        for seed in run.seeds:
+            if (dataset, seed) not in cells:
+                continue
+            suffix = (f"_{dataset}" if len(run.datasets) > 1 else "") + (
+                f"_seed{seed}" if len(run.seeds) > 1 else ""
+            )
+            metrics = [
+                m
+                for m in run.metrics()
+                if any(
+                    r["metric"] == m
+                    and r.get("dataset", run.results["dataset"]) == dataset
+                    and int(r.get("seed", 0)) == seed
+                    for r in run.rows
+                )
+            ]
+            jobs = [("qualitative", lambda d=dataset, s=seed: qualitative_grid(run, d, s))]
+            jobs += [
+                (f"bars-{m}", lambda m=m, d=dataset, s=seed: metric_bars(run, m, d, s))
+                for m in metrics
+            ]
+            jobs += [
+                ("faithfulness", lambda d=dataset, s=seed: faithfulness_curves(run, d, s)),
+                ("se-distribution", lambda d=dataset, s=seed: se_distribution(run, d, s)),
+                ("vebi-features", lambda d=dataset, s=seed: vebi_features(run, d, s)),
+                (
+                    "cost-vs-pointing_game",
+                    lambda d=dataset, s=seed: cost_vs_localisation(run, "pointing_game", d, s),
+                ),
+            ]
+            for name, make in jobs:
+                try:
+                    fig = make()
+                except _MISSING as exc:
+                    skip(name + suffix, f"{type(exc).__name__}: {exc}")
+                    continue
+                if fig is None:
+                    skip(name + suffix, "the run has no VEBI interpretation")
+                    continue
+                for k, fmt in enumerate(formats):
+                    # a fresh figure per format: saving one format moves the layout a
+                    # little, and each file must not depend on which were written before
+                    fig = fig if k == 0 else make()
+                    written.append(save_figure(fig, out / f"{name}{suffix}.{fmt}", dpi=dpi))
+    return written

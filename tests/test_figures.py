@@ -1,0 +1,342 @@
+"""Paper figures from a run folder: what each figure draws, the files, determinism, the CLI."""
+
+import contextlib
+import io
+import json
+import math
+import shutil
+
+import numpy as np
+import pytest
+from matplotlib.collections import PathCollection
+from matplotlib.container import BarContainer
+from matplotlib.figure import Figure
+
+from squeezex import figures as F
+from squeezex.benchmark import latex_table
+from squeezex.cli import main
+from squeezex.runs import Run
+from squeezex.viz import save_figure
+
+METHODS = ["se", "gradcam", "vebi", "random"]
+REFS = ["centre", "oracle", "silhouette"]
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory):
+    """A tiny benchmark run (6 test images, 3 metric families) written by the CLI."""
+    root = tmp_path_factory.mktemp("figrun")
+    with contextlib.redirect_stdout(io.StringIO()):
+        code = main(
+            [
+                "bench",
+                "--n-train",
+                "4",
+                "--n-test",
+                "1",
+                "--epochs",
+                "1",
+                "--seeds",
+                "1",
+                "--size",
+                "32",
+                "--methods",
+                ",".join(METHODS),
+                "--families",
+                "localisation,faithfulness,cost",
+                "--out",
+                str(root / "run"),
+                "--checkpoints",
+                str(root / "ckpt"),
+                "--quiet",
+            ]
+        )
+    assert code == 0
+    return root / "run"
+
+
+@pytest.fixture(scope="module")
+def run(run_dir):
+    return Run(run_dir)
+
+
+@pytest.fixture(scope="module")
+def written(run_dir, tmp_path_factory):
+    """``squeezex figures`` twice: into the default folder and into another one."""
+    other = tmp_path_factory.mktemp("figures-again")
+    outputs = []
+    for extra in ([], ["--out", str(other)]):
+        buf = io.StringIO()
+        with contextlib.redirect_stdout(buf):
+            code = main(["figures", "--results", str(run_dir), "--dpi", "60", *extra])
+        assert code == 0
+        outputs.append(buf.getvalue())
+    return run_dir / "figures", other, outputs
+
+
+def _titles(fig, n_cols):
+    return [fig.axes[j].get_title().replace("\n", "") for j in range(n_cols)]
+
+
+# -- the figures ---------------------------------------------------------------------------------
+def test_qualitative_grid_is_images_by_methods(run):
+    data = run.data()
+    n_classes = len(set(data["targets"].tolist()))
+    fig = F.qualitative_grid(run)
+    assert isinstance(fig, Figure)
+    cols = 1 + len(METHODS)
+    assert len(fig.axes) == n_classes * cols + 1  # + the colour bar
+    assert _titles(fig, cols) == ["image", *METHODS]
+    grid = np.array(fig.axes[:-1]).reshape(n_classes, cols)
+    for i in range(n_classes):
+        assert len(grid[i, 0].images) == 1  # the image alone
+        for j in range(1, cols):
+            assert len(grid[i, j].images) == 2  # image + heatmap
+            assert grid[i, j].collections, "the ground-truth mask is outlined"
+    # one image per class: the first of each, labelled with its class
+    first = {}
+    for i, t in enumerate(data["targets"].tolist()):
+        first.setdefault(t, i)
+    labels = [grid[i, 0].get_ylabel().replace("\n", " ") for i in range(n_classes)]
+    assert labels == [data["classes"][t] for t in sorted(first)]
+    # the heatmap drawn is the run's map of that image
+    se_map = run.maps("se")[first[sorted(first)[1]], 0].numpy()
+    np.testing.assert_allclose(grid[1, 1].images[1].get_array(), se_map, atol=1e-6)
+
+
+def test_qualitative_grid_options(run):
+    fig = F.qualitative_grid(run, methods=["vebi", "oracle"], indices=[0, 3, 5])
+    assert len(fig.axes) == 3 * 3 + 1
+    assert _titles(fig, 3) == ["image", "vebi", "oracle (ref)"]
+    fig = F.qualitative_grid(run, references=True, indices=[0])
+    refs = [f"{r} (ref)" for r in REFS]
+    assert _titles(fig, 1 + len(METHODS) + len(REFS)) == ["image", *METHODS, *refs]
+    with pytest.raises(KeyError, match="no method nope"):
+        F.qualitative_grid(run, methods=["nope"])
+
+
+@pytest.mark.parametrize("metric", ["pointing_game", "deletion_auc"])
+def test_metric_bars_are_means_with_their_intervals(run, metric):
+    fig = F.metric_bars(run, metric)
+    (ax,) = fig.axes
+    (bars,) = [c for c in ax.containers if isinstance(c, BarContainer)]
+    ranking = run.ranking(metric)
+    assert len(bars.patches) == len(METHODS) + len(REFS) == len(ranking)
+    widths = [p.get_width() for p in bars.patches]
+    np.testing.assert_allclose(widths, [r.value for r in ranking])
+    # best first: the first bar is at the top (y axis inverted)
+    lower = run.higher_is_better(metric) is False
+    finite = [w for w in widths if math.isfinite(w)]
+    assert finite == sorted(finite, reverse=not lower)
+    ys = [p.get_y() + p.get_height() / 2 for p in bars.patches]
+    assert ax.get_ylim()[0] > ax.get_ylim()[1] and ys == sorted(ys)
+    segments = bars.errorbar.lines[2][0].get_segments()
+    assert len(segments) == len(ranking)
+    for seg, r in zip(segments, ranking, strict=True):
+        np.testing.assert_allclose([seg[0][0], seg[1][0]], [r.ci_low, r.ci_high], atol=1e-12)
+    labels = [t.get_text() for t in ax.get_yticklabels()]
+    assert labels == [r.method + (" (ref)" if r.kind == "reference" else "") for r in ranking]
+    hatched = [bool(p.get_hatch()) for p in bars.patches]
+    assert hatched == [r.kind == "reference" for r in ranking]
+    assert ("lower" if lower else "higher") in ax.get_xlabel()
+
+
+def test_metric_bars_without_references(run):
+    (ax,) = F.metric_bars(run, "relevance_mass", references=False).axes
+    (bars,) = [c for c in ax.containers if isinstance(c, BarContainer)]
+    assert len(bars.patches) == len(METHODS)
+    with pytest.raises(KeyError, match="no scores for metric 'gini'"):
+        F.metric_bars(run, "gini")  # complexity was not scored
+
+
+def test_faithfulness_curves_two_panels_with_auc(run):
+    fig = F.faithfulness_curves(run)
+    assert len(fig.axes) == 2
+    names = METHODS + REFS
+    for ax, mode in zip(fig.axes, ("deletion", "insertion"), strict=True):
+        assert mode in ax.get_title()
+        assert len(ax.get_lines()) == len(names)
+        auc = {r.method: r.value for r in run.ranking(f"{mode}_auc")}
+        texts = [t.get_text() for t in ax.get_legend().get_texts()]
+        expected = {f"{m}{' (ref)' if m in REFS else ''}  {auc[m]:.3f}" for m in names}
+        assert set(texts) == expected
+        for line, text in zip(ax.get_lines(), texts, strict=True):
+            m = text.split()[0]
+            np.testing.assert_allclose(line.get_ydata(), run.curves(m)[mode])
+            np.testing.assert_allclose(line.get_xdata(), run.curves(m)["fractions"])
+    fig = F.faithfulness_curves(run, methods=["se", "vebi"])
+    assert [len(ax.get_lines()) for ax in fig.axes] == [2, 2]
+
+
+def test_se_distribution_marks_the_paper_threshold(run):
+    fig = F.se_distribution(run)
+    (ax,) = fig.axes
+    s = run.se_vectors()["s"].float()
+    thr = s.mean(1) + 1.282 * s.std(1, unbiased=False)
+    vlines = [ln for ln in ax.get_lines() if len(set(ln.get_xdata())) == 1]
+    assert len(vlines) == 1
+    assert vlines[0].get_xdata()[0] == pytest.approx(float(thr.mean()), abs=1e-6)
+    (hist,) = [c for c in ax.containers if isinstance(c, BarContainer)]
+    counts = sum(p.get_height() for p in hist.patches)
+    assert counts == s.numel()  # every entry of every SE vector is in the histogram
+    assert f"{float(thr.mean()):.3f}" in ax.get_legend().get_texts()[0].get_text()
+
+
+def test_vebi_features_is_the_class_by_feature_grid(run, tmp_path):
+    interp = run.interpretation()
+    fig = F.vebi_features(run)
+    assert isinstance(fig, Figure)
+    cols = max(len(f) for f in interp.features)
+    assert len(fig.axes) == len(interp.classes) * cols
+    shown = [ax for ax in fig.axes if ax.images]
+    assert len(shown) == sum(len(f) for f in interp.features)
+    # a run without VEBI: no figure
+    bare = tmp_path / "bare"
+    shutil.copytree(run.root, bare, ignore=shutil.ignore_patterns("figures"))
+    shutil.rmtree(bare / "vebi")
+    assert F.vebi_features(Run(bare)) is None
+
+
+def test_cost_vs_localisation_scatter(run):
+    fig = F.cost_vs_localisation(run)
+    (ax,) = fig.axes
+    assert ax.get_xscale() == "log"
+    cost = run.cost()
+    score = {r.method: r.value for r in run.ranking("pointing_game")}
+    points = [c.get_offsets()[0] for c in ax.collections if isinstance(c, PathCollection)]
+    assert len(points) == len(METHODS)  # references have no cost
+    for (x, y), m in zip(points, METHODS, strict=True):
+        assert x == pytest.approx(cost[m]) and y == pytest.approx(score[m])
+    labels = sorted(t.get_text() for t in ax.texts if t.get_text())
+    assert labels == sorted(METHODS)
+    with pytest.raises(KeyError):
+        F.cost_vs_localisation(run, metric="no_such_metric")
+
+
+def test_method_styles_are_distinct(run):
+    styles = F.method_styles(run)
+    assert set(styles) == set(METHODS + REFS)
+    assert len({styles[m]["color"] for m in METHODS}) == len(METHODS)
+    assert len({styles[m]["color"] for m in REFS}) == len(REFS)
+    assert not {styles[m]["color"] for m in METHODS} & {styles[m]["color"] for m in REFS}
+    assert {styles[m]["linestyle"] for m in REFS} == {"-."}
+
+
+def test_figures_leave_matplotlib_state_alone(run):
+    import matplotlib
+    import matplotlib.pyplot as plt
+
+    before = dict(matplotlib.rcParams)
+    figs = plt.get_fignums()
+    F.metric_bars(run, "pointing_game")
+    F.cost_vs_localisation(run)
+    assert plt.get_fignums() == figs
+    assert dict(matplotlib.rcParams) == before
+
+
+# -- make_figures and the command line -----------------------------------------------------------
+def _expected(run):
+    figs = ["qualitative", "faithfulness", "se-distribution", "vebi-features"]
+    figs += ["cost-vs-pointing_game"] + [f"bars-{m}" for m in run.metrics()]
+    names = {f"{f}.{ext}" for f in figs for ext in ("pdf", "png")}
+    tables = {"results.tex"} | {
+        f"results-{fam}.tex" for fam in ("localisation", "faithfulness", "cost")
+    }
+    return names | tables
+
+
+def test_make_figures_writes_every_file(run, written):
+    default, _, outputs = written
+    files = {p.name for p in default.iterdir()}
+    assert files == _expected(run)
+    for p in default.glob("*.png"):
+        assert p.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    for p in default.glob("*.pdf"):
+        assert p.read_bytes()[:5] == b"%PDF-"
+    assert (default / "results.tex").read_text() == latex_table(run.results)
+    fam = (default / "results-cost.tex").read_text()
+    assert "ms\\_per\\_image" in fam and "pointing\\_game" not in fam
+    # the command prints every path it wrote, then a summary
+    lines = outputs[0].strip().splitlines()
+    assert lines[-1] == f"wrote {len(files)} files to {default}"
+    assert sorted(lines[:-1]) == sorted(str(default / f) for f in files)
+
+
+def test_figures_are_deterministic(written):
+    first, second, _ = written
+    names = sorted(p.name for p in first.iterdir())
+    assert names == sorted(p.name for p in second.iterdir())
+    for name in names:
+        a, b = (first / name).read_bytes(), (second / name).read_bytes()
+        assert a == b, f"{name} differs between two runs"
+    png = (first / "qualitative.png").read_bytes()
+    pdf = (first / "qualitative.pdf").read_bytes()
+    assert b"Software" not in png and b"CreationDate" not in pdf and b"Producer" not in pdf
+
+
+def test_each_file_is_independent_of_the_other_formats(run_dir, written, tmp_path):
+    first, _, _ = written  # written as PDF and PNG
+    for p in F.make_figures(run_dir, tmp_path, formats=("png",), dpi=60, verbose=False):
+        if p.suffix == ".png":
+            assert p.read_bytes() == (first / p.name).read_bytes(), p.name
+
+
+def test_svg_has_no_date_and_is_deterministic(run, tmp_path):
+    a = save_figure(F.metric_bars(run, "pointing_game"), tmp_path / "a.svg").read_bytes()
+    b = save_figure(F.metric_bars(run, "pointing_game"), tmp_path / "b.svg").read_bytes()
+    assert a == b and b"<svg" in a and b"dc:date" not in a
+
+
+def test_make_figures_skips_what_the_run_lacks(run, tmp_path, capsys):
+    bare = tmp_path / "bare"
+    shutil.copytree(run.root, bare, ignore=shutil.ignore_patterns("figures"))
+    for sub in ("vebi", "se", "data"):
+        shutil.rmtree(bare / sub)
+    paths = F.make_figures(bare, tmp_path / "out", formats=("png",), dpi=40)
+    out = capsys.readouterr().out
+    names = {p.name for p in paths}
+    assert "bars-pointing_game.png" in names and "faithfulness.png" in names
+    for skipped in ("qualitative", "se-distribution", "vebi-features"):
+        assert f"{skipped}.png" not in names
+        assert f"skipped {skipped}:" in out
+    assert "no VEBI interpretation" in out
+    assert all(p.is_file() for p in paths)
+
+
+def test_make_figures_rejects_unknown_formats(run_dir, tmp_path):
+    with pytest.raises(ValueError, match="unknown format gif"):
+        F.make_figures(run_dir, tmp_path, formats=("gif",))
+
+
+@pytest.mark.parametrize(
+    "setup, message",
+    [
+        ("missing", "no such folder"),
+        ("empty", "no results.json"),
+        ("invalid", "is not valid JSON"),
+        ("not-results", "not a squeezex results file"),
+    ],
+)
+def test_figures_cli_bad_input_exits_2(tmp_path, capsys, setup, message):
+    folder = tmp_path / "run"
+    if setup != "missing":
+        folder.mkdir()
+    if setup == "invalid":
+        (folder / "results.json").write_text("{not json")
+    if setup == "not-results":
+        (folder / "results.json").write_text(json.dumps({"a": 1}))
+    assert main(["figures", "--results", str(folder)]) == 2
+    err = capsys.readouterr().err
+    assert message in err and err.count("\n") == 1
+    assert not (folder / "figures").exists()
+
+
+def test_figures_cli_bad_arguments_exit_2(tmp_path, capsys):
+    with pytest.raises(SystemExit) as e:
+        main(["figures", "--results", str(tmp_path), "--formats", "gif"])
+    assert e.value.code == 2
+    err = capsys.readouterr().err
+    assert "invalid format gif" in err and err.count("\n") == 1
+    with pytest.raises(SystemExit) as e:
+        main(["figures"])
+    assert e.value.code == 2
