@@ -31,6 +31,7 @@ $(BASE)/.complete:
 
 demo: setup
 	$(PY) -m squeezex bench --dataset an8flower-single-6c --out $(OUT)
+	$(PY) -m squeezex figures --results $(OUT) --out $(OUT)/figures
 
 test: setup
 	$(PY) -m pytest tests notebooks --nbval-lax $(PYTEST_ARGS)
