@@ -20,6 +20,7 @@ Usage: ``python benchmarks/speed.py [--repeats 5] [--models an8flower-cnn,resnet
 from __future__ import annotations
 
 import argparse
+import json
 import multiprocessing
 import statistics
 import time
@@ -120,6 +121,9 @@ def measure(
     def forward():
         return _forward(model, x)
 
+    deadline = time.perf_counter() + 0.5  # warm up: a fresh process's first calls are slow
+    while time.perf_counter() < deadline:
+        forward()
     calls = {"forward": forward}
     calls.update({m: (lambda e=e: e.attribute(x, target=y)) for m, e in explainers.items()})
     rows = {}
@@ -170,6 +174,9 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--repeats", type=int, default=5)
     p.add_argument("--budget", type=float, default=1.0, help="seconds per cheap method")
+    p.add_argument(
+        "--merge", action="store_true", help="update these rows of an existing --json file"
+    )
     p.add_argument("--models", default=",".join(MODELS))
     p.add_argument("--methods", default="all", help="comma-separated registry names or 'all'")
     p.add_argument("--batches", default=",".join(map(str, BATCHES)))
@@ -178,6 +185,8 @@ def main() -> None:
     args = p.parse_args()
     methods = list_explainers() if args.methods == "all" else args.methods.split(",")
     results = {}
+    if args.merge and Path(args.json).is_file():  # re-measure some rows, keep the others
+        results = json.loads(Path(args.json).read_text())
     for name in args.models.split(","):
         for batch in map(int, args.batches.split(",")):
             key = f"{name} batch {batch}"
