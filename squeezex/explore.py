@@ -22,6 +22,7 @@ from PIL import Image
 from .explainers import get_explainer
 from .explainers.base import HeatmapAttribution
 from .explainers.se import SEAttribution, SEVector
+from .modes import eval_mode
 from .viz import HEATMAP_CMAP, MASK_COLOUR, STYLE
 
 __all__ = [
@@ -39,6 +40,9 @@ __all__ = [
     "figure_png",
 ]
 
+#: The SE methods whose channel selection the Explorer's SE controls drive (the
+#: fixed-rule variants se-paper/se-logit/se-topk/se-class keep theirs).
+TUNABLE = ("se",)
 #: Per-sample scores the Explorer shows (name → function(maps, masks) of squeezex.metrics).
 SCORES = ("pointing_game", "energy_pointing_game", "relevance_mass", "iou", "auc")
 
@@ -138,12 +142,8 @@ def make_explainers(model, methods: Sequence[str], **options) -> dict[str, Heatm
 @torch.no_grad()
 def predict(model, x: torch.Tensor) -> tuple[int, torch.Tensor]:
     """Predicted class and class probabilities of one image (C×H×W)."""
-    was = model.training
-    model.eval()
-    try:
+    with eval_mode(model):
         p = model(x[None]).softmax(1)[0]
-    finally:
-        model.train(was)
     return int(p.argmax()), p
 
 
@@ -154,7 +154,7 @@ def explain_sample(
     *,
     sample: int | str,
     settings: SESettings | None = None,
-    tunable: Sequence[str] = ("se",),
+    tunable: Sequence[str] = TUNABLE,
     cache: HeatmapCache | None = None,
 ) -> dict[str, torch.Tensor]:
     """Each method's H×W heatmap of image ``x`` (C×H×W) for class ``target``.

@@ -16,6 +16,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .modes import eval_mode
+
 __all__ = ["FeatureGeometry", "feature_geometry", "upsample", "minmax", "to_common_footing"]
 
 _STRIDED = (
@@ -89,16 +91,12 @@ def feature_geometry(model: nn.Module, layer: nn.Module, example: torch.Tensor) 
         m.register_forward_hook(on_strided) for m in model.modules() if isinstance(m, _STRIDED)
     ]
     handles.append(layer.register_forward_hook(on_layer))
-    flags = [(m, m.training) for m in model.modules()]  # restored one by one: a wrapper's
-    try:  # own flag says nothing about the flags of the model inside it
-        model.eval()
-        with torch.no_grad():
+    try:  # every module's flag is restored (a wrapper's own flag says nothing of its inside)
+        with eval_mode(model), torch.no_grad():
             model(example)
     finally:
         for h in handles:
             h.remove()
-        for m, flag in flags:
-            m.training = flag
     if state["done"] is None:
         raise ValueError("the feature layer was not reached by the forward pass")
     if state["done"] != state["size"]:

@@ -126,6 +126,15 @@ class Run:
         seed = self.seeds[0] if seed is None else int(seed)
         return dataset, seed
 
+    def _block(self, dataset: str, seed: int) -> list[dict]:
+        """The rows of one (dataset, seed)."""
+        first = self.results["dataset"]
+        return [
+            r
+            for r in self.rows
+            if r.get("dataset", first) == dataset and int(r.get("seed", 0)) == seed
+        ]
+
     # -- tables ---------------------------------------------------------------------------
     def ranking(
         self, metric: str, dataset: str | None = None, seed: int | None = None
@@ -133,13 +142,7 @@ class Run:
         """Methods ordered best first on ``metric`` (reference maps included, marked by
         ``kind``); descriptive metrics (no better direction) are ordered by value."""
         dataset, seed = self._check(dataset, seed)
-        rows = [
-            r
-            for r in self.rows
-            if r["metric"] == metric
-            and r.get("dataset", self.results["dataset"]) == dataset
-            and int(r.get("seed", 0)) == seed
-        ]
+        rows = [r for r in self._block(dataset, seed) if r["metric"] == metric]
         if not rows:
             raise KeyError(
                 f"no scores for metric {metric!r} on {dataset} seed {seed}; "
@@ -272,12 +275,8 @@ class Run:
     def cost(self, dataset: str | None = None, seed: int | None = None) -> dict[str, float]:
         """Milliseconds per image of every method the run timed."""
         dataset, seed = self._check(dataset, seed)
-        out = {}
-        for r in self.rows:
-            if (
-                r["metric"] == "ms_per_image"
-                and r.get("dataset", self.results["dataset"]) == dataset
-                and int(r.get("seed", 0)) == seed
-            ):
-                out[r["method"]] = float(r["value"])
-        return out
+        return {
+            r["method"]: float(r["value"])
+            for r in self._block(dataset, seed)
+            if r["metric"] == "ms_per_image"
+        }

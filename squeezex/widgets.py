@@ -248,7 +248,7 @@ class Explorer(W.VBox):
         self._draw_scores()
 
     def _tunable_shown(self) -> list[str]:
-        return [m for m in self.method_picker.value if m == "se"]
+        return [m for m in self.method_picker.value if m in X.TUNABLE]
 
     def _sync_rule_controls(self) -> None:
         self.z.layout.display = None if self.rule.value in ("paper", "logit") else "none"

@@ -12,7 +12,6 @@ upsampling, per-sample min-max).
 from __future__ import annotations
 
 from collections.abc import Sequence
-from contextlib import contextmanager
 from typing import Any
 
 import torch
@@ -21,6 +20,7 @@ from captum.log import log_usage
 from torch import nn
 
 from ..geometry import FeatureGeometry, feature_geometry, to_common_footing
+from ..modes import eval_mode
 
 __all__ = ["HeatmapAttribution", "normalize_target", "eval_mode"]
 
@@ -53,35 +53,6 @@ def normalize_target(target: Any, n: int, device=None) -> torch.Tensor | None:
             )
         return torch.tensor([int(t) for t in target], dtype=torch.long, device=device)
     raise ValueError(f"target must be a class index or one index per sample, got {target!r}")
-
-
-@contextmanager
-def eval_mode(model: nn.Module, enabled: bool = True):
-    """Run ``model`` in eval mode inside the block; restore every module's flag after."""
-    # Only the modules in training mode are switched (and switched back): setting a flag
-    # goes through Module.__setattr__, which on a small CNN costs more than its forward.
-    training = _training_modules(model) if enabled else []
-    if training:
-        model.eval()
-    try:
-        yield model
-    finally:
-        for m in training:
-            m.training = True
-
-
-def _training_modules(model: nn.Module) -> list[nn.Module]:
-    """The modules of ``model`` in training mode (a plain walk: 3× faster than ``modules()``)."""
-    out, seen, stack = [], set(), [model]
-    while stack:
-        m = stack.pop()
-        if m is None or id(m) in seen:
-            continue
-        seen.add(id(m))
-        if m.training:
-            out.append(m)
-        stack.extend(m._modules.values())
-    return out
 
 
 class HeatmapAttribution(Attribution):
