@@ -22,7 +22,7 @@ from .explainers import (
     list_explainers,
     register_explainer,
 )
-from .se import SEBlock, attach_se_head, find_feature_layer, find_se_block
+from .models.se import SEBlock, attach_se_head, find_feature_layer, find_se_block
 
 __version__ = "0.1.0"
 

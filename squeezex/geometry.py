@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .modes import eval_mode
+from .common import eval_mode
 
 __all__ = ["FeatureGeometry", "feature_geometry", "upsample", "minmax", "to_common_footing"]
 

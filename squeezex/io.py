@@ -1,25 +1,44 @@
-"""Atomic writes: results and checkpoints are never left half-written."""
+"""Atomic writes (results and checkpoints are never left half-written), output folders
+that are checked before any work starts, and clean-up of temp files left by killed runs.
+
+A temp file is named ``.<name>.<host>.<pid>.<random>.tmp`` beside its target, so a later
+run can tell a dead writer's leftover (same host, process gone) from a live one.
+"""
 
 from __future__ import annotations
 
 import json
 import os
+import socket
 import tempfile
+import time
 from pathlib import Path
 
 import torch
 
-__all__ = ["atomic_write_bytes", "atomic_write_text", "atomic_write_json", "atomic_torch_save"]
+__all__ = [
+    "atomic_write_bytes",
+    "atomic_write_text",
+    "atomic_write_json",
+    "atomic_torch_save",
+    "ensure_folder",
+    "remove_stale_temps",
+]
 
 
 _UMASK = os.umask(0)
 os.umask(_UMASK)
+_HOST = socket.gethostname().replace(".", "_")
+#: Temp files older than this are stale whoever wrote them (another host, say).
+STALE_SECONDS = 24 * 3600
 
 
 def _atomic(path, write) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    fd, tmp = tempfile.mkstemp(
+        prefix=f".{path.name}.{_HOST}.{os.getpid()}.", suffix=".tmp", dir=path.parent
+    )
     try:
         with os.fdopen(fd, "wb") as f:
             write(f)
@@ -47,3 +66,58 @@ def atomic_write_json(path, obj) -> Path:
 
 def atomic_torch_save(obj, path) -> Path:
     return _atomic(path, lambda f: torch.save(obj, f))
+
+
+def ensure_folder(path, what: str = "output folder") -> Path:
+    """Create ``path`` (with parents) and check that files can be written in it.
+
+    Raises:
+        ValueError: ``path`` is a file, lies under a file, or is not writable; the
+            message names the path and the reason (what a command line prints).
+    """
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise ValueError(f"{what} {path} is a file, not a folder")
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        fd, probe = tempfile.mkstemp(prefix=".write-probe.", dir=path)
+        os.close(fd)
+        os.unlink(probe)
+    except (FileExistsError, NotADirectoryError):
+        raise ValueError(f"{what} {path} cannot be created: a part of its path is a file") from None
+    except PermissionError:
+        raise ValueError(f"{what} {path} is not writable (permission denied)") from None
+    except OSError as exc:
+        raise ValueError(f"{what} {path} is not writable ({exc.strerror or exc})") from None
+    return path
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's live process
+        return True
+    return True
+
+
+def remove_stale_temps(root) -> list[Path]:
+    """Delete the temp files of :func:`atomic_write_bytes` under ``root`` whose writer is
+    gone (this host, dead process) or that are older than a day; returns them."""
+    removed = []
+    now = time.time()
+    for p in Path(root).rglob(".*.tmp"):
+        parts = p.name.split(".")
+        try:
+            host, pid = parts[-4], int(parts[-3])
+        except (IndexError, ValueError):  # not one of ours by name: only by age
+            host, pid = None, None
+        try:
+            old = now - p.stat().st_mtime > STALE_SECONDS
+        except FileNotFoundError:
+            continue
+        if old or (host == _HOST and pid is not None and not _alive(pid)):
+            p.unlink(missing_ok=True)
+            removed.append(p)
+    return removed

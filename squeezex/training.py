@@ -8,9 +8,9 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
 
+from .common import eval_mode, make_loader, split_batch
 from .io import atomic_torch_save
 
 __all__ = ["fit", "evaluate", "predict", "FitResult", "save_checkpoint", "load_checkpoint"]
@@ -23,23 +23,6 @@ class FitResult:
     losses: list[float] = field(default_factory=list)
     train_accuracy: list[float] = field(default_factory=list)
     seconds: float = 0.0
-
-
-def _loader(data, batch_size: int, shuffle: bool, seed: int) -> DataLoader:
-    if isinstance(data, DataLoader):
-        return data
-    if not isinstance(data, Dataset) and not hasattr(data, "__getitem__"):
-        raise TypeError(f"expected a Dataset or DataLoader, got {type(data).__name__}")
-    g = torch.Generator().manual_seed(seed)
-    return DataLoader(
-        data, batch_size=batch_size, shuffle=shuffle, generator=g if shuffle else None
-    )
-
-
-def _xy(batch):
-    if not isinstance(batch, list | tuple) or len(batch) < 2:
-        raise ValueError("a dataset item must be (input, target) or (input, target, mask)")
-    return batch[0], batch[1]
 
 
 def fit(
@@ -64,7 +47,7 @@ def fit(
 
     if epochs < 1:
         raise ValueError(f"epochs must be >= 1, got {epochs}")
-    loader = _loader(data, batch_size, True, seed)
+    loader = make_loader(data, batch_size, shuffle=True, seed=seed)
     model.to(device).train()
     opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay)
     sched = torch.optim.lr_scheduler.OneCycleLR(
@@ -76,7 +59,7 @@ def fit(
     for _ in bar:
         total, correct, loss_sum = 0, 0, 0.0
         for batch in loader:
-            x, y = _xy(batch)
+            x, y = split_batch(batch)
             x, y = x.to(device), y.to(device)
             out = model(x)
             loss = F.cross_entropy(out, y)
@@ -100,17 +83,13 @@ def predict(
     model: nn.Module, data, *, batch_size: int = 256, device="cpu"
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Predicted classes and true targets over ``data`` (eval mode, restored after)."""
-    loader = _loader(data, batch_size, False, 0)
-    was_training = model.training
-    model.eval()
+    loader = make_loader(data, batch_size)
     preds, targets = [], []
-    try:
+    with eval_mode(model):
         for batch in loader:
-            x, y = _xy(batch)
+            x, y = split_batch(batch)
             preds.append(model(x.to(device)).argmax(1).cpu())
             targets.append(torch.as_tensor(y))
-    finally:
-        model.train(was_training)
     return torch.cat(preds), torch.cat(targets)
 
 
@@ -126,10 +105,24 @@ def save_checkpoint(path, model: nn.Module, **meta) -> Path:
 
 
 def load_checkpoint(path, model: nn.Module) -> dict:
-    """Load a checkpoint written by :func:`save_checkpoint` into ``model``; returns its meta."""
+    """Load a checkpoint written by :func:`save_checkpoint` into ``model``; returns its meta.
+
+    Raises:
+        FileNotFoundError: no file at ``path``.
+        ValueError: the file is unreadable (truncated, say) or holds another model.
+    """
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"no checkpoint at {path}")
-    ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    model.load_state_dict(ckpt.pop("state_dict"))
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+        state = ckpt.pop("state_dict")
+    except Exception as exc:  # truncated, not a torch file, or not a checkpoint
+        raise ValueError(
+            f"{path} is not a readable checkpoint ({type(exc).__name__}: {exc})"
+        ) from None
+    try:
+        model.load_state_dict(state)
+    except RuntimeError as exc:
+        raise ValueError(f"{path} does not fit {type(model).__name__}: {exc}") from None
     return ckpt

@@ -1,6 +1,10 @@
+from dataclasses import dataclass
+
 import pytest
 import torch
+from torch import nn
 
+from squeezex import attach_se_head
 from squeezex.models import build_model
 
 
@@ -24,3 +28,78 @@ def hook_count(model: torch.nn.Module) -> int:
         + len(getattr(m, "_backward_pre_hooks", {}))
         for m in model.modules()
     )
+
+
+# -- the model kinds the conformance suite runs every explainer on ------------------------------
+class ClipCNN(nn.Module):
+    """A small 3-D CNN for N×3×T×H×W clips: conv stages, an SE head, max pool, linear."""
+
+    def __init__(self, classes: int = 6) -> None:
+        super().__init__()
+        self.features = nn.Sequential(
+            nn.Conv3d(3, 8, 3, padding=1, bias=False),
+            nn.BatchNorm3d(8),
+            nn.ReLU(inplace=True),
+            nn.Conv3d(8, 16, 3, stride=(1, 2, 2), padding=1, bias=False),
+            nn.BatchNorm3d(16),
+            nn.ReLU(inplace=True),
+        )
+        self.pool = nn.AdaptiveMaxPool3d(1)
+        self.fc = nn.Linear(16, classes)
+
+    def forward(self, x):
+        return self.fc(self.pool(self.features(x)).flatten(1))
+
+
+class TwoHeads(nn.Module):
+    """A SmallCNN trunk with an SE head and two classifiers: (6 classes, 3 classes)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        base = build_model("small", 6, se=True, seed=0)
+        self.features, self.pool, self.fc = base.features, base.pool, base.fc
+        self.aux = nn.Linear(self.fc.in_features, 3)
+
+    def forward(self, x):
+        z = self.pool(self.features(x)).flatten(1)
+        return self.fc(z), self.aux(z)
+
+
+@dataclass
+class Case:
+    """A model kind: the model, a batch, its classes, the module its classifier is, and
+    the options every explainer needs for it (``output`` for a multi-head model)."""
+
+    name: str
+    model: nn.Module
+    x: torch.Tensor
+    classes: int
+    head: nn.Module
+    options: dict
+    has_se: bool
+
+    def fit_data(self, n: int = 24):
+        g = torch.Generator().manual_seed(1)
+        return torch.rand(n, *self.x.shape[1:], generator=g), torch.arange(n) % self.classes
+
+
+def make_case(name: str) -> Case:
+    g = torch.Generator().manual_seed(0)
+    if name == "se-cnn":
+        m = build_model("small", 6, se=True, seed=0).eval()
+        return Case(name, m, torch.rand(3, 3, 32, 32, generator=g), 6, m.fc, {}, True)
+    if name == "plain-cnn":
+        m = build_model("small", 6, se=False, seed=0).eval()
+        return Case(name, m, torch.rand(3, 3, 32, 32, generator=g), 6, m.fc, {}, False)
+    if name == "clip-cnn":
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(0)
+            m = attach_se_head(ClipCNN(), input_size=(3, 4, 16, 16)).eval()
+        return Case(name, m, torch.rand(3, 3, 4, 16, 16, generator=g), 6, m.fc, {}, True)
+    if name == "two-heads":
+        m = TwoHeads().eval()
+        return Case(name, m, torch.rand(3, 3, 32, 32, generator=g), 6, m.fc, {"output": 0}, True)
+    raise ValueError(name)
+
+
+CASES = ("se-cnn", "plain-cnn", "clip-cnn", "two-heads")

@@ -11,7 +11,7 @@ from squeezex import SEAttribution, attach_se_head, find_feature_layer
 from squeezex.explainers.se import select_channels
 from squeezex.geometry import to_common_footing
 from squeezex.models import build_model
-from squeezex.se import SEBlock, SEWrapper
+from squeezex.models.se import SEBlock, SEWrapper
 
 ZOO = {
     # name: (expected feature layer, input shape)
@@ -70,6 +70,31 @@ def test_dotted_layer_name_overrides_and_unknown_names_are_errors():
         attach_se_head(other, layer="layer9", input_size=(3, 64, 64))
     with pytest.raises(ValueError, match="already has an SE block"):
         attach_se_head(model, input_size=(3, 64, 64))
+
+
+def test_a_layer_that_is_not_spatial_is_refused_at_attach_time():
+    model = build_model("small", 4)
+    with pytest.raises(
+        ValueError, match=r"SmallCNN\.fc outputs N×4 \(no spatial axes\).*'features'"
+    ):
+        attach_se_head(model, layer="fc", input_size=(3, 32, 32))
+    assert isinstance(model.fc, nn.Linear), "nothing was attached"
+    assert model(torch.rand(1, 3, 32, 32)).shape == (1, 4), "the model still runs"
+
+
+@pytest.mark.parametrize("what", ["attach", "find"])
+def test_attaching_leaves_every_modules_own_training_flag(what):
+    model = build_model("small", 4)
+    model.train()
+    frozen = model.features[1]  # a BatchNorm the user froze
+    frozen.eval()
+    flags = {id(m): m.training for m in model.modules()}
+    if what == "attach":
+        attach_se_head(model, input_size=(3, 32, 32))
+    else:
+        find_feature_layer(model, (3, 32, 32))
+    assert {id(m): m.training for m in model.modules() if id(m) in flags} == flags
+    assert not frozen.training, "a frozen BatchNorm must not start training"
 
 
 def test_model_without_spatial_layer_is_a_value_error():

@@ -367,7 +367,7 @@ def test_interpretation_grid(colour_vebi):
 @pytest.mark.parametrize("n_strided", [1, 2])
 @pytest.mark.filterwarnings("ignore:Sequential has no nn.ReLU")
 def test_aligned_stride_fix_puts_a_cell_back_where_it_sits(n_strided):
-    from squeezex.explainers.vebi import _Tracer
+    from squeezex.explainers.vebi.backward import _Tracer
 
     layers = []
     for _ in range(n_strided):
@@ -424,7 +424,7 @@ def test_fit_vebi_cache_is_reused_only_when_it_applies(tmp_path, se_model):
 
 
 def test_mu_lasso_without_the_gram_matrix_agrees(monkeypatch):
-    from squeezex.explainers import vebi
+    from squeezex.explainers.vebi import lasso as vebi
 
     rng = np.random.default_rng(2)
     X = rng.uniform(size=(40, 60))

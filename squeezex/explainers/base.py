@@ -4,14 +4,21 @@ A subclass overrides one method, :meth:`HeatmapAttribution._heatmaps`, which rec
 first input tensor (already validated), per-sample targets and the extra forward
 arguments, and returns N×1×… heatmaps at feature or input resolution. The base class owns
 everything else: Captum's calling convention (Tensor or tuple in, same structure out,
-``log_usage`` so ``NoiseTunnel`` can wrap it), target checking, eval mode for the call
-(restored afterwards), and the common footing of METHODS.md §4 (ReLU, geometry-aware
+``log_usage`` so ``NoiseTunnel`` can wrap it), input and target checks, eval mode for the
+call (restored afterwards), autograd under ``torch.inference_mode()``, a warning for
+non-finite maps, and the common footing of METHODS.md §4 (ReLU, geometry-aware
 upsampling, per-sample min-max).
+
+Targets are checked against the model's *real* output: every forward pass an explainer
+makes goes through :attr:`HeatmapAttribution.forward_model`, which picks the explained
+head of a multi-head model (``output=``) and refuses a target index beyond the width of
+that head before Captum or anything else indexes with it.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import warnings
+from contextlib import contextmanager, nullcontext
 from typing import Any
 
 import torch
@@ -19,48 +26,61 @@ from captum.attr import Attribution
 from captum.log import log_usage
 from torch import nn
 
+from ..common import (
+    ExplanationWarning,
+    as_tuple,
+    check_inputs,
+    check_target_range,
+    eval_mode,
+    is_batched,
+    non_finite_rows,
+    normalize_target,
+    select_output,
+)
 from ..geometry import FeatureGeometry, feature_geometry, to_common_footing
-from ..modes import eval_mode
 
-__all__ = ["HeatmapAttribution", "normalize_target", "eval_mode"]
+__all__ = ["HeatmapAttribution", "ModelOutput"]
 
 
-def normalize_target(target: Any, n: int, device=None) -> torch.Tensor | None:
-    """Per-sample class indices (LongTensor of length ``n``) or ``None``.
+class ModelOutput(nn.Module):
+    """``model`` seen through one head, with the target range checked on every call.
 
-    A scalar (int or 0-d tensor) applies to every sample; a sequence or 1-d tensor must
-    have length ``n``. Anything else is a ``ValueError`` that names the problem.
+    What explainers run and hand to Captum as ``forward_func``: it returns the N×K scores
+    of head ``output`` (see :func:`squeezex.common.select_output`) and raises a
+    ``ValueError`` when the target armed by :meth:`checking` is out of that head's range.
+    It holds ``model`` as a child, so hooks Captum puts on the model's modules see the
+    same modules; the user's model itself is not wrapped or changed.
     """
-    if target is None:
-        return None
-    if isinstance(target, torch.Tensor):
-        if target.dim() == 0:
-            return target.to(device=device, dtype=torch.long).expand(n).clone()
-        if target.dim() == 1 and target.numel() == n:
-            return target.to(device=device, dtype=torch.long)
-        raise ValueError(
-            f"target must be a scalar or have one entry per sample ({n}), got shape "
-            f"{tuple(target.shape)}"
-        )
-    if isinstance(target, int | bool) or hasattr(target, "__index__"):
-        return torch.full((n,), int(target), dtype=torch.long, device=device)
-    if isinstance(target, Sequence) and not isinstance(target, str):
-        if len(target) != n or not all(
-            isinstance(t, int) or hasattr(t, "__index__") for t in target
-        ):
-            raise ValueError(
-                f"target must be a class index or a list of {n} class indices, got {target!r}"
-            )
-        return torch.tensor([int(t) for t in target], dtype=torch.long, device=device)
-    raise ValueError(f"target must be a class index or one index per sample, got {target!r}")
+
+    def __init__(self, model: nn.Module, output: int | str | None = None) -> None:
+        super().__init__()
+        self.model = model
+        self.output = output
+        self._target: torch.Tensor | None = None
+
+    @contextmanager
+    def checking(self, target: torch.Tensor | None):
+        """Inside the block, every forward pass checks ``target`` against its output."""
+        self._target = target
+        try:
+            yield self
+        finally:
+            self._target = None
+
+    def forward(self, *args, **kwargs):
+        out = select_output(self.model(*args, **kwargs), self.output)
+        if self._target is not None:
+            check_target_range(self._target, out.shape[1])
+        return out
 
 
 class HeatmapAttribution(Attribution):
     """Base for explainers that return one heatmap per sample on the common footing.
 
     Args:
-        model: the model to explain (an ``nn.Module``; its ``forward`` is Captum's
-            ``forward_func``).
+        model: the model to explain (an ``nn.Module``).
+        output: which head a multi-head model's class scores come from (an index into
+            its tuple output, or a dict key); ``None`` for a model returning one tensor.
         upsample: ``"geometry"`` (default: sample feature maps where the network's cells
             really sit) or ``"interpolate"`` (``F.interpolate``'s even tiling, for
             comparison only).
@@ -73,11 +93,14 @@ class HeatmapAttribution(Attribution):
     per_sample: bool = True
     #: True when ``attribute`` needs autograd (a backward pass).
     needs_gradients: bool = False
+    #: True when the method reads an SE block (the model must have one).
+    needs_se: bool = False
 
     def __init__(
         self,
         model: nn.Module,
         *,
+        output: int | str | None = None,
         upsample: str = "geometry",
         interpolation: str = "bilinear",
         eval_mode: bool = True,
@@ -90,8 +113,10 @@ class HeatmapAttribution(Attribution):
             raise ValueError(
                 f"interpolation must be 'bilinear' or 'bicubic', got {interpolation!r}"
             )
-        super().__init__(model)
+        self.forward_model = ModelOutput(model, output)
+        super().__init__(self.forward_model)
         self.model = model
+        self.output = output
         self.upsample = upsample
         self.interpolation = interpolation
         self.eval_mode = eval_mode
@@ -118,28 +143,40 @@ class HeatmapAttribution(Attribution):
         Args:
             inputs: a tensor N×C×H×W (or N×C×T×H×W), or a tuple whose first tensor is
                 that; the other tensors are passed to the model too.
-            target: class index for every sample, or one index per sample; ``None``
-                explains the predicted class (methods that need a class).
+            target: class index for every sample, or one index per sample (a list, a
+                NumPy array or an integer tensor); ``None`` explains the predicted class
+                (methods that need a class).
             additional_forward_args: extra positional arguments for the model.
             **kwargs: method options (see the subclass).
 
         Returns:
             The same structure as ``inputs``: the heatmap for the first tensor, and zero
             maps of the same layout for any other tensor.
+
+        Raises:
+            ValueError: the inputs or the target are not what the model takes (layout,
+                channels, dtype, device, NaN/inf values, class range), named.
+
+        Warns:
+            ExplanationWarning: a map with NaN or inf values, naming the samples.
         """
         is_tuple = isinstance(inputs, tuple)
         tensors = inputs if is_tuple else (inputs,)
+        if len(tensors) == 0 or not isinstance(tensors[0], torch.Tensor):
+            raise ValueError("inputs must be a tensor or a tuple whose first element is a tensor")
         x = self._check_inputs(tensors)
-        extra = tuple(tensors[1:]) + _as_tuple(additional_forward_args)
+        extra = tuple(tensors[1:]) + as_tuple(additional_forward_args)
         target = normalize_target(target, x.shape[0], x.device)
-        if target is not None:
-            self._check_target(target)
-        with eval_mode(self.model, self.eval_mode):
-            out = self._heatmaps(x, target, extra, **kwargs)
-        extras = ()
-        if isinstance(out, tuple):
-            out, *extras = out
-            extras = tuple(extras)
+        self.forward_model._target = target  # every forward pass checks it (disarmed below)
+        try:
+            with eval_mode(self.model, self.eval_mode), _autograd_allowed(self.needs_gradients):
+                if self.needs_gradients:  # inference tensors cannot enter autograd: copy them
+                    x, target, extra = _normal(x), _normal(target), tuple(map(_normal, extra))
+                out = self._heatmaps(x, target, extra, **kwargs)
+        finally:
+            self.forward_model._target = None
+        out, *extras = out if isinstance(out, tuple) else (out,)
+        self._warn_non_finite(out)
         if not is_tuple:
             return (out, *extras) if extras else out
         rest = tuple(
@@ -153,42 +190,38 @@ class HeatmapAttribution(Attribution):
         raise NotImplementedError
 
     # -- shared helpers --------------------------------------------------------------------
+    @contextmanager
+    def _running(self, target):
+        """Eval mode (if asked) and the target check armed on every forward pass."""
+        with eval_mode(self.model, self.eval_mode), self.forward_model.checking(target):
+            yield
+
     def _check_inputs(self, tensors: tuple) -> torch.Tensor:
-        if len(tensors) == 0 or not isinstance(tensors[0], torch.Tensor):
-            raise ValueError("inputs must be a tensor or a tuple whose first element is a tensor")
-        x = tensors[0]
-        if x.dim() not in (4, 5):
-            raise ValueError(
-                f"inputs must be N×C×H×W images or N×C×T×H×W clips, got shape {tuple(x.shape)}"
+        return check_inputs(tensors[0], self.model)
+
+    def _forward(self, x: torch.Tensor, extra: tuple) -> torch.Tensor:
+        """The explained head's N×K scores (the target range checked). The wrapper's own
+        ``forward`` is called: it holds no hooks, and skipping ``Module.__call__`` keeps
+        the SE explanation's one pass as cheap as the model's."""
+        return self.forward_model.forward(x, *extra)
+
+    def _check_target(self, x: torch.Tensor, target, extra: tuple) -> None:
+        """For methods that never run the model: one no-grad pass on the first sample
+        checks ``target`` against the model's real output."""
+        if target is not None:
+            with torch.no_grad():
+                self._forward(x[:1], tuple(e[:1] if is_batched(e, len(x)) else e for e in extra))
+
+    def _warn_non_finite(self, maps: torch.Tensor) -> None:
+        bad = non_finite_rows(maps)
+        if bad:
+            warnings.warn(
+                f"{type(self).__name__}: the heatmap of sample(s) {bad[:20]} has NaN or "
+                "infinite values (the model's activations or gradients are not finite); "
+                "they are not explanations",
+                ExplanationWarning,
+                stacklevel=4,
             )
-        if x.shape[0] == 0:
-            raise ValueError("inputs is an empty batch")
-        if not x.is_floating_point():
-            raise ValueError(f"inputs must be floating point, got {x.dtype}")
-        return x
-
-    def _check_target(self, target: torch.Tensor) -> None:
-        n = self.num_classes
-        if n is None:
-            return
-        values = target.tolist()  # one op: per-op overhead dominates on small batches
-        if min(values) < 0 or max(values) >= n:
-            raise ValueError(f"target must be class indices in [0, {n}), got {values}")
-
-    @property
-    def num_classes(self) -> int | None:
-        """Number of outputs of the model's last linear layer, when it has one."""
-        if getattr(self, "_num_classes", None) is None:
-            last = None
-            for m in self.model.modules():
-                if isinstance(m, nn.Linear):
-                    last = m
-            self._num_classes = (last.out_features if last is not None else None, last)
-        n, last = self._num_classes
-        if last is not None and last.out_features != n:  # the head was replaced or resized
-            self._num_classes = None
-            return self.num_classes
-        return n
 
     def geometry(
         self, layer: nn.Module, x: torch.Tensor, extra: tuple = ()
@@ -199,8 +232,9 @@ class HeatmapAttribution(Attribution):
         key = (id(layer), tuple(x.shape[1:]))
         if key not in self._geometry:
             probe = torch.zeros(1, *x.shape[1:], dtype=x.dtype, device=x.device)
+            n = x.shape[0]
             wrapped = _BoundForward(
-                self.model, tuple(e[:1] if _batched(e, x) else e for e in extra)
+                self.model, tuple(e[:1] if is_batched(e, n) else e for e in extra)
             )
             self._geometry[key] = feature_geometry(wrapped, layer, probe)
         return self._geometry[key]
@@ -209,21 +243,21 @@ class HeatmapAttribution(Attribution):
         """ReLU, upsample to ``x``'s grid with ``geometry``, min-max per sample."""
         return to_common_footing(maps, tuple(x.shape[2:]), geometry, self.interpolation)
 
-    def _forward(self, x: torch.Tensor, extra: tuple):
-        return self.model(x, *extra)
-
     def __repr__(self) -> str:
         return f"{type(self).__name__}({type(self.model).__name__})"
 
 
-def _as_tuple(v) -> tuple:
-    if v is None:
-        return ()
-    return v if isinstance(v, tuple) else (v,)
+def _autograd_allowed(needed: bool):
+    """Leave ``torch.inference_mode()`` for methods that need a backward pass (autograd
+    cannot run inside it; the caller's mode is back after the block)."""
+    if needed and torch.is_inference_mode_enabled():
+        return torch.inference_mode(False)
+    return nullcontext()
 
 
-def _batched(e, x) -> bool:
-    return isinstance(e, torch.Tensor) and e.dim() > 0 and e.shape[0] == x.shape[0]
+def _normal(e):
+    """A normal tensor for an inference-mode one (autograd cannot save those)."""
+    return e.clone() if isinstance(e, torch.Tensor) and e.is_inference() else e
 
 
 class _BoundForward(nn.Module):

@@ -53,9 +53,11 @@ from captum.attr import (
 )
 from torch import nn
 
+from ..common import is_batched
 from ..geometry import upsample
-from ..se import find_feature_layer, find_se_block, get_submodule
+from ..models.se import find_feature_layer, find_se_block, get_submodule
 from .base import HeatmapAttribution
+from .registry import register_explainer
 
 __all__ = [
     "GradCAM",
@@ -122,6 +124,7 @@ def _target_or_prediction(ex: HeatmapAttribution, x, target, extra) -> torch.Ten
 
 
 # -- the Grad-CAM family: layer maps -------------------------------------------------------
+@register_explainer("gradcam", description="Grad-CAM (Captum LayerGradCam) on the same layer")
 class GradCAM(HeatmapAttribution):
     """Grad-CAM (Selvaraju et al., ICCV 2017) through Captum's ``LayerGradCam``.
 
@@ -153,7 +156,7 @@ class GradCAM(HeatmapAttribution):
         layer = self.layer(x)
         target = _target_or_prediction(self, x, target, extra)
         with torch.enable_grad():
-            raw = LayerGradCam(self.model, layer).attribute(
+            raw = LayerGradCam(self.forward_model, layer).attribute(
                 x.detach(), target=target, additional_forward_args=extra or None
             )
         return self.footing(raw.detach(), x, self.geometry(layer, x, extra))
@@ -191,6 +194,9 @@ def gradcam_pp_map(
     return (weights * a).sum(1, keepdim=True)
 
 
+@register_explainer(
+    "gradcam++", description="Grad-CAM++ (closed form, exp score) on the same layer as Grad-CAM"
+)
 class GradCAMPlusPlus(GradCAM):
     """Grad-CAM++ (Chattopadhay et al., WACV 2018) on the same layer as Grad-CAM.
 
@@ -210,10 +216,14 @@ class GradCAMPlusPlus(GradCAM):
     def _heatmaps(self, x, target, extra):
         layer = self.layer(x)
         target = _target_or_prediction(self, x, target, extra)
-        raw = gradcam_pp_map(self.model, layer, x, target, extra)
+        raw = gradcam_pp_map(self.forward_model, layer, x, target, extra)
         return self.footing(raw, x, self.geometry(layer, x, extra))
 
 
+@register_explainer(
+    "guided-gradcam",
+    description="Guided Grad-CAM (Captum GuidedGradCam): guided backprop × Grad-CAM map",
+)
 class GuidedGradCAM(GradCAM):
     """Guided Grad-CAM (Selvaraju et al., ICCV 2017) through Captum's ``GuidedGradCam``.
 
@@ -235,7 +245,7 @@ class GuidedGradCAM(GradCAM):
     def product(self, x, target, extra: tuple = ()) -> torch.Tensor:
         """The N×C×H×W guided Grad-CAM attribution (``target``: one index per sample)."""
         layer = self.layer(x)
-        captum = GuidedGradCam(self.model, layer)
+        captum = GuidedGradCam(self.forward_model, layer)
         args = extra or None
         xd = x.detach()
         with torch.enable_grad(), _captum_warnings():
@@ -276,6 +286,10 @@ class PixelAttribution(HeatmapAttribution):
         return self.footing(pixel_map(attr.detach()), x, None)
 
 
+@register_explainer(
+    "guided-backprop",
+    description="guided backpropagation (Captum GuidedBackprop): positive-gradient ReLUs",
+)
 class GuidedBackpropAttribution(PixelAttribution):
     """Guided backpropagation (Springenberg et al., ICLR-W 2015) via Captum's ``GuidedBackprop``.
 
@@ -292,11 +306,14 @@ class GuidedBackpropAttribution(PixelAttribution):
     """
 
     def _pixels(self, x, target, extra):
-        return GuidedBackprop(self.model).attribute(
+        return GuidedBackprop(self.forward_model).attribute(
             x, target=target, additional_forward_args=extra or None
         )
 
 
+@register_explainer(
+    "deconvolution", description="deconvolution (Captum Deconvolution): ReLU of the backward signal"
+)
 class DeconvolutionAttribution(PixelAttribution):
     """Deconvolution (Zeiler & Fergus, ECCV 2014) via Captum's ``Deconvolution``.
 
@@ -312,11 +329,12 @@ class DeconvolutionAttribution(PixelAttribution):
     """
 
     def _pixels(self, x, target, extra):
-        return Deconvolution(self.model).attribute(
+        return Deconvolution(self.forward_model).attribute(
             x, target=target, additional_forward_args=extra or None
         )
 
 
+@register_explainer("saliency", description="saliency (Captum Saliency): absolute input gradient")
 class SaliencyAttribution(PixelAttribution):
     """Saliency (Simonyan et al., ICLR-W 2014) via Captum's ``Saliency``: |∂S/∂x|.
 
@@ -329,11 +347,12 @@ class SaliencyAttribution(PixelAttribution):
     """
 
     def _pixels(self, x, target, extra):
-        return Saliency(self.model).attribute(
+        return Saliency(self.forward_model).attribute(
             x, target=target, abs=True, additional_forward_args=extra or None
         )
 
 
+@register_explainer("input-x-gradient", description="input × gradient (Captum InputXGradient)")
 class InputXGradientAttribution(PixelAttribution):
     """Input × gradient (Shrikumar et al., 2016) via Captum's ``InputXGradient``.
 
@@ -346,11 +365,14 @@ class InputXGradientAttribution(PixelAttribution):
     """
 
     def _pixels(self, x, target, extra):
-        return InputXGradient(self.model).attribute(
+        return InputXGradient(self.forward_model).attribute(
             x, target=target, additional_forward_args=extra or None
         )
 
 
+@register_explainer(
+    "integrated-gradients", description="integrated gradients (Captum), black baseline, 32 steps"
+)
 class IntegratedGradientsAttribution(PixelAttribution):
     """Integrated gradients (Sundararajan et al., ICML 2017) via Captum.
 
@@ -386,13 +408,13 @@ class IntegratedGradientsAttribution(PixelAttribution):
         self.internal_batch_size = internal_batch_size
 
     def _pixels(self, x, target, extra, n_steps: int | None = None):
-        ig = IntegratedGradients(self.model)
+        ig = IntegratedGradients(self.forward_model)
         n_steps = self.n_steps if n_steps is None else n_steps
         size = self.internal_batch_size
         out = []
         for start in range(0, x.shape[0], size):
             rows = slice(start, start + size)
-            sub_extra = tuple(e[rows] if _batched(e, x) else e for e in extra)
+            sub_extra = tuple(e[rows] if is_batched(e, len(x)) else e for e in extra)
             out.append(
                 ig.attribute(
                     x[rows],
@@ -405,6 +427,10 @@ class IntegratedGradientsAttribution(PixelAttribution):
         return torch.cat(out)
 
 
+@register_explainer(
+    "occlusion",
+    description="occlusion (Captum Occlusion): score drop under a black 1/8-side window",
+)
 class OcclusionAttribution(PixelAttribution):
     """Occlusion (Zeiler & Fergus, ECCV 2014) via Captum's ``Occlusion``.
 
@@ -466,7 +492,7 @@ class OcclusionAttribution(PixelAttribution):
 
     def _pixels(self, x, target, extra, sliding_window_shapes=None, strides=None):
         win, step = self.window(x, sliding_window_shapes, strides)
-        return Occlusion(self.model).attribute(
+        return Occlusion(self.forward_model).attribute(
             x,
             sliding_window_shapes=win,
             strides=step,
@@ -491,11 +517,8 @@ def _per_axis(value, size: tuple[int, ...], fraction: int, what: str) -> tuple[i
     return value
 
 
-def _batched(e, x) -> bool:
-    return isinstance(e, torch.Tensor) and e.dim() > 0 and e.shape[0] == x.shape[0]
-
-
 # -- the floor ---------------------------------------------------------------------------------
+@register_explainer("random", description="random floor: coarse uniform noise")
 class RandomAttribution(HeatmapAttribution):
     """The random floor: uniform noise at a coarse grid, upsampled like a CAM map.
 
@@ -515,6 +538,7 @@ class RandomAttribution(HeatmapAttribution):
         self.seed = seed
 
     def _heatmaps(self, x, target, extra):
+        self._check_target(x, target, extra)  # the noise does not read the model
         g = torch.Generator().manual_seed(self.seed)
         size = tuple(max(1, -(-s // self.cell)) for s in x.shape[2:])
         noise = torch.rand(x.shape[0], 1, *size, generator=g, dtype=torch.float64)

@@ -1,13 +1,20 @@
 """The explainer registry: names → factories, refusing duplicates (like torchvision's).
 
-Tests are parametrised over :func:`list_explainers`, so a newly registered method gets
-the whole conformance suite for free.
+Classes register themselves where they are defined::
+
+    @register_explainer("se", description="...", presets={"se-paper": ("...", {"selection": "paper"})})
+    class SEAttribution(HeatmapAttribution): ...
+
+A *preset* is a registered name for the same class with fixed options (the SE rules, VEBI
+without its stride fix): one method, several table rows. Tests are parametrised over
+:func:`list_explainers`, so a newly registered method gets the conformance suite for free.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from torch import nn
 
@@ -16,6 +23,8 @@ __all__ = ["register_explainer", "get_explainer", "list_explainers", "explainer_
 
 @dataclass(frozen=True)
 class ExplainerInfo:
+    """What the registry knows of a name."""
+
     name: str
     factory: Callable[..., object]
     description: str
@@ -25,41 +34,75 @@ class ExplainerInfo:
     #: keyword arguments for the factory, for methods that learn from training data
     #: (VEBI's relevant features). ``None`` when the method needs no fit.
     fit: Callable[..., dict] | None = None
+    #: The name this one is a preset of (itself for a base method).
+    base: str = ""
+    #: The options the preset fixes ({} for a base method).
+    preset: dict = field(default_factory=dict)
+
+    def build(self, model: nn.Module, **kwargs):
+        """An explainer for ``model``: the factory with the preset, then ``kwargs``."""
+        return self.factory(model, **{**self.preset, **kwargs})
 
 
 _REGISTRY: dict[str, ExplainerInfo] = {}
+_NAME = re.compile(r"[a-z0-9][a-z0-9+-]*")
+
+
+def _flag(factory, name: str, given: bool | None) -> bool:
+    if given is not None:
+        return given
+    return bool(getattr(factory, name, False))  # a class's capability attribute
 
 
 def register_explainer(
     name: str,
     *,
     description: str,
-    needs_se: bool = False,
-    needs_gradients: bool = False,
+    needs_se: bool | None = None,
+    needs_gradients: bool | None = None,
     fit: Callable[..., dict] | None = None,
+    presets: dict[str, tuple[str, dict]] | None = None,
 ):
-    """Decorator: register ``factory(model, **kw)`` under ``name`` (duplicates refused).
+    """Decorator: register ``factory(model, **kw)`` (a class or a function) under ``name``.
 
-    A method that learns from training data passes ``fit``; callers (the benchmark, the
-    conformance suite) run ``fit(model, train_data, ...)`` once and hand the returned
-    keyword arguments to the factory.
+    ``needs_se`` and ``needs_gradients`` default to the class attributes of the same
+    names. A method that learns from training data passes ``fit``; callers (the
+    benchmark, the conformance suite) run ``fit(model, train_data, ...)`` once and hand
+    the returned keyword arguments to the factory. ``presets`` maps more names to
+    ``(description, options)``: the same factory with those options fixed. Every name,
+    presets included, must be new.
     """
 
     def deco(factory):
-        if name in _REGISTRY:
-            raise ValueError(f"an explainer named {name!r} is already registered")
-        _REGISTRY[name] = ExplainerInfo(name, factory, description, needs_se, needs_gradients, fit)
+        names = [name, *(presets or {})]
+        odd = [n for n in names if not _NAME.fullmatch(n)]
+        if odd:
+            raise ValueError(
+                f"explainer name {odd[0]!r} must be lower case letters, digits, '+' and '-', "
+                "starting with a letter or digit"
+            )
+        taken = [n for n in names if n in _REGISTRY]
+        if taken or len(set(names)) != len(names):
+            raise ValueError(f"an explainer named {(taken or names)[0]!r} is already registered")
+        se = _flag(factory, "needs_se", needs_se)
+        grads = _flag(factory, "needs_gradients", needs_gradients)
+        _REGISTRY[name] = ExplainerInfo(name, factory, description, se, grads, fit, name)
+        for preset, (text, options) in (presets or {}).items():
+            _REGISTRY[preset] = ExplainerInfo(
+                preset, factory, text, se, grads, fit, name, dict(options)
+            )
         return factory
 
     return deco
 
 
 def list_explainers() -> list[str]:
-    """Registered explainer names, in registration order."""
+    """Registered explainer names (presets after their base), in registration order."""
     return list(_REGISTRY)
 
 
 def explainer_info(name: str) -> ExplainerInfo:
+    """The registry entry of ``name`` (a ``ValueError`` listing the names otherwise)."""
     if name not in _REGISTRY:
         raise ValueError(f"unknown explainer {name!r}; choose from {', '.join(_REGISTRY)}")
     return _REGISTRY[name]
@@ -67,4 +110,4 @@ def explainer_info(name: str) -> ExplainerInfo:
 
 def get_explainer(name: str, model: nn.Module, **kwargs):
     """An explainer instance: ``get_explainer("se", model)``."""
-    return explainer_info(name).factory(model, **kwargs)
+    return explainer_info(name).build(model, **kwargs)

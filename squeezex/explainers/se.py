@@ -12,8 +12,10 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from ..se import SEBlock, find_se_block
-from .base import HeatmapAttribution, _as_tuple, eval_mode
+from ..common import as_tuple
+from ..models.se import SEBlock, find_se_block
+from .base import HeatmapAttribution
+from .registry import register_explainer
 
 __all__ = ["SEAttribution", "SEVector", "select_channels", "SELECTIONS", "linear_head"]
 
@@ -106,6 +108,25 @@ def linear_head(model: nn.Module, channels: int) -> nn.Linear:
     return head
 
 
+@register_explainer(
+    "se",
+    description="SE explanation, default rule (all channels weighted by s)",
+    presets={
+        "se-topk": (
+            "SE explanation, the 10 % channels with the largest excitation",
+            {"selection": "topk"},
+        ),
+        "se-paper": ("SE explanation, the paper's literal z-score rule", {"selection": "paper"}),
+        "se-logit": (
+            "SE explanation, z-score on the pre-sigmoid excitation",
+            {"selection": "logit"},
+        ),
+        "se-class": (
+            "SE, class-aware extension (CAM on the SE output)",
+            {"class_aware": True},
+        ),
+    },
+)
 class SEAttribution(HeatmapAttribution):
     """SE explanation (Roxo et al., arXiv 2412.05134): no gradients, no extra pass.
 
@@ -137,8 +158,12 @@ class SEAttribution(HeatmapAttribution):
         selection: default rule, one of ``SELECTIONS``.
         z: z of the ``"paper"`` and ``"logit"`` rules.
         k: fraction (or count) of channels for ``"topk"``.
-        **kwargs: see :class:`HeatmapAttribution` (``upsample``, ``interpolation``,
-            ``eval_mode``).
+        class_aware: the class-aware extension by default (registry name ``se-class``).
+        **kwargs: see :class:`HeatmapAttribution` (``output``, ``upsample``,
+            ``interpolation``, ``eval_mode``).
+
+    Registry names: ``se`` and its presets ``se-topk``, ``se-paper``, ``se-logit``
+    (the selection rules) and ``se-class`` (``class_aware=True``).
 
     Example:
         >>> from squeezex import attach_se_head, SEAttribution
@@ -156,6 +181,7 @@ class SEAttribution(HeatmapAttribution):
         selection: str = "weighted",
         z: float = PAPER_Z,
         k: float = 0.1,
+        class_aware: bool = False,
         **kwargs,
     ) -> None:
         super().__init__(model, **kwargs)
@@ -165,7 +191,10 @@ class SEAttribution(HeatmapAttribution):
         self.selection = selection
         self.z = z
         self.k = k
+        self.class_aware = class_aware
         self.per_sample = self.se_block.squeeze == "sample"
+
+    needs_se = True
 
     def _capture(self, x: torch.Tensor, extra: tuple):
         """One no-grad forward pass; returns logits, U, X and the N×C pre-sigmoid excitation."""
@@ -189,8 +218,8 @@ class SEAttribution(HeatmapAttribution):
         """The N×C SE vector of ``inputs`` and the channels ``selection`` keeps."""
         tensors = inputs if isinstance(inputs, tuple) else (inputs,)
         x = self._check_inputs(tensors)
-        extra = tuple(tensors[1:]) + _as_tuple(additional_forward_args)
-        with eval_mode(self.model, self.eval_mode):
+        extra = tuple(tensors[1:]) + as_tuple(additional_forward_args)
+        with self._running(None):
             _, _, _, e = self._capture(x, extra)
         return self._select(e, selection, z, k)
 
@@ -211,11 +240,11 @@ class SEAttribution(HeatmapAttribution):
         selection: str | None = None,
         z: float | None = None,
         k: float | None = None,
-        class_aware: bool = False,
+        class_aware: bool | None = None,
         return_logits: bool = False,
     ):
         logits, _, feats, e = self._capture(x, extra)
-        if class_aware:
+        if self.class_aware if class_aware is None else class_aware:
             head = linear_head(self.model, feats.shape[1])
             if target is None:
                 target = logits.argmax(1)

@@ -9,8 +9,9 @@ Families (each module's docstring says what its metrics measure and how to read 
 - :mod:`.complexity` — the Gini sparseness of a map (descriptive);
 - :mod:`.artifacts` — the checkerboard of strided backward passes (lower is better).
 
-:data:`LOCALISATION` and :data:`FAITHFULNESS` are what a benchmark harness loops over;
-:data:`HIGHER_IS_BETTER` says which way each metric name points.
+:data:`METRICS` (:mod:`.vocabulary`) is the one table of metric names: family,
+direction and function. :data:`LOCALISATION` and :data:`FAITHFULNESS` (what a benchmark
+harness loops over) and :data:`HIGHER_IS_BETTER` are views of it.
 """
 
 from .artifacts import checkerboard_energy, stride_periods
@@ -35,6 +36,7 @@ from .localisation import (
     relevance_rank_accuracy,
 )
 from .sanity import cascading_randomization, randomization_layers, spearman, ssim
+from .vocabulary import FAMILIES, METRICS, Metric, higher_is_better, metric
 
 __all__ = [
     "pointing_game",
@@ -62,47 +64,30 @@ __all__ = [
     "LOCALISATION",
     "FAITHFULNESS",
     "HIGHER_IS_BETTER",
+    "METRICS",
+    "FAMILIES",
+    "Metric",
+    "metric",
+    "higher_is_better",
 ]
 
 #: name → function(maps, masks) → per-sample scores, as the benchmark tables them.
 LOCALISATION = {
-    "pointing_game": pointing_game,
-    "energy_pointing_game": energy_pointing_game,
-    "relevance_mass": relevance_mass_accuracy,
-    "relevance_rank": relevance_rank_accuracy,
-    "iou": iou,
-    "auc": mask_auc,
+    k: METRICS[k].fn
+    for k in (
+        "pointing_game",
+        "energy_pointing_game",
+        "relevance_mass",
+        "relevance_rank",
+        "iou",
+        "auc",
+    )
 }
 
 #: name → function(model, inputs, maps, target, **options) → per-sample scores.
 #: (``sensitivity_score`` needs the explainer, not its maps, so it is not here.)
-FAITHFULNESS = {
-    "deletion_auc": deletion_auc,
-    "insertion_auc": insertion_auc,
-    "infidelity": infidelity_score,
-}
+FAITHFULNESS = {k: METRICS[k].fn for k in ("deletion_auc", "insertion_auc", "infidelity")}
 
-#: metric name → True (higher is better), False (lower is better) or None (descriptive).
-HIGHER_IS_BETTER: dict[str, bool | None] = {
-    # localisation
-    "pointing_game": True,
-    "box_pointing_game": True,
-    "energy_pointing_game": True,
-    "relevance_mass": True,
-    "relevance_rank": True,
-    "iou": True,
-    "iou_at": True,
-    "auc": True,
-    # faithfulness
-    "deletion_auc": False,
-    "insertion_auc": True,
-    "infidelity": False,
-    "sensitivity": False,
-    # artifacts
-    "checkerboard": False,
-    # complexity: higher is sparser, not better in itself
-    "gini": None,
-    # sanity (cascading randomisation): similarity to the original model's maps
-    "spearman": False,
-    "ssim": False,
-}
+#: metric name → True (higher is better), False (lower is better) or None (descriptive):
+#: a view of :data:`METRICS`, the one vocabulary.
+HIGHER_IS_BETTER: dict[str, bool | None] = {k: m.higher_is_better for k, m in METRICS.items()}

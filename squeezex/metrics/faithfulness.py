@@ -35,7 +35,7 @@ import torchvision.transforms.functional as TF
 from captum.metrics import infidelity, sensitivity_max
 from torch import nn
 
-from ..explainers.base import eval_mode, normalize_target
+from ..common import as_tuple, check_inputs, eval_mode, normalize_target, select_rows
 
 __all__ = [
     "deletion_curve",
@@ -49,17 +49,8 @@ __all__ = [
 
 
 # -- shared checks -----------------------------------------------------------------------------
-def _check_inputs(inputs: Any) -> torch.Tensor:
-    if not isinstance(inputs, torch.Tensor):
-        raise ValueError(f"inputs must be a tensor N×C×H×W (or N×C×T×H×W), got {type(inputs)}")
-    if inputs.dim() not in (4, 5) or inputs.shape[0] == 0:
-        raise ValueError(
-            f"inputs must be a non-empty N×C×H×W (or N×C×T×H×W) batch, got shape "
-            f"{tuple(inputs.shape)}"
-        )
-    if not inputs.is_floating_point():
-        raise ValueError(f"inputs must be floating point, got {inputs.dtype}")
-    return inputs
+def _check_inputs(inputs: Any, model: nn.Module | None = None) -> torch.Tensor:
+    return check_inputs(inputs, model)
 
 
 def _check_maps(maps: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
@@ -74,20 +65,6 @@ def _check_maps(maps: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
     if not torch.isfinite(maps).all():
         raise ValueError("maps contain NaN or infinite values")
     return maps.to(device=x.device)
-
-
-def _as_tuple(v: Any) -> tuple:
-    if v is None:
-        return ()
-    return v if isinstance(v, tuple) else (v,)
-
-
-def _select(extra: tuple, idx: torch.Tensor, n: int) -> tuple:
-    """The rows ``idx`` of every per-sample extra argument (first dim ``n``)."""
-    return tuple(
-        e[idx] if isinstance(e, torch.Tensor) and e.dim() > 0 and e.shape[0] == n else e
-        for e in extra
-    )
 
 
 def _logits(model: nn.Module, x: torch.Tensor, extra: tuple) -> torch.Tensor:
@@ -108,7 +85,7 @@ def _targets(model, x, target, extra, batch_size: int) -> torch.Tensor:
         preds = []
         for s in range(0, n, batch_size):
             idx = torch.arange(s, min(s + batch_size, n), device=x.device)
-            preds.append(_logits(model, x[idx], _select(extra, idx, n)).argmax(1))
+            preds.append(_logits(model, x[idx], select_rows(extra, idx, n)).argmax(1))
     return torch.cat(preds)
 
 
@@ -184,12 +161,12 @@ def _curve(
     additional_forward_args: Any,
     blur_sigma,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    x = _check_inputs(inputs)
+    x = _check_inputs(inputs, model)
     maps = _check_maps(maps, x)
     steps = _positive_int("steps", steps)
     batch_size = _positive_int("batch_size", batch_size)
     n = x.shape[0]
-    extra = _as_tuple(additional_forward_args)
+    extra = as_tuple(additional_forward_args)
     base = perturbation_baseline(x, baseline, blur_sigma)
     tgt = _targets(model, x, target, extra, batch_size)
 
@@ -215,7 +192,7 @@ def _curve(
                 img = torch.where(changed, base[i], x[i])
             else:
                 img = torch.where(changed, x[i], base[i])
-            prob = _logits(model, img, _select(extra, i, n)).double().softmax(1)
+            prob = _logits(model, img, select_rows(extra, i, n)).double().softmax(1)
             scores[t] = prob.gather(1, tgt[i][:, None])[:, 0]
     return fractions.float(), scores.view(n, steps + 1).float()
 
@@ -407,13 +384,13 @@ def infidelity_score(
     Returns:
         N non-negative floats.
     """
-    x = _check_inputs(inputs)
+    x = _check_inputs(inputs, model)
     maps = _check_maps(maps, x)
     n_perturb = _positive_int("n_perturb", n_perturb)
     if not noise > 0:
         raise ValueError(f"noise must be a positive standard deviation, got {noise!r}")
     n = x.shape[0]
-    extra = _as_tuple(additional_forward_args)
+    extra = as_tuple(additional_forward_args)
     tgt = _targets(model, x, target, extra, n if batch_size is None else max(batch_size, n))
     g = torch.Generator().manual_seed(seed)
     draws = _SeededNoise(

@@ -19,7 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..explainers.base import eval_mode, normalize_target
+from ..common import eval_mode, normalize_target
 from .localisation import _average_ranks
 
 __all__ = ["cascading_randomization", "spearman", "ssim", "randomization_layers"]

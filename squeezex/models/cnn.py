@@ -6,7 +6,7 @@ import torch
 import torchvision
 from torch import nn
 
-from ..se import attach_se_head
+from .se import attach_se_head
 
 __all__ = ["SmallCNN", "build_model", "torchvision_model"]
 

@@ -21,6 +21,8 @@ import torch
 from torch import nn
 from torchvision.ops import SqueezeExcitation
 
+from ..common import eval_mode
+
 __all__ = [
     "SEBlock",
     "SEWrapper",
@@ -187,10 +189,9 @@ def find_feature_layer(model: nn.Module, input_size: Sequence[int] | None = None
     for name, m in model.named_modules():
         if name:
             handles.append(m.register_forward_hook(hook(name)))
-    was_training = model.training
     try:
-        model.eval()
-        model(x)
+        with eval_mode(model):
+            model(x)
     except Exception as exc:  # the model's own forward failed on our example input
         raise ValueError(
             f"could not run {type(model).__name__} on an example input of shape "
@@ -200,7 +201,6 @@ def find_feature_layer(model: nn.Module, input_size: Sequence[int] | None = None
     finally:
         for h in handles:
             h.remove()
-        model.train(was_training)
     if not produced:
         raise ValueError(
             f"{type(model).__name__} has no spatial feature layer (no module returns an "
@@ -215,15 +215,14 @@ def find_feature_layer(model: nn.Module, input_size: Sequence[int] | None = None
 def layer_output_shape(model: nn.Module, layer: nn.Module, x: torch.Tensor) -> tuple[int, ...]:
     """Shape of ``layer``'s output when ``model`` runs on ``x`` (eval mode, no grad, restored)."""
     shapes = []
-    h = layer.register_forward_hook(lambda m, a, o: shapes.append(tuple(o.shape)))
-    was_training = model.training
+    h = layer.register_forward_hook(
+        lambda m, a, o: shapes.append(tuple(o.shape) if isinstance(o, torch.Tensor) else None)
+    )
     try:
-        model.eval()
-        with torch.no_grad():
+        with eval_mode(model), torch.no_grad():
             model(x)
     finally:
         h.remove()
-        model.train(was_training)
     if not shapes:
         raise ValueError(f"{type(layer).__name__} was not run by the model's forward pass")
     return shapes[-1]
@@ -256,20 +255,37 @@ def attach_se_head(
         The same ``model`` object, modified.
 
     Raises:
-        ValueError: no spatial feature layer, an unknown ``layer``, or an SE block
-            already attached.
+        ValueError: no spatial feature layer, an unknown ``layer``, a ``layer`` whose
+            output is not spatial (a classifier, say), or an SE block already attached.
     """
     if find_se_block(model, required=False) is not None:
         raise ValueError(f"{type(model).__name__} already has an SE block")
     name = layer if layer is not None else find_feature_layer(model, input_size)
     target = get_submodule(model, name)
-    channels = layer_output_shape(model, target, _example_input(model, input_size))[1]
+    if isinstance(target, SEWrapper | SEBlock):
+        raise ValueError(f"{name!r} is already an SE block")
+    shape = layer_output_shape(model, target, _example_input(model, input_size))
+    if shape is None or len(shape) < 3:
+        got = "no tensor" if shape is None else f"N×{shape[1]} (no spatial axes)"
+        raise ValueError(
+            f"{type(model).__name__}.{name} outputs {got}: the SE block goes on a spatial "
+            f"feature map N×C×H×W (or N×C×T×H×W), such as layer={_layer_hint(model, input_size)}"
+        )
+    channels = shape[1]
     param = next(model.parameters(), None)
     se = SEBlock(channels, reduction, squeeze)
     if param is not None:
         se = se.to(device=param.device, dtype=param.dtype)
     _set_submodule(model, name, SEWrapper(target, se))
     return model
+
+
+def _layer_hint(model: nn.Module, input_size=None) -> str:
+    """``repr`` of the automatically found feature layer, or a placeholder."""
+    try:
+        return repr(find_feature_layer(model, input_size))
+    except ValueError:
+        return "'dotted.name'"
 
 
 def find_se_block(model: nn.Module, required: bool = True) -> SEBlock | None:

@@ -1,0 +1,337 @@
+"""Helpers every layer of squeezex shares; this module imports nothing else of squeezex.
+
+* :func:`eval_mode` — run a model in eval mode for one block, every module's own flag
+  restored after (never a hand-written save and restore of the flag).
+* :func:`normalize_target` — class indices per sample from whatever a user passes, with
+  errors that name the problem (floats, bools, wrong lengths, negative indices).
+* :func:`check_inputs` — a batch checked *before* the model runs: layout (N×C×H×W or
+  N×C×T×H×W, channels-last spotted), channel count against the model's first
+  convolution, dtype and device against its parameters, meta tensors, NaN and inf.
+* :func:`select_output` — the class scores of a model that returns a tuple (one head).
+* :func:`as_tuple`, :func:`select_rows` — extra forward arguments that follow a batch.
+* :func:`make_loader`, :func:`split_batch` — the data loader every pass uses.
+"""
+
+from __future__ import annotations
+
+import numbers
+from collections.abc import Sequence
+from contextlib import contextmanager
+from typing import Any
+
+import torch
+from torch import nn
+from torch.utils.data import DataLoader, Dataset
+
+__all__ = [
+    "ExplanationWarning",
+    "eval_mode",
+    "normalize_target",
+    "check_target_range",
+    "check_inputs",
+    "non_finite_rows",
+    "input_convolution",
+    "select_output",
+    "as_tuple",
+    "is_batched",
+    "select_rows",
+    "make_loader",
+    "split_batch",
+]
+
+
+class ExplanationWarning(UserWarning):
+    """A heatmap that is not an explanation (non-finite values), named with its samples."""
+
+
+# -- modes ---------------------------------------------------------------------------------------
+@contextmanager
+def eval_mode(model: nn.Module, enabled: bool = True):
+    """Run ``model`` in eval mode inside the block; restore every module's flag after."""
+    # Only the modules in training mode are switched (and switched back): setting a flag
+    # goes through Module.__setattr__, which on a small CNN costs more than its forward.
+    training = _training_modules(model) if enabled else []
+    for m in training:
+        m.training = False
+    try:
+        yield model
+    finally:
+        for m in training:
+            m.training = True
+
+
+def _training_modules(model: nn.Module) -> list[nn.Module]:
+    """The modules of ``model`` in training mode (a plain walk: 3× faster than ``modules()``)."""
+    out, seen, stack = [], set(), [model]
+    while stack:
+        m = stack.pop()
+        if m is None or id(m) in seen:
+            continue
+        seen.add(id(m))
+        if m.training:
+            out.append(m)
+        stack.extend(m._modules.values())
+    return out
+
+
+# -- targets -------------------------------------------------------------------------------------
+def _describe(v: Any) -> str:
+    text = repr(v.tolist()) if isinstance(v, torch.Tensor) else repr(v)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _is_int(v: Any) -> bool:
+    return (
+        isinstance(v, numbers.Integral) and not isinstance(v, bool) and type(v).__name__ != "bool_"
+    )
+
+
+def normalize_target(target: Any, n: int, device=None) -> torch.Tensor | None:
+    """Per-sample class indices (a LongTensor of length ``n``), or ``None``.
+
+    A scalar (int, NumPy integer, 0-d integer tensor) applies to every sample; a sequence,
+    NumPy array or 1-d tensor must have one entry per sample. Floats (even 2.0), bools,
+    other lengths and negative indices are a ``ValueError`` that names the problem: a
+    target is never silently rounded or cast.
+    """
+    if target is None:
+        return None
+    if type(target).__module__ == "numpy":  # arrays and NumPy scalars
+        import numpy as np
+
+        target = torch.from_numpy(np.asarray(target).copy())
+    if isinstance(target, torch.Tensor):
+        t = _tensor_target(target, n)
+    elif _is_int(target):
+        t = torch.full((n,), int(target), dtype=torch.long)
+    elif isinstance(target, Sequence) and not isinstance(target, str):
+        if len(target) != n or not all(_is_int(v) for v in target):
+            raise ValueError(
+                f"target must be a class index or a list of {n} class indices (integers), "
+                f"got {_describe(target)}"
+            )
+        t = torch.tensor([int(v) for v in target], dtype=torch.long)
+    else:
+        raise ValueError(
+            f"target must be a class index (an integer) or one index per sample, "
+            f"got {type(target).__name__} {_describe(target)}"
+        )
+    if len(t) and int(t.min()) < 0:
+        raise ValueError(f"target must be class indices >= 0, got {_describe(t)}")
+    return t.to(device) if device is not None and t.device != torch.device(device) else t
+
+
+def _tensor_target(target: torch.Tensor, n: int) -> torch.Tensor:
+    if target.dtype == torch.bool or target.is_floating_point() or target.is_complex():
+        raise ValueError(
+            f"target must hold integer class indices, got a {target.dtype} tensor "
+            f"{_describe(target)} (use .long() if the values are whole class indices)"
+        )
+    if target.dim() == 0:
+        return target.long().expand(n).clone()
+    if target.dim() == 1 and target.numel() == n:
+        return target.long()
+    raise ValueError(
+        f"target must be a scalar or have one entry per sample ({n}), got shape "
+        f"{tuple(target.shape)}"
+    )
+
+
+def check_target_range(
+    target: torch.Tensor | None, width: int, what: str = "the model's output"
+) -> None:
+    """``ValueError`` unless every index in ``target`` is below ``width`` (the number of
+    classes ``what`` outputs)."""
+    if target is None or target.numel() == 0:
+        return
+    top = int(target.max())
+    if top >= width:
+        raise ValueError(
+            f"target must be class indices in [0, {width}) ({what}: {width} classes), "
+            f"got {_describe(target)}"
+        )
+
+
+# -- model outputs -------------------------------------------------------------------------------
+def select_output(out: Any, output: int | str | None = None) -> torch.Tensor:
+    """The N×K class scores in a model's output.
+
+    Args:
+        out: what the model returned: a tensor, or a tuple/list/dict of heads.
+        output: which head (an index, or a key for a dict); ``None`` when the model
+            returns one tensor.
+
+    Raises:
+        ValueError: the model returns several heads and ``output`` does not name one, or
+            the scores are not N×K.
+    """
+    if isinstance(out, tuple | list | dict):
+        kind = type(out).__name__
+        keys = list(out) if isinstance(out, dict) else list(range(len(out)))
+        if output is None:
+            raise ValueError(
+                f"the model returns a {kind} of {len(out)} outputs ({_shapes(out)}): pass "
+                f"output=<one of {keys}> to choose the head to explain"
+            )
+        if output not in keys:
+            raise ValueError(f"output={output!r} is not one of the model's heads {keys}")
+        out = out[output]
+    elif output not in (None, 0):
+        raise ValueError(f"output={output!r} given, but the model returns one tensor")
+    if not isinstance(out, torch.Tensor) or out.dim() != 2:
+        got = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
+        raise ValueError(f"the model's output must be N×classes scores, got {got}")
+    return out
+
+
+def _shapes(out) -> str:
+    items = out.values() if isinstance(out, dict) else out
+    return ", ".join(
+        str(tuple(o.shape)) if isinstance(o, torch.Tensor) else type(o).__name__ for o in items
+    )
+
+
+# -- inputs --------------------------------------------------------------------------------------
+_CONV = (nn.Conv1d, nn.Conv2d, nn.Conv3d)
+
+
+def input_convolution(model: nn.Module) -> nn.Module | None:
+    """The first convolution registered in ``model`` (the one that reads the input in
+    torchvision models and ``nn.Sequential`` CNNs), or ``None``. A plain walk that stops
+    at the first hit, so it costs microseconds and is never stale."""
+    stack = [model]
+    while stack:
+        m = stack.pop()
+        if isinstance(m, _CONV):
+            return m
+        stack.extend(reversed([c for c in m._modules.values() if c is not None]))
+    return None
+
+
+def _first_parameter(model: nn.Module) -> torch.Tensor | None:
+    for p in model.parameters():
+        if p.is_floating_point():
+            return p
+    return None
+
+
+def check_inputs(
+    x: Any, model: nn.Module | None = None, *, channels: bool = True, what: str = "inputs"
+) -> torch.Tensor:
+    """``x`` checked before ``model`` runs on it; returns ``x``.
+
+    Checks, each a ``ValueError`` that says what to do: a non-empty floating-point
+    N×C×H×W (or N×C×T×H×W) tensor with data (not ``meta``); against ``model``: the same
+    dtype and device as its parameters, clips for a 3-D network and images for a 2-D one,
+    and (``channels=True``) the channel count of its first convolution, with a hint when
+    the batch looks channels-last; finally no NaN or inf, naming the samples.
+    """
+    if not isinstance(x, torch.Tensor):
+        raise ValueError(f"{what} must be a tensor N×C×H×W (or N×C×T×H×W), got {type(x).__name__}")
+    if x.dim() not in (4, 5):
+        raise ValueError(
+            f"{what} must be N×C×H×W images or N×C×T×H×W clips, got shape {tuple(x.shape)}"
+        )
+    if x.shape[0] == 0:
+        raise ValueError(f"{what} is an empty batch")
+    if x.is_meta:
+        raise ValueError(f"{what} is a meta tensor (a shape without data): pass real values")
+    if not x.is_floating_point():
+        hint = " (uint8 images: x.float() / 255)" if x.dtype == torch.uint8 else ""
+        raise ValueError(f"{what} must be floating point, got {x.dtype}{hint}")
+    if model is not None:
+        _check_against_model(x, model, channels, what)
+    bad = non_finite_rows(x)
+    if bad:
+        raise ValueError(
+            f"{what} have NaN or infinite values in sample(s) {_describe(bad)}: every method "
+            "would return a NaN map for them"
+        )
+    return x
+
+
+def non_finite_rows(t: torch.Tensor) -> list[int]:
+    """The indices of the samples of ``t`` with a NaN or inf (``[]`` for none).
+
+    The sum is finite exactly when every value is (a NaN or inf spreads to it), unless
+    finite values overflow it: a fast test first (25–40× cheaper than ``isfinite`` on
+    every value), the exact one only when it fails."""
+    if bool(torch.isfinite(t.sum())):
+        return []
+    return (~torch.isfinite(t).flatten(1).all(1)).nonzero()[:, 0].tolist()
+
+
+def _check_against_model(x: torch.Tensor, model: nn.Module, channels: bool, what: str) -> None:
+    p = _first_parameter(model)
+    if p is not None and (p.dtype != x.dtype or p.device != x.device):
+        if p.device != x.device:
+            raise ValueError(
+                f"{what} are on {x.device} but the model is on {p.device}: move one of them"
+            )
+        got, want = (str(t).removeprefix("torch.") for t in (x.dtype, p.dtype))
+        raise ValueError(
+            f"{what} are {got} but the model's parameters are {want}: convert the inputs "
+            f"(x.to(torch.{want})) or the model"
+        )
+    conv = input_convolution(model)
+    if conv is None:
+        return
+    spatial = len(conv.kernel_size)
+    if spatial in (2, 3) and x.dim() - 2 != spatial:
+        kind = {2: "N×C×H×W images", 3: "N×C×T×H×W clips"}[spatial]
+        raise ValueError(
+            f"the model's first convolution is {type(conv).__name__}: it takes {kind}, "
+            f"got shape {tuple(x.shape)}"
+        )
+    c = conv.in_channels
+    if channels and x.shape[1] != c:
+        if x.shape[-1] == c:
+            order = "(0, 3, 1, 2)" if x.dim() == 4 else "(0, 4, 1, 2, 3)"
+            raise ValueError(
+                f"{what} of shape {tuple(x.shape)} look channels-last; the model takes "
+                f"{c} channels first: x.permute{order}"
+            )
+        raise ValueError(
+            f"the model's first convolution takes {c} channel(s), {what} have {x.shape[1]} "
+            f"(shape {tuple(x.shape)})"
+        )
+
+
+# -- batches -------------------------------------------------------------------------------------
+def as_tuple(v: Any) -> tuple:
+    """``()`` for ``None``, ``v`` for a tuple, ``(v,)`` otherwise."""
+    if v is None:
+        return ()
+    return v if isinstance(v, tuple) else (v,)
+
+
+def is_batched(e: Any, n: int) -> bool:
+    """True when ``e`` is a tensor with one row per sample of an ``n``-sample batch."""
+    return isinstance(e, torch.Tensor) and e.dim() > 0 and e.shape[0] == n
+
+
+def select_rows(extra: tuple, rows, n: int) -> tuple:
+    """The ``rows`` (a slice or an index tensor) of every per-sample tensor in ``extra``."""
+    return tuple(e[rows] if is_batched(e, n) else e for e in extra)
+
+
+def make_loader(data, batch_size: int, shuffle: bool = False, seed: int = 0) -> DataLoader:
+    """A DataLoader over ``data`` (a Dataset, an ``(x, y)`` pair of tensors, or a
+    DataLoader, returned as is); shuffling uses its own generator seeded with ``seed``."""
+    if isinstance(data, DataLoader):
+        return data
+    if isinstance(data, tuple) and len(data) == 2 and isinstance(data[0], torch.Tensor):
+        data = torch.utils.data.TensorDataset(*data)
+    if not isinstance(data, Dataset) and not hasattr(data, "__getitem__"):
+        raise TypeError(f"expected a Dataset or DataLoader, got {type(data).__name__}")
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
+    g = torch.Generator().manual_seed(seed) if shuffle else None
+    return DataLoader(data, batch_size=batch_size, shuffle=shuffle, generator=g)
+
+
+def split_batch(batch) -> tuple[Any, Any]:
+    """``(inputs, targets)`` of a batch of ``(input, target[, mask, …])`` items."""
+    if not isinstance(batch, list | tuple) or len(batch) < 2:
+        raise ValueError("a dataset item must be (input, target) or (input, target, mask)")
+    return batch[0], batch[1]
