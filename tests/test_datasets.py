@@ -124,3 +124,36 @@ def test_folder_loader_errors_say_where_files_go(tmp_path):
     (root.parent / "nomask_MASK" / "class_a" / "0.png").unlink()
     with pytest.raises(FileNotFoundError, match="no mask for"):
         An8FlowerFolder(root)
+
+
+def test_folder_loader_names_a_mask_of_another_size_and_a_corrupt_image(tmp_path):
+    root = tmp_path / "single_6c"
+    _write_fake_an8flower(root)
+    mask = root.parent / "single_6c_MASK" / "class_a" / "1.png"
+    Image.fromarray(np.zeros((10, 12), dtype=np.uint8)).save(mask)
+    ds = An8FlowerFolder(root)
+    with pytest.raises(ValueError, match=r"mask .*1\.png is 12×10 but image .*1\.png is 24×20"):
+        ds[1]
+    assert ds[0][0].shape == (3, 20, 24), "the other items still load"
+    sized = An8FlowerFolder(root, size=16)
+    with pytest.raises(ValueError, match="must match its image"):
+        sized[1]  # not hidden by resizing both to the same size
+    broken = root / "class_b" / "0.png"
+    broken.write_bytes(broken.read_bytes()[:40])
+    with pytest.raises(ValueError, match=r"class_b/0\.png is not a readable image"):
+        ds[2]
+
+
+def test_registry_lists_the_benchmark_datasets_and_builds_them():
+    from squeezex.datasets import get_dataset, list_datasets
+
+    assert list_datasets() == ["an8flower-single-6c", "an8flower-double-12c", "scenes-6c"]
+    spec = get_dataset("scenes-6c")
+    assert spec.task == "single-label" and spec.masks and spec.train.batch_size == 16
+    assert get_dataset("an8flower-single-6c").vebi_mu == 5.0
+    test = spec.build("test", n_per_class=1, size=48, seed=3)
+    assert len(test) == 6 and test.images.shape == (6, 3, 48, 48)
+    with pytest.raises(ValueError, match="unknown dataset 'faces'.*scenes-6c"):
+        get_dataset("faces")
+    with pytest.raises(ValueError, match="split must be"):
+        spec.build("val")

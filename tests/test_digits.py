@@ -192,3 +192,25 @@ def test_mnist_files_in_the_wrong_folder_are_pointed_at(tmp_path):
     with pytest.raises(FileNotFoundError, match="move them") as err:
         mnist(wrong)
     assert str(wrong / "MNIST" / "raw") in str(err.value)
+
+
+def test_mnist_a_truncated_file_is_named_not_reported_missing(tmp_path):
+    _fake_mnist(tmp_path)
+    path = tmp_path / "MNIST" / "raw" / "t10k-images-idx3-ubyte"
+    path.write_bytes(path.read_bytes()[:-100])
+    with pytest.raises(ValueError, match=r"t10k-images-idx3-ubyte holds \d+ bytes.*truncated"):
+        mnist(tmp_path)
+
+
+def test_mnist_labels_outside_0_to_9_and_count_mismatches_are_named(tmp_path):
+    _fake_mnist(tmp_path, n_train=5, n_test=4)
+    raw = tmp_path / "MNIST" / "raw"
+    _write_idx_labels(raw / "train-labels-idx1-ubyte", np.array([1, 2, 11, 3, 4]))
+    with pytest.raises(ValueError, match=r"train-labels-idx1-ubyte has labels \[11\]"):
+        mnist(tmp_path)
+    _write_idx_labels(raw / "train-labels-idx1-ubyte", np.array([1, 2, 3, 4]))
+    with pytest.raises(ValueError, match="holds 5 images but .*train-labels.* holds 4 labels"):
+        mnist(tmp_path)
+    (raw / "train-labels-idx1-ubyte").write_bytes(b"\x00\x00\x08\x03" + bytes(16))
+    with pytest.raises(ValueError, match="not an IDX file of unsigned bytes with 1 dimension"):
+        mnist(tmp_path)

@@ -415,3 +415,15 @@ def test_scenes_pointing_game_references(scenes):
     assert _pointing(oracle, masks).mean() >= 0.9
     centre = centre_map(len(masks), (48, 48))
     assert _pointing(centre, masks).mean() < 0.5
+
+
+def test_voc_an_inverted_box_is_named_and_left_out(tmp_path, monkeypatch):
+    fake = {
+        "2008_000009": (40, 30, [("dog", (30, 10, 5, 28), False), ("cat", (2, 2, 6, 6), False)]),
+    }  # the dog's box has xmax < xmin
+    monkeypatch.setitem(_VOC_FAKE, "2008_000009", fake["2008_000009"])
+    _write_fake_voc(tmp_path, ids=["2008_000009"])
+    with pytest.warns(UserWarning, match=r"2008_000009\.xml: the box of 'dog' is inverted"):
+        ds = VOCMasks(tmp_path, image_set="val")
+    assert [ds.classes[t] for t in ds.targets] == ["cat"], "the cat, not a 16-pixel dog"
+    assert ds[0][2].sum() == 25

@@ -1,8 +1,19 @@
-"""Datasets: ground-truth generators and loaders for real data in local folders."""
+"""Datasets: the registry of benchmark datasets, ground-truth generators, and loaders
+for real data in local folders."""
 
 from .an8flower import An8Flower, An8FlowerFolder
 from .digits import Digits, mnist
+from .folders import write_folders
 from .imagenet import ImageNetBoxes
+from .registry import (
+    TASKS,
+    DatasetSpec,
+    TrainOptions,
+    build_dataset,
+    get_dataset,
+    list_datasets,
+    register_dataset,
+)
 from .scenes import DISTRACTOR_SHAPES, SHAPES, SceneArrays, Scenes, make_scenes
 from .voc import VOC_CLASSES, VOCMasks
 
@@ -19,4 +30,12 @@ __all__ = [
     "make_scenes",
     "SHAPES",
     "DISTRACTOR_SHAPES",
+    "TASKS",
+    "DatasetSpec",
+    "TrainOptions",
+    "register_dataset",
+    "get_dataset",
+    "list_datasets",
+    "build_dataset",
+    "write_folders",
 ]

@@ -24,11 +24,15 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import torch
 from PIL import Image
 from torch.utils.data import Dataset
+
+from .registry import register_dataset
+from .voc import read_image
 
 __all__ = ["An8Flower", "An8FlowerFolder", "CLASS_COLOURS", "NEUTRAL_COLOURS"]
 
@@ -123,9 +127,24 @@ def render_flower(
     other part takes a colour drawn from ``palette``. Masks are the visible (not
     occluded) pixels of each part, plus ``object`` (the whole flower).
     """
-    while True:  # resample the pose until the fixed-colour parts are fully in frame
-        cv = _Canvas(size, rng)
-        S = size
+    cv, pose = _pose(rng, size, part_colours)
+
+    def colour(name):
+        return part_colours.get(name) or palette[rng.integers(len(palette))]
+
+    _background(cv, rng, palette, clutter)
+    parts = _draw_parts(cv, rng, pose, colour)
+    img = _lighting(cv, rng)
+    masks = {k: cv.down(v.astype(np.float64)) >= 0.5 for k, v in parts.items()}
+    masks["object"] = np.logical_or.reduce([m for m in masks.values()])
+    return img, masks
+
+
+def _pose(rng: np.random.Generator, S: int, part_colours: dict) -> tuple[_Canvas, SimpleNamespace]:
+    """A canvas and the flower's geometry, resampled until the fixed-colour parts are
+    fully in frame."""
+    while True:
+        cv = _Canvas(S, rng)
         r = rng.uniform(0.16, 0.20) * S
         theta = rng.uniform(-math.radians(40), math.radians(40))
         side = rng.choice([-1.0, 1.0])
@@ -135,28 +154,29 @@ def render_flower(
         L = 2.0 * r
         head = np.array([hx, hy])
         leaf_at = head + d * (0.80 * L)
-        leaf_c = leaf_at + p * (0.80 * r) - d * (0.18 * r)
         leaf2_at = head + d * (0.50 * L)
-        leaf2_c = leaf2_at - p * (0.70 * r) - d * (0.15 * r)
         bud_at = head + d * (0.28 * L)
-        bud_c = bud_at + p * (1.50 * r) - d * (0.35 * r)
-        bud_rad = 0.42 * r
-        leaf_ab = (0.80 * r, 0.44 * r)
-        fixed_centres = {"leaf": (leaf_c, leaf_ab[0]), "bud": (bud_c, bud_rad)}
+        pose = SimpleNamespace(
+            r=r, d=d, L=L, head=head, leaf_at=leaf_at, leaf2_at=leaf2_at, bud_at=bud_at,
+            leaf_c=leaf_at + p * (0.80 * r) - d * (0.18 * r),
+            leaf2_c=leaf2_at - p * (0.70 * r) - d * (0.15 * r),
+            bud_c=bud_at + p * (1.50 * r) - d * (0.35 * r),
+            bud_rad=0.42 * r, leaf_ab=(0.80 * r, 0.44 * r),
+        )  # fmt: skip
+        fixed = {"leaf": (pose.leaf_c, pose.leaf_ab[0]), "bud": (pose.bud_c, pose.bud_rad)}
         margin = 1.0
-        ok = all(
+        if all(
             margin + ext <= c[0] <= S - 1 - margin - ext
             and margin + ext <= c[1] <= S - 1 - margin - ext
-            for name, (c, ext) in fixed_centres.items()
+            for name, (c, ext) in fixed.items()
             if name in part_colours
-        )
-        if ok:
-            break
+        ):
+            return cv, pose
 
-    def colour(name):
-        return part_colours.get(name) or palette[rng.integers(len(palette))]
 
-    # Background: a smooth two-colour gradient, darkened, plus clutter.
+def _background(cv: _Canvas, rng: np.random.Generator, palette, clutter: int | None) -> None:
+    """A smooth two-colour gradient, darkened, plus clutter (ellipses and strokes)."""
+    S = cv.n // cv.scale
     g0 = np.asarray(palette[rng.integers(len(palette))]) * rng.uniform(0.25, 0.55)
     g1 = np.asarray(palette[rng.integers(len(palette))]) * rng.uniform(0.25, 0.55)
     ang = rng.uniform(0, 2 * math.pi)
@@ -167,18 +187,17 @@ def render_flower(
         col = palette[rng.integers(len(palette))]
         cx, cy = rng.uniform(0, S, 2)
         if rng.random() < 0.5:
-            shape = cv.ellipse(
-                cx,
-                cy,
-                rng.uniform(0.04, 0.12) * S,
-                rng.uniform(0.03, 0.08) * S,
-                rng.uniform(0, math.pi),
-            )
+            a, b = rng.uniform(0.04, 0.12) * S, rng.uniform(0.03, 0.08) * S
+            shape = cv.ellipse(cx, cy, a, b, rng.uniform(0, math.pi))
         else:
             x1, y1 = cx + rng.uniform(-0.3, 0.3) * S, cy + rng.uniform(-0.3, 0.3) * S
             shape = cv.segment(cx, cy, x1, y1, rng.uniform(0.02, 0.05) * S)
         cv.paint(shape, np.asarray(col) * rng.uniform(0.6, 0.9))
 
+
+def _draw_parts(cv: _Canvas, rng, f: SimpleNamespace, colour) -> dict[str, np.ndarray]:
+    """Stem, branch, leaves, bud, petals and centre, back to front; each part's mask is
+    what stays visible after the parts drawn over it."""
     parts: dict[str, np.ndarray] = {}
 
     def draw(name, cover, col):
@@ -187,39 +206,40 @@ def render_flower(
             parts[k] &= ~cover
         parts[name] = cover.copy()
 
+    r = f.r
     stem_col = colour("stem")
-    tip = head + d * L
-    draw("stem", cv.segment(*head, *tip, 0.16 * r), stem_col)
-    draw("branch", cv.segment(*bud_at, *bud_c, 0.10 * r), stem_col)
-    leaf_angle = math.atan2(*(leaf_c - leaf_at)[::-1])
-    leaf2_angle = math.atan2(*(leaf2_c - leaf2_at)[::-1])
-    draw("leaf2", cv.ellipse(*leaf2_c, 0.70 * r, 0.36 * r, leaf2_angle), colour("leaf2"))
-    _veins(cv, parts["leaf2"], leaf2_c, 0.70 * r, leaf2_angle, r)
-    draw("leaf", cv.ellipse(*leaf_c, *leaf_ab, leaf_angle), colour("leaf"))
-    _veins(cv, parts["leaf"], leaf_c, leaf_ab[0], leaf_angle, r)
-    draw("bud", cv.ellipse(*bud_c, bud_rad, bud_rad, 0.0), colour("bud"))
-    _speckles(cv, parts["bud"], bud_c, bud_rad)
+    draw("stem", cv.segment(*f.head, *(f.head + f.d * f.L), 0.16 * r), stem_col)
+    draw("branch", cv.segment(*f.bud_at, *f.bud_c, 0.10 * r), stem_col)
+    leaf_angle = math.atan2(*(f.leaf_c - f.leaf_at)[::-1])
+    leaf2_angle = math.atan2(*(f.leaf2_c - f.leaf2_at)[::-1])
+    draw("leaf2", cv.ellipse(*f.leaf2_c, 0.70 * r, 0.36 * r, leaf2_angle), colour("leaf2"))
+    _veins(cv, parts["leaf2"], f.leaf2_c, 0.70 * r, leaf2_angle, r)
+    draw("leaf", cv.ellipse(*f.leaf_c, *f.leaf_ab, leaf_angle), colour("leaf"))
+    _veins(cv, parts["leaf"], f.leaf_c, f.leaf_ab[0], leaf_angle, r)
+    draw("bud", cv.ellipse(*f.bud_c, f.bud_rad, f.bud_rad, 0.0), colour("bud"))
+    _speckles(cv, parts["bud"], f.bud_c, f.bud_rad)
     n_pet = int(rng.integers(5, 9))
     phase = rng.uniform(0, 2 * math.pi)
     petal_col = colour("petals")
     petals = np.zeros_like(parts["stem"])
     for k in range(n_pet):
         a = phase + 2 * math.pi * k / n_pet
-        pc = head + 0.58 * r * np.array([math.cos(a), math.sin(a)])
+        pc = f.head + 0.58 * r * np.array([math.cos(a), math.sin(a)])
         petals |= cv.ellipse(*pc, 0.48 * r, 0.24 * r, a)
     draw("petals", petals, petal_col)
-    draw("centre", cv.ellipse(*head, 0.33 * r, 0.33 * r, 0.0), colour("centre"))
+    draw("centre", cv.ellipse(*f.head, 0.33 * r, 0.33 * r, 0.0), colour("centre"))
+    return parts
 
-    # Lighting: global brightness, a soft directional gradient, sensor noise.
+
+def _lighting(cv: _Canvas, rng: np.random.Generator) -> np.ndarray:
+    """Global brightness, a soft directional gradient, downsampling and sensor noise."""
+    S = cv.n // cv.scale
     light = rng.uniform(0.8, 1.15)
     la = rng.uniform(0, 2 * math.pi)
     grad = 1 + 0.12 * ((cv.xx - S / 2) * math.cos(la) + (cv.yy - S / 2) * math.sin(la)) / S
     cv.img *= (light * grad)[..., None]
     img = cv.down(cv.img)
-    img = np.clip(img + rng.normal(0, 0.02, img.shape), 0, 1)
-    masks = {k: cv.down(v.astype(np.float64)) >= 0.5 for k, v in parts.items()}
-    masks["object"] = np.logical_or.reduce([m for m in masks.values()])
-    return img, masks
+    return np.clip(img + rng.normal(0, 0.02, img.shape), 0, 1)
 
 
 def _shade(cv: _Canvas, cover: np.ndarray, factor: float) -> None:
@@ -385,6 +405,8 @@ class An8FlowerFolder(Dataset):
     Raises:
         FileNotFoundError: ``root`` or its mask tree is missing or holds no image; the
             message says where the files go.
+        ValueError: (when an item is read) an image or mask file is not a readable image,
+            or a mask's size differs from its image's; the message names the files.
     """
 
     def __init__(
@@ -433,8 +455,13 @@ class An8FlowerFolder(Dataset):
 
     def __getitem__(self, i: int):
         img_path, mask_path, target = self.samples[i]
-        img = Image.open(img_path).convert("RGB")
-        mask = Image.open(mask_path).convert("L")
+        img = read_image(img_path, "RGB")
+        mask = read_image(mask_path, "L")
+        if mask.size != img.size:
+            raise ValueError(
+                f"mask {mask_path} is {mask.size[0]}×{mask.size[1]} but image {img_path} is "
+                f"{img.size[0]}×{img.size[1]}: a mask must match its image"
+            )
         if self.size is not None:
             img = img.resize((self.size, self.size), Image.BILINEAR)
             mask = mask.resize((self.size, self.size), Image.NEAREST)
@@ -450,3 +477,26 @@ class An8FlowerFolder(Dataset):
         return (
             f"An8FlowerFolder(root={str(self.root)!r}, n={len(self)}, classes={len(self.classes)})"
         )
+
+
+# -- benchmark datasets ------------------------------------------------------------------------------
+@register_dataset(
+    "an8flower-single-6c",
+    description="an8Flower single-6c: 6 classes, the colour of the lower leaf",
+    n_train=200,
+    n_test=50,
+    vebi_mu=5.0,  # the paper's μ for an8Flower
+)
+def _an8flower_single(split: str, *, n_per_class: int, size: int, seed: int) -> An8Flower:
+    return An8Flower("single-6c", split, n_per_class=n_per_class, size=size, seed=seed)
+
+
+@register_dataset(
+    "an8flower-double-12c",
+    description="an8Flower double-12c: 12 classes, a colour pair on leaf and bud",
+    n_train=100,
+    n_test=25,
+    vebi_mu=5.0,
+)
+def _an8flower_double(split: str, *, n_per_class: int, size: int, seed: int) -> An8Flower:
+    return An8Flower("double-12c", split, n_per_class=n_per_class, size=size, seed=seed)

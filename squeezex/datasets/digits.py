@@ -200,6 +200,36 @@ def _missing_mnist_message(root: Path, raw: Path, missing: list[str]) -> str:
     return " ".join(lines)
 
 
+def _idx_header(path: Path, ndim: int) -> tuple[int, ...]:
+    """The dimensions of an unsigned-byte IDX file, checked against its size."""
+    data = path.read_bytes()
+    if len(data) < 4 + 4 * ndim or data[:3] != b"\x00\x00\x08" or data[3] != ndim:
+        raise ValueError(
+            f"{path} is not an IDX file of unsigned bytes with {ndim} dimension(s) "
+            f"(its header is {data[:4].hex() or 'empty'}; expected 000008{ndim:02x})"
+        )
+    dims = tuple(int.from_bytes(data[4 + 4 * k : 8 + 4 * k], "big") for k in range(ndim))
+    expected = 4 + 4 * ndim + int(np.prod(dims))
+    if len(data) != expected:
+        raise ValueError(
+            f"{path} holds {len(data)} bytes, but its header ({' × '.join(map(str, dims))}) "
+            f"needs {expected}: the file is truncated or damaged"
+        )
+    return dims
+
+
+def _check_idx_pair(images: Path, labels: Path) -> None:
+    """An images file and its labels file: whole, the same count, labels 0-9."""
+    n_images = _idx_header(images, 3)[0]
+    n_labels = _idx_header(labels, 1)[0]
+    if n_images != n_labels:
+        raise ValueError(f"{images} holds {n_images} images but {labels} holds {n_labels} labels")
+    values = np.frombuffer(labels.read_bytes()[8:], dtype=np.uint8)
+    if len(values) and values.max() > 9:
+        bad = sorted(set(values[values > 9].tolist()))
+        raise ValueError(f"{labels} has labels {bad[:5]} outside the digits 0-9")
+
+
 def mnist(
     root,
     train: bool = True,
@@ -227,7 +257,9 @@ def mnist(
 
     Raises:
         FileNotFoundError: files are missing; the message names the folder and files.
-        ValueError: ``size`` is not a positive integer.
+        ValueError: ``size`` is not a positive integer, or a file is not a whole IDX file
+            (truncated, wrong magic number), its labels are not digits 0-9, or an images
+            file and its labels file disagree on the count; the message names the file.
     """
     from torchvision.datasets import MNIST
 
@@ -240,6 +272,9 @@ def mnist(
     missing = [f for f in MNIST_FILES if not (raw / f).is_file()]
     if missing and not has_legacy:
         raise FileNotFoundError(_missing_mnist_message(root, raw, missing))
+    if not missing:
+        _check_idx_pair(raw / MNIST_FILES[0], raw / MNIST_FILES[1])
+        _check_idx_pair(raw / MNIST_FILES[2], raw / MNIST_FILES[3])
     try:
         tv = MNIST(root, train=train, download=False)
     except RuntimeError as e:  # torchvision's "Dataset not found"; should not happen

@@ -14,6 +14,8 @@ schema.
 
 from __future__ import annotations
 
+import math
+import warnings
 import xml.etree.ElementTree as ET
 from collections.abc import Sequence
 from pathlib import Path
@@ -72,7 +74,9 @@ def parse_box_xml(path, *, one_based: bool) -> list[BoxObject]:
 
     ``<bndbox>`` holds inclusive pixel indices; VOC counts them from 1
     (``one_based=True``), ImageNet's box files from 0. Both are turned into 0-based
-    pixel edges (``x2 = xmax + 1`` for 0-based files, ``xmax`` for 1-based).
+    pixel edges (``x2 = xmax + 1`` for 0-based files, ``xmax`` for 1-based). An object
+    whose box is inverted (``xmax < xmin`` or ``ymax < ymin``) or not finite is left out
+    with a warning that names the file.
 
     Raises:
         ValueError: the file is not such XML; the message names the file.
@@ -87,6 +91,13 @@ def parse_box_xml(path, *, one_based: bool) -> list[BoxObject]:
             if bb is None or not name:
                 continue
             x1, y1, x2, y2 = (float(bb.findtext(k)) for k in ("xmin", "ymin", "xmax", "ymax"))
+            if not (x2 >= x1 and y2 >= y1) or not all(map(math.isfinite, (x1, y1, x2, y2))):
+                warnings.warn(
+                    f"{path}: the box of {name!r} is inverted or not finite "
+                    f"(xmin {x1:g}, ymin {y1:g}, xmax {x2:g}, ymax {y2:g}); object left out",
+                    stacklevel=2,
+                )
+                continue
             shift = 1.0 if one_based else 0.0
             box = (x1 - shift, y1 - shift, x2 - shift + 1.0, y2 - shift + 1.0)
             difficult = obj.findtext("difficult", "0").strip() not in ("0", "")
@@ -112,11 +123,22 @@ def check_size(size) -> tuple[int, int] | None:
     return int(h), int(w)
 
 
+def read_image(path, mode: str = "RGB") -> Image.Image:
+    """The image file at ``path`` converted to ``mode``; a ``ValueError`` naming the file
+    when it cannot be decoded (truncated or not an image)."""
+    try:
+        with Image.open(path) as im:
+            return im.convert(mode)
+    except FileNotFoundError:
+        raise
+    except (OSError, SyntaxError, ValueError) as exc:
+        raise ValueError(f"{path} is not a readable image ({exc})") from None
+
+
 def load_image(path, size: tuple[int, int] | None) -> tuple[torch.Tensor, tuple[int, int]]:
     """A float32 3×H×W image in [0, 1] (resized bilinearly to ``size`` = (h, w) if given)
     and the file's own (h, w)."""
-    with Image.open(path) as im:
-        img = im.convert("RGB")
+    img = read_image(path)
     orig = (img.height, img.width)
     if size is not None and orig != size:
         img = img.resize((size[1], size[0]), Image.BILINEAR)
@@ -125,8 +147,13 @@ def load_image(path, size: tuple[int, int] | None) -> tuple[torch.Tensor, tuple[
 
 def image_size(path) -> tuple[int, int]:
     """(h, w) of an image file, read from its header only."""
-    with Image.open(path) as im:
-        return im.height, im.width
+    try:
+        with Image.open(path) as im:
+            return im.height, im.width
+    except FileNotFoundError:
+        raise
+    except (OSError, SyntaxError, ValueError) as exc:
+        raise ValueError(f"{path} is not a readable image ({exc})") from None
 
 
 def scale_boxes(
@@ -263,7 +290,6 @@ class VOCMasks(_BoxDataset):
         target_transform=None,
     ) -> None:
         from torchvision.datasets import VOCDetection
-        from torchvision.datasets.voc import DATASET_YEAR_DICT
 
         year = str(year)
         if year not in _YEARS:
@@ -279,9 +305,17 @@ class VOCMasks(_BoxDataset):
         self.classes = _check_classes(
             VOC_CLASSES if classes is None else classes, VOC_CLASSES, "VOC class names"
         )
+        self.voc_root = self._check_layout()
+        voc = VOCDetection(self.root, year, image_set, download=False)
+        self._index(voc.images, voc.annotations)
+
+    def _check_layout(self) -> Path:
+        """The devkit folder, with an error that says where files go if anything is absent."""
+        from torchvision.datasets.voc import DATASET_YEAR_DICT
+
+        year, image_set = self.year, self.image_set
         key = "2007-test" if (year, image_set) == ("2007", "test") else year
         voc_root = self.root / DATASET_YEAR_DICT[key]["base_dir"]
-        self.voc_root = voc_root
         base = Path(DATASET_YEAR_DICT[key]["base_dir"]).as_posix()
         for path, what in (
             (voc_root, "the unpacked devkit: JPEGImages/, Annotations/, ImageSets/Main/"),
@@ -295,21 +329,24 @@ class VOCMasks(_BoxDataset):
                     f"Unpack the VOC{year} tar into <root> so that <root>/{base}/ exists "
                     "(see data/README.md); squeezex never downloads it"
                 )
-        voc = VOCDetection(self.root, year, image_set, download=False)
+        return voc_root
+
+    def _index(self, images, annotations) -> None:
+        """Each image's target (its largest object's class) and that class's boxes."""
         index = {c: k for k, c in enumerate(self.classes)}
         self.files: list[Path] = []
         self.image_ids: list[str] = []
         self._boxes: list[torch.Tensor] = []
         targets = []
         self.n_skipped = 0
-        for img_path, ann_path in zip(voc.images, voc.annotations, strict=True):
+        listing = self.voc_root / "ImageSets" / "Main" / f"{self.image_set}.txt"
+        for img_path, ann_path in zip(images, annotations, strict=True):
             img_path, ann_path = Path(img_path), Path(ann_path)
             for path, what in ((ann_path, "annotation"), (img_path, "image")):
                 if not path.is_file():
                     raise FileNotFoundError(
-                        f"missing VOC{year} {what} {path}: every id listed in "
-                        f"{voc_root / 'ImageSets' / 'Main' / (image_set + '.txt')} needs "
-                        f"JPEGImages/<id>.jpg and Annotations/<id>.xml (see data/README.md)"
+                        f"missing VOC{self.year} {what} {path}: every id listed in {listing} "
+                        "needs JPEGImages/<id>.jpg and Annotations/<id>.xml (see data/README.md)"
                     )
             objects = [o for o in parse_box_xml(ann_path, one_based=True) if o.name in index]
             candidates = [o for o in objects if not o.difficult] or objects
@@ -324,7 +361,8 @@ class VOCMasks(_BoxDataset):
             targets.append(index[largest.name])
         if not targets:
             raise ValueError(
-                f"no image of VOC{year} {image_set} has an object of classes {self.classes}"
+                f"no image of VOC{self.year} {self.image_set} has an object of classes "
+                f"{self.classes}"
             )
         self.targets = torch.tensor(targets, dtype=torch.long)
 
