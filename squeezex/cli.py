@@ -1,11 +1,15 @@
-"""Command line: ``squeezex bench …``, ``squeezex figures …`` (or ``python -m squeezex …``).
+"""Command line: ``squeezex bench …``, ``squeezex figures …``, ``squeezex generate …``
+(or ``python -m squeezex …``).
 
-Bad arguments exit with status 2 and a one-line reason.
+Every user error — a bad argument, an output folder that is a file or not writable, an
+unknown device, a run folder that is empty or damaged — exits with status 2 and one line
+that says what is wrong (``SQUEEZEX_DEBUG=1`` shows the traceback instead).
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 __all__ = ["main"]
@@ -39,19 +43,17 @@ def _choices(allowed, what: str):
     return parse
 
 
-def _parser() -> argparse.ArgumentParser:
-    from .benchmark import DATASETS, DEFAULT_METHODS, FAMILIES
-    from .figures import FORMATS as FIGURE_FORMATS
+def _bench_parser(sub) -> None:
+    from .bench import DEFAULT_METHODS, FAMILIES
+    from .datasets import list_datasets
 
-    p = _Parser(prog="squeezex", description="squeezex: SE explanations and their benchmark")
-    sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
-
+    datasets = list_datasets()
     b = sub.add_parser("bench", help="train, explain, score; print the table and write results")
     b.add_argument(
         "--dataset",
-        default="an8flower-single-6c",
-        type=_choices(sorted(DATASETS), "dataset"),
-        help=f"one or more (comma-separated) of {', '.join(sorted(DATASETS))}",
+        default=datasets[0],
+        type=_choices(datasets, "dataset"),
+        help=f"one or more (comma-separated) of {', '.join(datasets)}",
     )
     b.add_argument(
         "--methods",
@@ -80,7 +82,7 @@ def _parser() -> argparse.ArgumentParser:
         "--vebi-mu",
         type=float,
         default=None,
-        help="VEBI's L1 budget μ (default: the paper's value for the dataset, 5 on an8Flower)",
+        help="VEBI's L1 budget μ (default: the dataset's, 5 on an8Flower)",
     )
     b.add_argument(
         "--families",
@@ -95,9 +97,13 @@ def _parser() -> argparse.ArgumentParser:
         help="explain and score this many training seeds' models (seed becomes a table dimension)",
     )
     b.add_argument(
-        "--fresh", action="store_true", help="recompute every cell (default: reuse finished ones)"
+        "--fresh", action="store_true", help="recompute everything this configuration wrote"
     )
     b.add_argument("--quiet", action="store_true", help="no progress bars")
+
+
+def _figures_parser(sub) -> None:
+    from .figures import FORMATS
 
     f = sub.add_parser(
         "figures", help="write a benchmark run's paper figures (PDF, PNG) and LaTeX tables"
@@ -107,23 +113,36 @@ def _parser() -> argparse.ArgumentParser:
     f.add_argument(
         "--formats",
         default="pdf,png",
-        type=_choices(FIGURE_FORMATS, "format"),
-        help=f"comma-separated, of {', '.join(FIGURE_FORMATS)} (default: %(default)s)",
+        type=_choices(FORMATS, "format"),
+        help=f"comma-separated, of {', '.join(FORMATS)} (default: %(default)s)",
     )
     f.add_argument("--dpi", type=_positive, default=300, help="resolution of PNG figures")
 
-    g = sub.add_parser("generate", help="write an an8Flower-style split as PNG folders")
-    g.add_argument("--variant", default="single-6c", choices=["single-6c", "double-12c"])
-    g.add_argument("--split", default="train", choices=["train", "val", "test"])
+
+def _generate_parser(sub) -> None:
+    from .datasets import list_datasets
+
+    datasets = list_datasets()
+    g = sub.add_parser("generate", help="write a generated dataset split as PNG folders")
+    g.add_argument("--dataset", default=datasets[0], choices=datasets, help="a registered dataset")
+    g.add_argument("--split", default="train", choices=["train", "test"])
     g.add_argument("--n-per-class", type=_positive, default=20)
     g.add_argument("--size", type=_positive, default=112)
     g.add_argument("--seed", type=int, default=0)
     g.add_argument("--out", required=True, help="folder; masks go to <out>_MASK")
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = _Parser(prog="squeezex", description="squeezex: SE explanations and their benchmark")
+    sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    _bench_parser(sub)
+    _figures_parser(sub)
+    _generate_parser(sub)
     return p
 
 
 def _bench(args) -> int:
-    from .benchmark import BenchConfig, format_table, run
+    from .bench import BenchConfig, format_table, run
 
     methods = [m.strip() for m in args.methods.split(",") if m.strip()]
     if not methods:
@@ -160,13 +179,19 @@ def _bench(args) -> int:
 def _figures(args) -> int:
     from pathlib import Path
 
+    from .bench import Run
     from .figures import make_figures
+    from .io import ensure_folder
 
     results = Path(args.results)
     if not results.is_dir():
         raise FileNotFoundError(f"no such folder: {results}")
     out = Path(args.out) if args.out else results / "figures"
-    written = make_figures(results, out, formats=args.formats.split(","), dpi=args.dpi)
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"output folder {out} is a file, not a folder")
+    run = Run(results)  # checked before anything is written
+    out = ensure_folder(out)
+    written = make_figures(run, out, formats=args.formats.split(","), dpi=args.dpi)
     for p in written:
         print(p)
     print(f"wrote {len(written)} files to {out}")
@@ -174,37 +199,43 @@ def _figures(args) -> int:
 
 
 def _generate(args) -> int:
-    from pathlib import Path
+    from .datasets import get_dataset, write_folders
+    from .io import ensure_folder
 
-    from PIL import Image
-
-    from .datasets import An8Flower
-
-    ds = An8Flower(
-        args.variant, args.split, n_per_class=args.n_per_class, size=args.size, seed=args.seed
-    )
-    out = Path(args.out)
-    mask_out = Path(str(out) + "_MASK")
-    for i in range(len(ds)):
-        cls = ds.classes[int(ds.targets[i])].replace(" ", "_").replace("+", "and")
-        for root, arr in (
-            (out, ds.images[i].permute(1, 2, 0).numpy()),
-            (mask_out, ds.masks[i, 0].numpy().astype("uint8") * 255),
-        ):
-            (root / cls).mkdir(parents=True, exist_ok=True)
-            Image.fromarray(arr).save(root / cls / f"{args.split}_{i:05d}.png")
-    print(f"wrote {len(ds)} images to {out} and masks to {mask_out}")
+    ensure_folder(args.out)
+    spec = get_dataset(args.dataset)
+    ds = spec.build(args.split, n_per_class=args.n_per_class, size=args.size, seed=args.seed)
+    out, masks = write_folders(ds, args.out, prefix=f"{args.split}_")
+    print(f"wrote {len(ds)} images to {out} and masks to {masks}")
     return 0
 
 
+def _one_line(message, category, filename, lineno, line=None, _default=None) -> str:
+    """squeezex's own warnings (damaged run files, non-finite maps) as one line each."""
+    if category.__module__.startswith("squeezex"):
+        return f"squeezex: {category.__name__}: {message}\n"
+    return _default(message, category, filename, lineno, line)
+
+
 def main(argv: list[str] | None = None) -> int:
+    import functools
+    import warnings
+
     parser = _parser()
     args = parser.parse_args(argv)
+    command = {"bench": _bench, "figures": _figures, "generate": _generate}[args.command]
+    default = warnings.formatwarning
+    warnings.formatwarning = functools.partial(_one_line, _default=default)
     try:
-        return {"bench": _bench, "figures": _figures, "generate": _generate}[args.command](args)
-    except (ValueError, FileNotFoundError) as exc:
-        print(f"squeezex: error: {exc}", file=sys.stderr)
+        return command(args)
+    except (ValueError, OSError, KeyError) as exc:
+        if os.environ.get("SQUEEZEX_DEBUG"):
+            raise
+        text = exc.args[0] if isinstance(exc, KeyError) and exc.args else str(exc)
+        print(f"squeezex: error: {' '.join(str(text).split())}", file=sys.stderr)
         return 2
+    finally:
+        warnings.formatwarning = default
 
 
 if __name__ == "__main__":

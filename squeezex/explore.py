@@ -19,11 +19,11 @@ import torch
 from matplotlib.figure import Figure
 from PIL import Image
 
-from .explainers import get_explainer
+from .common import eval_mode
+from .explainers import explainer_info, get_explainer, list_explainers
 from .explainers.base import HeatmapAttribution
 from .explainers.se import SEAttribution, SEVector
-from .modes import eval_mode
-from .viz import HEATMAP_CMAP, MASK_COLOUR, STYLE
+from .viz import STYLE, blend
 
 __all__ = [
     "SESettings",
@@ -40,9 +40,11 @@ __all__ = [
     "figure_png",
 ]
 
-#: The SE methods whose channel selection the Explorer's SE controls drive (the
-#: fixed-rule variants se-paper/se-logit/se-topk/se-class keep theirs).
-TUNABLE = ("se",)
+#: The SE methods whose channel selection the Explorer's SE controls drive: the SE base
+#: method (its presets se-paper/se-logit/se-topk/se-class keep their own rule).
+TUNABLE = tuple(
+    n for n in list_explainers() if explainer_info(n).base == "se" and not explainer_info(n).preset
+)
 #: Per-sample scores the Explorer shows (name → function(maps, masks) of squeezex.metrics).
 SCORES = ("pointing_game", "energy_pointing_game", "relevance_mass", "iou", "auc")
 
@@ -91,8 +93,13 @@ def as_samples(dataset) -> tuple:
     mask 1×H×W bool or None).
 
     Accepts squeezex datasets (items ``(image, target, mask)``), any map-style dataset of
-    ``(image, target)`` pairs, or a tuple of tensors ``(images, targets[, masks])``.
+    ``(image, target)`` pairs, a tuple of tensors ``(images, targets[, masks])``, or the
+    name of a registered dataset (its test split at 64×64, seed 0).
     """
+    if isinstance(dataset, str):
+        from .datasets import get_dataset
+
+        dataset = get_dataset(dataset).build("test", size=64, seed=0)
     if isinstance(dataset, tuple | list) and dataset and isinstance(dataset[0], torch.Tensor):
         if len(dataset) not in (2, 3):
             raise ValueError("a tensor dataset is (images, targets) or (images, targets, masks)")
@@ -205,22 +212,6 @@ def _png(arr: np.ndarray) -> bytes:
     return buf.getvalue()
 
 
-def _rgb(image: torch.Tensor) -> np.ndarray:
-    img = image.detach().cpu().float().clamp(0, 1)
-    if img.dim() == 2:
-        img = img[None]
-    if img.shape[0] == 1:
-        img = img.expand(3, *img.shape[1:])
-    return img[:3].permute(1, 2, 0).numpy()
-
-
-def _outline(mask: torch.Tensor) -> np.ndarray:
-    m = mask.detach().cpu().reshape(-1, *mask.shape[-2:]).any(0).numpy()
-    p = np.pad(m, 1)  # outside the image counts as outside the mask
-    inner = m & p[:-2, 1:-1] & p[2:, 1:-1] & p[1:-1, :-2] & p[1:-1, 2:]
-    return m & ~inner
-
-
 def render_overlay(
     image: torch.Tensor,
     heatmap: torch.Tensor | None = None,
@@ -231,17 +222,7 @@ def render_overlay(
     """PNG of ``image`` (C×H×W in [0, 1]) with ``heatmap`` (H×W in [0, 1]) blended at
     ``opacity`` in the paper's colour map and ``mask``'s outline; enlarged ``scale``×
     (nearest neighbour, so pixels stay pixels)."""
-    if not 0 <= opacity <= 1:
-        raise ValueError(f"opacity must be in [0, 1], got {opacity}")
-    rgb = _rgb(image)
-    if heatmap is not None:
-        h = heatmap.detach().cpu().float().reshape(rgb.shape[:2]).clamp(0, 1).numpy()
-        colour = matplotlib.colormaps[HEATMAP_CMAP](h)[..., :3]
-        rgb = (1 - opacity) * rgb + opacity * colour
-    if mask is not None:
-        edge = _outline(mask)
-        rgb = rgb.copy()
-        rgb[edge] = np.asarray(matplotlib.colors.to_rgb(MASK_COLOUR))
+    rgb = blend(image, heatmap, mask, opacity)
     arr = np.round(rgb * 255).astype(np.uint8)
     if scale > 1:
         arr = arr.repeat(scale, 0).repeat(scale, 1)

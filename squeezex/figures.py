@@ -1,6 +1,6 @@
-"""Paper figures from a benchmark run folder (:class:`squeezex.runs.Run`).
+"""Paper figures from a benchmark run folder (:class:`squeezex.bench.Run`).
 
-Each figure function takes a :class:`~squeezex.runs.Run` (plus a dataset and a seed, by
+Each figure function takes a :class:`~squeezex.bench.Run` (plus a dataset and a seed, by
 default the run's first) and returns a ``matplotlib.figure.Figure`` in the paper style
 (:data:`squeezex.viz.STYLE`), built without pyplot and without touching rcParams.
 :func:`make_figures` writes all of them, and the LaTeX tables, into one folder;
@@ -10,7 +10,7 @@ Every method keeps one colour, line style and marker across figures
 (:func:`method_styles`); reference maps are grey and hatched or dash-dotted.
 
 Example:
-    >>> from squeezex.runs import Run
+    >>> from squeezex.bench import Run
     >>> run = Run("data/runs/demo")  # doctest: +SKIP
     >>> metric_bars(run, "pointing_game")  # doctest: +SKIP
     >>> make_figures("data/runs/demo")  # doctest: +SKIP
@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import logging
 import math
-import pickle
 from pathlib import Path
 
 import matplotlib
@@ -30,9 +29,10 @@ from matplotlib.cm import ScalarMappable
 from matplotlib.colors import Normalize
 from matplotlib.figure import Figure
 
+from .bench import CorruptRunError, Run
+from .bench.tables import family_tables, latex_table
 from .explainers.se import PAPER_Z
 from .io import atomic_write_text
-from .runs import Run
 from .viz import (
     HEATMAP_CMAP,
     LINE_COLOURS,
@@ -66,8 +66,9 @@ _LINESTYLES = ("-", "--", ":", (0, (5, 1, 1, 1)))
 _MARKERS = ("o", "s", "^", "D", "v", "p", "h", "<", ">", "*")
 _REF_GREYS = ("#555555", "#888888", "#AAAAAA", "#CCCCCC")
 _BAR_COLOUR = OKABE_ITO["blue"]
-#: What a figure function raises when the run lacks its inputs (make_figures skips it).
-_MISSING = (OSError, KeyError, ValueError, EOFError, RuntimeError, pickle.UnpicklingError)
+#: What a figure function raises when the run lacks its inputs (make_figures skips it);
+#: a damaged file (CorruptRunError) is never skipped.
+_MISSING = (FileNotFoundError, KeyError, ValueError)
 
 
 # -- shared helpers ------------------------------------------------------------------------------
@@ -271,9 +272,19 @@ def faithfulness_curves(
     Returns:
         A figure with two axes, one line per method in each.
     """
-    styles = method_styles(run)
+    curves = _collect_curves(run, _pick(run, methods, references), dataset, seed)
+    with matplotlib.rc_context(STYLE):
+        fig = Figure(figsize=(width, 2.2 + 0.075 * len(curves)), layout="constrained")
+        axes = fig.subplots(1, 2, sharey=True)
+        for ax, mode in zip(axes, ("deletion", "insertion"), strict=True):
+            _curve_panel(ax, run, mode, curves, dataset, seed)
+        axes[0].set_ylabel("mean class probability")
+    return fig
+
+
+def _collect_curves(run: Run, names: list[str], dataset, seed) -> dict[str, dict]:
     curves, missing = {}, []
-    for m in _pick(run, methods, references):
+    for m in names:
         try:
             c = run.curves(m, dataset, seed)
         except FileNotFoundError as exc:
@@ -287,55 +298,48 @@ def faithfulness_curves(
         raise ValueError("the run has no deletion/insertion curves (faithfulness not scored)")
     for exc in missing:
         log.info("faithfulness curves: %s", exc)
-    with matplotlib.rc_context(STYLE):
-        fig = Figure(figsize=(width, 2.2 + 0.075 * len(curves)), layout="constrained")
-        axes = fig.subplots(1, 2, sharey=True)
-        for ax, mode in zip(axes, ("deletion", "insertion"), strict=True):
-            metric = f"{mode}_auc"
-            value = {}
-            try:
-                value = {r.method: r.value for r in run.ranking(metric, dataset, seed)}
-            except KeyError:
-                pass
-            auc = {
-                m: value.get(m, float(np.trapezoid(c[mode], c["fractions"])))
-                for m, c in curves.items()
-            }
-            lower = mode == "deletion"
-            order = sorted(
-                curves, key=lambda m: (math.isnan(auc[m]), (1 if lower else -1) * auc[m])
-            )
-            for m in order:
-                st = styles[m]
-                ax.plot(
-                    curves[m]["fractions"],
-                    curves[m][mode],
-                    color=st["color"],
-                    linestyle=st["linestyle"],
-                    marker=st["marker"],
-                    markevery=max(1, len(curves[m]["fractions"]) // 5),
-                    markersize=2.5,
-                    lw=0.9,
-                    label=f"{_label(run, m)}  {auc[m]:.3f}",
-                )
-            verb = "deleted" if lower else "inserted"
-            ax.set_xlabel(f"fraction of pixels {verb}, most relevant first")
-            ax.set_title(f"{mode} ({'lower' if lower else 'higher'} AUC is better)")
-            ax.set_xlim(0, 1)
-            ax.set_ylim(bottom=0)
-            _despine(ax)
-            ax.legend(
-                loc="upper center",
-                bbox_to_anchor=(0.5, -0.2),
-                ncol=2 if len(curves) > 4 else 1,
-                frameon=False,
-                title="method  AUC",
-                title_fontsize=7,
-                handlelength=2.6,
-                columnspacing=1.2,
-            )
-        axes[0].set_ylabel("mean class probability")
-    return fig
+    return curves
+
+
+def _curve_panel(ax, run: Run, mode: str, curves: dict, dataset, seed) -> None:
+    """One panel: every method's mean ``mode`` curve, the legend best first with AUCs."""
+    styles = method_styles(run)
+    try:
+        value = {r.method: r.value for r in run.ranking(f"{mode}_auc", dataset, seed)}
+    except KeyError:
+        value = {}
+    auc = {m: value.get(m, float(np.trapezoid(c[mode], c["fractions"]))) for m, c in curves.items()}
+    lower = mode == "deletion"
+    order = sorted(curves, key=lambda m: (math.isnan(auc[m]), (1 if lower else -1) * auc[m]))
+    for m in order:
+        st = styles[m]
+        ax.plot(
+            curves[m]["fractions"],
+            curves[m][mode],
+            color=st["color"],
+            linestyle=st["linestyle"],
+            marker=st["marker"],
+            markevery=max(1, len(curves[m]["fractions"]) // 5),
+            markersize=2.5,
+            lw=0.9,
+            label=f"{_label(run, m)}  {auc[m]:.3f}",
+        )
+    verb = "deleted" if lower else "inserted"
+    ax.set_xlabel(f"fraction of pixels {verb}, most relevant first")
+    ax.set_title(f"{mode} ({'lower' if lower else 'higher'} AUC is better)")
+    ax.set_xlim(0, 1)
+    ax.set_ylim(bottom=0)
+    _despine(ax)
+    ax.legend(
+        loc="upper center",
+        bbox_to_anchor=(0.5, -0.2),
+        ncol=2 if len(curves) > 4 else 1,
+        frameon=False,
+        title="method  AUC",
+        title_fontsize=7,
+        handlelength=2.6,
+        columnspacing=1.2,
+    )
 
 
 def se_distribution(
@@ -491,6 +495,40 @@ def cost_vs_localisation(
     return fig
 
 
+def _label_offsets() -> list[tuple]:
+    """Candidate label offsets (points) around a point, nearest first, with alignments."""
+    cands = []
+    for r in (6, 11, 17, 24, 32, 42, 54, 68):
+        n = 8 if r < 17 else 16
+        for a in range(n):
+            t = 2 * math.pi * a / n
+            c, sn = math.cos(t), math.sin(t)
+            ha = "left" if c > 0.3 else "right" if c < -0.3 else "center"
+            va = "bottom" if sn > 0.3 else "top" if sn < -0.3 else "center"
+            cands.append((round(r * c, 2), round(r * sn, 2), ha, va))
+    return cands
+
+
+def _overlap(b, taken: list[tuple], box, px: float) -> float:
+    """How much label box ``b`` overlaps the ``taken`` boxes, plus a large penalty for
+    leaving the axes ``box``. Labels keep 2 pt apart, plus 4 % of their width: text
+    measured at one dpi can come out a little wider at another."""
+    padx, pady = 2 * px + 0.04 * b.width, 2 * px
+    area = 0.0
+    for t in taken:
+        w = min(b.x1 + padx, t[2]) - max(b.x0 - padx, t[0])
+        h = min(b.y1 + pady, t[3]) - max(b.y0 - pady, t[1])
+        if w > 0 and h > 0:
+            area += w * h
+    outside = (
+        max(0, box.x0 - b.x0)
+        + max(0, b.x1 - box.x1)
+        + max(0, box.y0 - b.y0)
+        + max(0, b.y1 - box.y1)
+    )
+    return area + 1e3 * outside
+
+
 def _place_labels(fig: Figure, ax, x, y, labels, colours) -> None:
     """Annotate points without overlaps: try offsets around each point, nearest first,
     keep the first whose box stays inside the axes and clear of the other labels and
@@ -506,53 +544,19 @@ def _place_labels(fig: Figure, ax, x, y, labels, colours) -> None:
     px = fig.dpi / 72
     m = 2.5 * px  # half a marker
     taken = [(p[0] - m, p[1] - m, p[0] + m, p[1] + m) for p in pts]
-    cands = []
-    for r in (6, 11, 17, 24, 32, 42, 54, 68):
-        n = 8 if r < 17 else 16
-        for a in range(n):
-            t = 2 * math.pi * a / n
-            c, sn = math.cos(t), math.sin(t)
-            ha = "left" if c > 0.3 else "right" if c < -0.3 else "center"
-            va = "bottom" if sn > 0.3 else "top" if sn < -0.3 else "center"
-            cands.append((round(r * c, 2), round(r * sn, 2), ha, va))
-
-    def overlap(b):
-        # labels keep 2 pt apart, plus 4 % of their width: text measured at one dpi
-        # can come out a little wider at another
-        padx, pady = 2 * px + 0.04 * b.width, 2 * px
-        area = 0.0
-        for t in taken:
-            w = min(b.x1 + padx, t[2]) - max(b.x0 - padx, t[0])
-            h = min(b.y1 + pady, t[3]) - max(b.y0 - pady, t[1])
-            if w > 0 and h > 0:
-                area += w * h
-        outside = (
-            max(0, box.x0 - b.x0)
-            + max(0, b.x1 - box.x1)
-            + max(0, box.y0 - b.y0)
-            + max(0, b.y1 - box.y1)
-        )
-        return area + 1e3 * outside
-
-    order = np.lexsort((np.arange(len(x)), -pts[:, 1]))
-    for k in order:
+    cands = _label_offsets()
+    for k in np.lexsort((np.arange(len(x)), -pts[:, 1])):
         text = ax.annotate(
-            labels[k],
-            (x[k], y[k]),
-            xytext=(0, 0),
-            textcoords="offset points",
-            fontsize=6,
-            color="black",
-            annotation_clip=False,
-            in_layout=False,
-        )
+            labels[k], (x[k], y[k]), xytext=(0, 0), textcoords="offset points", fontsize=6,
+            color="black", annotation_clip=False, in_layout=False,
+        )  # fmt: skip
         best = None
         for dx, dy, ha, va in cands:
             text.set_position((dx, dy))
             text.set_ha(ha)
             text.set_va(va)
             b = text.get_window_extent(renderer)
-            score = overlap(b)
+            score = _overlap(b, taken, box, px)
             if best is None or score < best[0]:
                 best = (score, dx, dy, ha, va, b)
             if score == 0:
@@ -562,36 +566,40 @@ def _place_labels(fig: Figure, ax, x, y, labels, colours) -> None:
         text.set_ha(ha)
         text.set_va(va)
         if math.hypot(dx, dy) > 7:  # not next to its point: a leader line
+            arrow = {
+                "arrowstyle": "-",
+                "lw": 0.4,
+                "color": colours[k],
+                "shrinkA": 0,
+                "shrinkB": 2.5,
+            }
             ax.annotate(
-                "",
-                (x[k], y[k]),
-                xytext=(dx, dy),
-                textcoords="offset points",
-                arrowprops={
-                    "arrowstyle": "-",
-                    "lw": 0.4,
-                    "color": colours[k],
-                    "shrinkA": 0,
-                    "shrinkB": 2.5,
-                },
-                in_layout=False,
-            )
+                "", (x[k], y[k]), xytext=(dx, dy), textcoords="offset points",
+                arrowprops=arrow, in_layout=False,
+            )  # fmt: skip
         taken.append((b.x0, b.y0, b.x1, b.y1))
 
 
 # -- everything into one folder ------------------------------------------------------------------
-def _family_tables(results: dict) -> dict[str, str]:
-    from .benchmark import latex_table
-
-    fams = list(dict.fromkeys(r.get("family", "localisation") for r in results["rows"]))
-    return {
-        f: latex_table({**results, "rows": [r for r in results["rows"] if r.get("family") == f]})
-        for f in fams
-    }
+def _jobs(run: Run, dataset: str, seed: int) -> list[tuple]:
+    """(name, draw) for every figure of one (dataset, seed) of the run."""
+    metrics = list(dict.fromkeys(r["metric"] for r in run.block(dataset, seed)))
+    jobs = [("qualitative", lambda: qualitative_grid(run, dataset, seed))]
+    jobs += [(f"bars-{m}", lambda m=m: metric_bars(run, m, dataset, seed)) for m in metrics]
+    jobs += [
+        ("faithfulness", lambda: faithfulness_curves(run, dataset, seed)),
+        ("se-distribution", lambda: se_distribution(run, dataset, seed)),
+        ("vebi-features", lambda: vebi_features(run, dataset, seed)),
+        (
+            "cost-vs-pointing_game",
+            lambda: cost_vs_localisation(run, "pointing_game", dataset, seed),
+        ),
+    ]
+    return jobs
 
 
 def make_figures(
-    results_dir: str | Path,
+    results_dir: str | Path | Run,
     out_dir: str | Path | None = None,
     formats=("pdf", "png"),
     *,
@@ -605,12 +613,12 @@ def make_figures(
     ``bars-<metric>`` for every metric, ``faithfulness``, ``se-distribution``,
     ``vebi-features``, ``cost-vs-pointing_game``. Tables: ``results.tex`` (every metric)
     and ``results-<family>.tex`` (one per metric family, narrow enough for a column).
-    A figure whose inputs the run lacks is skipped with a logged (and, if ``verbose``,
-    printed) reason. Every file is written atomically and deterministically: the same
-    run gives byte-identical files.
+    A figure whose inputs the run did not compute is skipped with a logged (and, if
+    ``verbose``, printed) reason; a damaged file is an error, never a skip. Every file
+    is written atomically and deterministically: the same run gives byte-identical files.
 
     Args:
-        results_dir: the run folder (holding ``results.json``).
+        results_dir: the run folder (holding ``results.json``), or its :class:`Run`.
         out_dir: where to write (default ``<results_dir>/figures``).
         formats: any of :data:`FORMATS`.
         dpi: resolution of raster formats.
@@ -618,72 +626,55 @@ def make_figures(
 
     Returns:
         The paths written, in order.
-    """
-    from .benchmark import latex_table
 
+    Raises:
+        FileNotFoundError: no run folder or no results in it.
+        CorruptRunError: a file of the run is damaged (named).
+    """
     formats = [formats] if isinstance(formats, str) else list(formats)
     bad = [f for f in formats if f not in FORMATS]
     if not formats or bad:
         raise ValueError(f"unknown format {', '.join(bad) or '(none)'}; choose from {FORMATS}")
-    root = Path(results_dir)
-    if not root.exists():
-        raise FileNotFoundError(f"no such folder: {root}")
-    run = Run(root)
+    if isinstance(results_dir, Run):
+        run = results_dir
+    else:
+        root = Path(results_dir)
+        if not root.exists():
+            raise FileNotFoundError(f"no such folder: {root}")
+        run = Run(root)
     out = Path(out_dir) if out_dir is not None else run.root / "figures"
     written = [atomic_write_text(out / "results.tex", latex_table(run.results))]
-    for fam, text in _family_tables(run.results).items():
+    for fam, text in family_tables(run.results).items():
         written.append(atomic_write_text(out / f"results-{fam}.tex", text))
+    for dataset, seed in run.blocks():
+        suffix = (f"_{dataset}" if len(run.datasets) > 1 else "") + (
+            f"_seed{seed}" if len(run.seeds) > 1 else ""
+        )
+        for name, make in _jobs(run, dataset, seed):
+            fig = _draw(name + suffix, make, verbose)
+            for k, fmt in enumerate(formats if fig is not None else []):
+                # a fresh figure per format: saving one format moves the layout a
+                # little, and each file must not depend on which were written before
+                fig = fig if k == 0 else make()
+                written.append(save_figure(fig, out / f"{name}{suffix}.{fmt}", dpi=dpi))
+    return written
 
-    def skip(name: str, reason: str) -> None:
+
+def _draw(name: str, make, verbose: bool):
+    """The figure, or ``None`` (with the reason printed or logged) when the run lacks
+    its inputs; a damaged file propagates."""
+    try:
+        fig = make()
+    except CorruptRunError:
+        raise
+    except _MISSING as exc:
+        reason = f"{type(exc).__name__}: {exc.args[0] if exc.args else exc}"
+        fig = None
+    else:
+        reason = "the run has no VEBI interpretation"
+    if fig is None:
         if verbose:
             print(f"skipped {name}: {reason}")
         else:
             log.warning("skipped %s: %s", name, reason)
-
-    cells = {(r.get("dataset", run.results["dataset"]), int(r.get("seed", 0))) for r in run.rows}
-    for dataset in run.datasets:
-        for seed in run.seeds:
-            if (dataset, seed) not in cells:
-                continue
-            suffix = (f"_{dataset}" if len(run.datasets) > 1 else "") + (
-                f"_seed{seed}" if len(run.seeds) > 1 else ""
-            )
-            metrics = [
-                m
-                for m in run.metrics()
-                if any(
-                    r["metric"] == m
-                    and r.get("dataset", run.results["dataset"]) == dataset
-                    and int(r.get("seed", 0)) == seed
-                    for r in run.rows
-                )
-            ]
-            jobs = [("qualitative", lambda d=dataset, s=seed: qualitative_grid(run, d, s))]
-            jobs += [
-                (f"bars-{m}", lambda m=m, d=dataset, s=seed: metric_bars(run, m, d, s))
-                for m in metrics
-            ]
-            jobs += [
-                ("faithfulness", lambda d=dataset, s=seed: faithfulness_curves(run, d, s)),
-                ("se-distribution", lambda d=dataset, s=seed: se_distribution(run, d, s)),
-                ("vebi-features", lambda d=dataset, s=seed: vebi_features(run, d, s)),
-                (
-                    "cost-vs-pointing_game",
-                    lambda d=dataset, s=seed: cost_vs_localisation(run, "pointing_game", d, s),
-                ),
-            ]
-            for name, make in jobs:
-                try:
-                    fig = make()
-                except _MISSING as exc:
-                    skip(name + suffix, f"{type(exc).__name__}: {exc}")
-                    continue
-                if fig is None:
-                    skip(name + suffix, "the run has no VEBI interpretation")
-                    continue
-                for k, fmt in enumerate(formats):
-                    # a fresh figure per format: saving one format moves the layout a
-                    # little, and each file must not depend on which were written before
-                    fig = fig if k == 0 else make()
-                    written.append(save_figure(fig, out / f"{name}{suffix}.{fmt}", dpi=dpi))
-    return written
+    return fig

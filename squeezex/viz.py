@@ -21,6 +21,8 @@ __all__ = [
     "TWO_COLUMN",
     "OKABE_ITO",
     "LINE_COLOURS",
+    "blend",
+    "outline",
     "overlay",
     "explanation_grid",
     "se_vector_figure",
@@ -70,30 +72,49 @@ HEATMAP_CMAP = "inferno"
 MASK_COLOUR = "#56B4E9"  # Okabe-Ito sky blue
 
 
-def _np_image(image: torch.Tensor) -> np.ndarray:
-    img = image.detach().cpu().float()
-    if img.dim() == 3 and img.shape[0] in (1, 3):
-        img = img.permute(1, 2, 0)
-    img = img.numpy()
-    if img.shape[-1] == 1:
-        img = img[..., 0]
-    return np.clip(img, 0, 1)
+def _rgb(image: torch.Tensor) -> np.ndarray:
+    """C×H×W (or H×W) in [0, 1] → H×W×3 float array (grey images repeated)."""
+    img = image.detach().cpu().float().clamp(0, 1)
+    if img.dim() == 2:
+        img = img[None]
+    if img.shape[0] == 1:
+        img = img.expand(3, *img.shape[1:])
+    return img[:3].permute(1, 2, 0).numpy()
+
+
+def outline(mask: torch.Tensor) -> np.ndarray:
+    """H×W bool: the pixels of ``mask`` (its parts united) that touch its outside."""
+    m = mask.detach().cpu().reshape(-1, *mask.shape[-2:]).any(0).numpy()
+    p = np.pad(m, 1)  # outside the image counts as outside the mask
+    inner = m & p[:-2, 1:-1] & p[2:, 1:-1] & p[1:-1, :-2] & p[1:-1, 2:]
+    return m & ~inner
+
+
+def blend(image, heatmap=None, mask=None, opacity: float = 0.55) -> np.ndarray:
+    """The one overlay renderer: ``image`` (C×H×W in [0, 1]) with ``heatmap`` (H×W in
+    [0, 1]) blended at ``opacity`` in :data:`HEATMAP_CMAP` and the outline of ``mask``
+    in :data:`MASK_COLOUR`; an H×W×3 float array in [0, 1]. The widgets' tiles, their
+    static pictures and the paper figures all draw with it."""
+    if not 0 <= opacity <= 1:
+        raise ValueError(f"opacity must be in [0, 1], got {opacity}")
+    rgb = _rgb(image)
+    if heatmap is not None:
+        h = heatmap.detach().cpu().float().reshape(rgb.shape[:2]).clamp(0, 1).numpy()
+        rgb = (1 - opacity) * rgb + opacity * matplotlib.colormaps[HEATMAP_CMAP](h)[..., :3]
+    if mask is not None:
+        rgb = rgb.copy()
+        rgb[outline(mask)] = np.asarray(matplotlib.colors.to_rgb(MASK_COLOUR))
+    return rgb
 
 
 def overlay(ax, image, heatmap=None, mask=None, alpha: float = 0.55, point: bool = False) -> None:
-    """Draw ``image`` with ``heatmap`` on top and the outline of ``mask``."""
-    ax.imshow(
-        _np_image(image), cmap="gray" if image.shape[0] == 1 else None, interpolation="nearest"
-    )
-    if heatmap is not None:
+    """Draw :func:`blend` of ``image``, ``heatmap`` and ``mask`` on ``ax``; with ``point``,
+    mark the map's maximum with +."""
+    ax.imshow(blend(image, heatmap, mask, alpha), interpolation="nearest")
+    if heatmap is not None and point:
         h = heatmap.detach().cpu().float().reshape(heatmap.shape[-2:]).numpy()
-        ax.imshow(h, cmap=HEATMAP_CMAP, alpha=alpha, vmin=0, vmax=1, interpolation="bilinear")
-        if point:
-            y, x = np.unravel_index(np.argmax(h), h.shape)
-            ax.plot([x], [y], marker="+", color="white", markersize=6, mew=1.2)
-    if mask is not None:
-        m = mask.detach().cpu().reshape(-1, *mask.shape[-2:]).any(0).numpy().astype(float)
-        ax.contour(m, levels=[0.5], colors=[MASK_COLOUR], linewidths=0.8)
+        y, x = np.unravel_index(np.argmax(h), h.shape)
+        ax.plot([x], [y], marker="+", color="white", markersize=6, mew=1.2)
     ax.set_xticks([])
     ax.set_yticks([])
 

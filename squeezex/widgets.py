@@ -30,8 +30,8 @@ import torch
 from matplotlib.figure import Figure
 
 from . import explore as X
+from .bench import Run
 from .explainers.se import SELECTIONS, SEAttribution
-from .runs import Run
 from .viz import STYLE, overlay
 
 __all__ = ["Explorer", "Compare"]
@@ -86,7 +86,7 @@ class Explorer(W.VBox):
         selected = list(selected) if selected is not None else methods[:2]
         if not set(selected) <= set(methods):
             raise ValueError(f"selected {selected} must be among methods {methods}")
-        self.model = model.to(device).eval()
+        self.model = model.to(device)  # its training flags are the user's: never changed
         self.device = torch.device(device)
         self._get, self.n, ds_classes = X.as_samples(dataset)
         self.classes = list(classes) if classes is not None else ds_classes
@@ -103,8 +103,16 @@ class Explorer(W.VBox):
         self.stats = {"computed": 0, "drawn": 0}
         self._maps: dict[str, torch.Tensor] = {}
         self._tiles: dict[str, W.VBox] = {}
+        self._build_controls(methods, selected)
+        self._observe()
+        self._sync_rule_controls()
+        self._load_sample()
+        self._compute(list(self.method_picker.value))
+        self._draw_all()
+        self._draw_se()
+        self._draw_scores()
 
-        # controls
+    def _build_controls(self, methods: list[str], selected: list[str]) -> None:
         self.sample = W.IntSlider(0, 0, self.n - 1, description="sample", continuous_update=False)
         self.method_picker = W.SelectMultiple(
             options=methods, value=tuple(selected), description="methods", rows=min(6, len(methods))
@@ -125,13 +133,13 @@ class Explorer(W.VBox):
         self.grid = W.HBox(layout=W.Layout(flex_flow="row wrap"))
         self.se_chart = W.Image(format="png", width="600")  # its natural size, not stretched
         self.scores = W.HTML()
-
         se_controls = [self.rule, self.z, self.k] if self._se is not None else []
         left = W.VBox([self.sample, self.target, self.opacity, self.show_mask])
         right = W.VBox([self.method_picker, *se_controls])
         below = [self.se_chart] if self._se is not None else []
         self.children = [W.HBox([left, right]), self.info, self.grid, *below, self.scores]
 
+    def _observe(self) -> None:
         self.sample.observe(self._on_sample, "value")
         self.target.observe(self._on_sample, "value")
         self.method_picker.observe(self._on_methods, "value")
@@ -139,17 +147,11 @@ class Explorer(W.VBox):
             c.observe(self._on_rule, "value")
         self.opacity.observe(self._on_look, "value")
         self.show_mask.observe(self._on_look, "value")
-        self._sync_rule_controls()
-        self._load_sample()
-        self._compute(list(self.method_picker.value))
-        self._draw_all()
-        self._draw_se()
-        self._draw_scores()
 
     # -- state ------------------------------------------------------------------------------
     def _num_classes(self) -> int:
-        with torch.no_grad():
-            return int(self.model(self._get(0)[0][None].to(self.device)).shape[1])
+        _, probs = X.predict(self.model, self._get(0)[0].to(self.device))
+        return int(probs.shape[0])
 
     @property
     def settings(self) -> X.SESettings:
@@ -298,7 +300,7 @@ class Compare(W.VBox):
 
     Args:
         results: a run folder (``squeezex bench --out``), its ``results.json``, or a
-            :class:`~squeezex.runs.Run`.
+            :class:`~squeezex.bench.Run`.
         k: how many best and worst samples to show.
         scale: display enlargement of the sample images.
     """

@@ -1,10 +1,22 @@
-"""The harness: resumable cells, tidy rows over datasets and seeds, CSV/LaTeX outputs."""
+"""The harness wing: resumable cells, the run folder as a store that checks what it reads,
+tables as views of every cell, one metric vocabulary, the dataset registry."""
 
 import json
+import warnings
 
 import pytest
+import torch
 
-from squeezex.benchmark import BenchConfig, latex_table, run
+from squeezex.bench import (
+    BenchConfig,
+    CorruptRunError,
+    Run,
+    RunWarning,
+    latex_table,
+    run,
+)
+from squeezex.bench import harness as H
+from squeezex.metrics import METRICS
 
 TINY = dict(
     n_train_per_class=3,
@@ -19,18 +31,41 @@ TINY = dict(
 )
 
 
+def _cfg(tmp_path, **kw):
+    base = dict(TINY, out=str(tmp_path / "run"), checkpoints=str(tmp_path / "ck"))
+    return BenchConfig(**{**base, **kw})
+
+
+def _cells(tmp_path):
+    return tmp_path / "run" / "cells"
+
+
+def _cell_file(tmp_path, method, suffix=".json"):
+    (path,) = _cells(tmp_path).glob(f"*/*/*/{method}{suffix}")
+    return path
+
+
+def _quiet(fn, *args):
+    with warnings.catch_warnings(record=True) as w:
+        warnings.simplefilter("always")
+        out = fn(*args)
+    return out, [str(x.message) for x in w if issubclass(x.category, RunWarning)]
+
+
+@pytest.fixture(scope="module")
+def first_run(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("bench")
+    cfg = _cfg(tmp, methods=["se", "random"], families=["localisation", "cost"])
+    return tmp, cfg, run(cfg)
+
+
 def test_a_rerun_reuses_finished_cells_and_recomputes_missing_ones(tmp_path):
-    cfg = BenchConfig(
-        methods=["se", "random"],
-        out=str(tmp_path / "run"),
-        checkpoints=str(tmp_path / "ck"),
-        **TINY,
-    )
+    cfg = _cfg(tmp_path, methods=["se", "random"])
     first = run(cfg)
     assert [c["reused"] for c in first["cells"]] == [False] * len(first["cells"])
-    cells = sorted((tmp_path / "run" / "cells").rglob("*.json"))
+    cells = sorted(p for p in _cells(tmp_path).rglob("*.json") if not p.name.startswith("_"))
     assert {p.stem for p in cells} == {"se", "random", "centre", "silhouette", "oracle"}
-    (tmp_path / "run" / "cells" / cells[0].relative_to(tmp_path / "run" / "cells")).unlink()
+    cells[0].unlink()
     again = run(cfg)
     reused = {c["key"].split("/")[-1]: c["reused"] for c in again["cells"]}
     assert reused == {n: n != cells[0].stem for n in reused}
@@ -43,10 +78,8 @@ def test_a_rerun_reuses_finished_cells_and_recomputes_missing_ones(tmp_path):
 
 
 def test_results_are_written_after_every_cell(tmp_path, monkeypatch):
-    import squeezex.benchmark as B
-
     calls = {"n": 0}
-    real = B._compute_cell
+    real = H.compute_cell
 
     def flaky(*args, **kwargs):
         calls["n"] += 1
@@ -54,28 +87,109 @@ def test_results_are_written_after_every_cell(tmp_path, monkeypatch):
             raise KeyboardInterrupt  # the user stops the run in the third cell
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(B, "_compute_cell", flaky)
-    cfg = BenchConfig(
-        methods=["se", "gradcam", "random"], out=str(tmp_path / "run"), checkpoints=None, **TINY
-    )
+    monkeypatch.setattr(H, "compute_cell", flaky)
+    cfg = _cfg(tmp_path, methods=["se", "gradcam", "random"], checkpoints=None)
     with pytest.raises(KeyboardInterrupt):
         run(cfg)
     partial = json.loads((tmp_path / "run" / "results.json").read_text())
     assert {r["method"] for r in partial["rows"]} == {"se", "gradcam"}
-    monkeypatch.setattr(B, "_compute_cell", real)
+    csv_methods = {line.split(",")[2] for line in (tmp_path / "run" / "results.csv").open()}
+    assert csv_methods == {"method", "se", "gradcam"}, "CSV and JSON are written together"
+    monkeypatch.setattr(H, "compute_cell", real)
     done = run(cfg)
     assert [c["reused"] for c in done["cells"]][:2] == [True, True]
     assert {r["method"] for r in done["rows"]} >= {"se", "gradcam", "random", "oracle"}
 
 
+def test_another_method_list_adds_rows_and_drops_none(tmp_path):
+    cfg = _cfg(tmp_path, methods=["se", "gradcam"], families=["localisation"])
+    run(cfg)
+    fewer = run(BenchConfig(**{**cfg.__dict__, "methods": ["random"]}))
+    methods = list(dict.fromkeys(r["method"] for r in fewer["rows"]))
+    assert methods[0] == "random", "this run's methods first"
+    assert set(methods) == {"random", "se", "gradcam", "centre", "silhouette", "oracle"}
+    tex = (tmp_path / "run" / "results.tex").read_text()
+    csv = (tmp_path / "run" / "results.csv").read_text()
+    for m in ("se", "gradcam", "random"):
+        assert f"\n{m} &" in tex and f",{m}," in csv, f"{m} is in every table"
+
+
+@pytest.mark.parametrize(
+    "damage",
+    ["empty json", "truncated maps", "short maps", "tampered value", "json garbage"],
+)
+def test_a_damaged_cell_is_named_and_recomputed(tmp_path, damage):
+    cfg = _cfg(tmp_path, methods=["se", "random"], families=["localisation"])
+    first = run(cfg)
+    path = _cell_file(tmp_path, "se")
+    if damage == "empty json":
+        path.write_text("{}")
+    elif damage == "json garbage":
+        path.write_text('{"rows": [')
+    elif damage == "truncated maps":
+        pt = path.with_suffix(".pt")
+        pt.write_bytes(pt.read_bytes()[:100])
+    elif damage == "short maps":
+        pt = path.with_suffix(".pt")
+        torch.save(torch.load(pt)[:1], pt)
+    else:
+        record = json.loads(path.read_text())
+        record["rows"][0]["value"] = 0.999
+        path.write_text(json.dumps(record))
+    again, said = _quiet(run, cfg)
+    assert any(str(path.with_suffix("")) in m and "recomputing" in m for m in said), said
+    reused = {c["key"].split("/")[-1]: c["reused"] for c in again["cells"]}
+    assert reused["se"] is False and reused["random"] is True
+    assert again["rows"] == first["rows"], "the recomputed cell has the true values"
+    third, said = _quiet(run, cfg)
+    assert all(c["reused"] for c in third["cells"]) and not said
+
+
+def test_a_damaged_cell_of_another_method_is_left_out_not_passed_on(tmp_path):
+    cfg = _cfg(tmp_path, methods=["se", "random"], families=["localisation"])
+    run(cfg)
+    path = _cell_file(tmp_path, "random")
+    record = json.loads(path.read_text())
+    record["rows"][0]["value"] = 0.999
+    path.write_text(json.dumps(record))
+    res, said = _quiet(run, BenchConfig(**{**cfg.__dict__, "methods": ["se"]}))
+    assert any(str(path) in m and "left out" in m for m in said)
+    assert "random" not in {r["method"] for r in res["rows"]}
+
+
+@pytest.mark.parametrize("artifact", ["_test-split.pt", "_se-vectors.pt"])
+def test_damaged_artifacts_are_rewritten_and_fresh_means_fresh(tmp_path, artifact):
+    cfg = _cfg(tmp_path, methods=["se"], families=["localisation"])
+    run(cfg)
+    (path,) = _cells(tmp_path).rglob(artifact)
+    good = torch.load(path)
+    path.write_bytes(path.read_bytes()[:40])
+    with pytest.raises(CorruptRunError, match=f"{artifact}.*rerun"):
+        Run(tmp_path / "run").data() if "split" in artifact else Run(tmp_path / "run").se_vectors()
+    _, said = _quiet(run, cfg)
+    assert any(artifact in m and "rewriting" in m for m in said)
+    again = torch.load(path)
+    assert again.keys() == good.keys()
+    for k in good:
+        assert again[k] == good[k] if isinstance(good[k], list) else torch.equal(again[k], good[k])
+    stray = path.parent / f".{artifact}.elsewhere.1.x.tmp"
+    stray.write_bytes(b"half")
+    import os
+
+    os.utime(stray, (0, 0))  # a day old: stale whoever wrote it
+    fresh, _ = _quiet(run, BenchConfig(**{**cfg.__dict__, "resume": False}))
+    assert not any(c["reused"] for c in fresh["cells"]), "--fresh recomputes every cell"
+    assert not stray.exists(), "temp files of dead writers are removed"
+
+
 def test_datasets_and_seeds_are_dimensions(tmp_path):
-    cfg = BenchConfig(
+    cfg = _cfg(
+        tmp_path,
         dataset="an8flower-single-6c,an8flower-double-12c",
         methods=["se"],
         families=["localisation"],
-        out=str(tmp_path / "run"),
         checkpoints=None,
-        **{**TINY, "seeds": 2},
+        seeds=2,
         explain_seeds=2,
     )
     res = run(cfg)
@@ -83,47 +197,76 @@ def test_datasets_and_seeds_are_dimensions(tmp_path):
     assert dims == {(d, s) for d in cfg.datasets for s in (0, 1)}
     assert set(res["models"]) == set(cfg.datasets)
     assert {r["family"] for r in res["rows"]} == {"localisation"}
+    assert Run(tmp_path / "run").blocks() == [(d, s) for d in cfg.datasets for s in (0, 1)]
 
 
-def test_latex_marks_the_best_method_per_metric():
+def test_ranking_uses_the_vocabulary_fastest_first(first_run):
+    tmp, _, res = first_run
+    r = Run(tmp / "run")
+    ms = {row["method"]: row["value"] for row in res["rows"] if row["metric"] == "ms_per_image"}
+    ranked = [row.method for row in r.ranking("ms_per_image")]
+    assert ranked == sorted(ms, key=ms.get), "the fastest method first"
+    assert r.higher_is_better("ms_per_image") is False
+    assert r.higher_is_better("cost_ratio") is False
+    assert res["metrics"]["ms_per_image"]["direction"] == "lower"
+
+
+def test_every_metric_of_a_methods_all_run_has_a_direction(tmp_path):
+    cfg = _cfg(tmp_path, methods=["all"], n_test_per_class=1, checkpoints=None)
+    res = run(cfg)
+    names = {r["metric"] for r in res["rows"]}
+    assert {"sanity_top", "ms_per_image", "cost_ratio", "deletion_auc", "gini"} <= names
+    assert names <= set(METRICS), f"not in the vocabulary: {names - set(METRICS)}"
+    for n in names:
+        m = METRICS[n]
+        assert m.direction in ("higher", "lower") or m.reason, n
+        assert {r["family"] for r in res["rows"] if r["metric"] == n} == {m.family}
+    assert {r["method"] for r in res["rows"] if r["kind"] == "method"} == set(cfg.methods)
+
+
+def test_latex_marks_the_best_method_per_metric_by_the_vocabulary():
     rows = [
-        dict(
-            dataset="d",
-            seed=0,
-            method=m,
-            metric=k,
-            family="f",
-            value=v,
-            ci_low=v,
-            ci_high=v,
-            n=1,
-            kind=kind,
-        )
+        dict(dataset="d", seed=0, method=m, metric=k, family="f", value=v, ci_low=v,
+             ci_high=v, n=1, kind=kind)
         for m, k, v, kind in [
             ("a", "pointing_game", 0.5, "method"),
             ("b", "pointing_game", 0.9, "method"),
             ("oracle", "pointing_game", 1.0, "reference"),
-            ("a", "checkerboard", 0.01, "method"),
-            ("b", "checkerboard", 0.20, "method"),
+            ("a", "ms_per_image", 1.0, "method"),
+            ("b", "ms_per_image", 20.0, "method"),
+            ("a", "gini", 0.3, "method"),
+            ("b", "gini", 0.6, "method"),
         ]
-    ]
-    tex = latex_table(
-        {
-            "rows": rows,
-            "dataset": "d",
-            "higher_is_better": {"pointing_game": True, "checkerboard": False},
-        }
-    )
-    assert r"b & \textbf{0.900} & 0.200 \\" in tex
-    assert r"a & 0.500 & \textbf{0.010} \\" in tex
-    assert r"oracle (ref) & 1.000 &  \\" in tex, "references are not ranked"
+    ]  # fmt: skip
+    tex = latex_table({"rows": rows, "dataset": "d"})
+    assert r"b & \textbf{0.900} & 20.000 & 0.600 \\" in tex
+    assert r"a & 0.500 & \textbf{1.000} & 0.300 \\" in tex, "the fastest is bolded"
+    assert r"oracle (ref) & 1.000 &  &  \\" in tex, "references are not ranked"
     assert tex.count(r"\begin{tabular}") == 1 and r"\bottomrule" in tex
 
 
-def test_bad_config_is_named():
-    with pytest.raises(ValueError, match="unknown dataset mnist"):
+def test_bad_config_is_named(tmp_path):
+    with pytest.raises(ValueError, match="unknown dataset mnist.*an8flower-single-6c"):
         BenchConfig(dataset="mnist")
     with pytest.raises(ValueError, match="explain_seeds"):
         BenchConfig(seeds=1, explain_seeds=2)
     with pytest.raises(ValueError, match="unknown metric family"):
         BenchConfig(families=["vibes"])
+    with pytest.raises(ValueError, match="unknown device 'nope'"):
+        BenchConfig(device="nope")
+    if not torch.cuda.is_available():
+        with pytest.raises(ValueError, match="no CUDA GPU"):
+            BenchConfig(device="cuda")
+    (tmp_path / "file").write_text("x")
+    for out in (tmp_path / "file", tmp_path / "file" / "sub"):
+        with pytest.raises(ValueError, match="file"):
+            run(BenchConfig(out=str(out), **TINY))
+
+
+def test_an_empty_run_folder_is_named(tmp_path):
+    (tmp_path / "results.json").write_text(json.dumps({"schema": 4, "rows": []}))
+    with pytest.raises(CorruptRunError, match="no results yet"):
+        Run(tmp_path)
+    (tmp_path / "results.json").write_text(json.dumps({"schema": 3, "rows": [{}]}))
+    with pytest.raises(CorruptRunError, match="older squeezex"):
+        Run(tmp_path)

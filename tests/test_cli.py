@@ -62,7 +62,7 @@ def test_bench_writes_the_schema(tmp_path, capsys):
     rows = list(csv.DictReader((out / "results.csv").open()))
     assert len(rows) == len(res["rows"])
     assert (out / "examples.png").read_bytes()[:4] == b"\x89PNG"
-    assert not list(out.glob("*.tmp")), "no temp files left behind"
+    assert not list(out.rglob("*.tmp")), "no temp files left behind"
 
 
 @pytest.mark.parametrize(
@@ -70,15 +70,91 @@ def test_bench_writes_the_schema(tmp_path, capsys):
     [
         (["bench", "--methods", "se,nope"], "unknown method(s) nope"),
         (["bench", "--seeds", "0"], "expected a number >= 1"),
-        (["bench", "--dataset", "mnist"], "invalid dataset mnist"),
+        (["bench", "--dataset", "mnist"], "invalid dataset mnist (choose from an8flower"),
+        (["bench", "--device", "nope", "--n-train", "1"], "unknown device 'nope'"),
+        (["generate", "--dataset", "mnist", "--out", "x"], "invalid choice: 'mnist'"),
         (["bench", "--families", "vibes"], "invalid metric family vibes"),
         (["bench", "--epochs", "two"], "expected a whole number"),
         (["bench", "--vebi-mu", "0"], "vebi_mu must be > 0"),
         (["frobnicate"], "invalid choice"),
     ],
 )
-def test_bad_arguments_exit_2_with_one_line(args, message):
-    proc = subprocess.run([sys.executable, "-m", "squeezex", *args], capture_output=True, text=True)
-    assert proc.returncode == 2
+def test_bad_arguments_exit_2_with_one_line(args, message, capsys):
+    assert _main(args) == 2
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1 and message in lines[0], lines
+
+
+def _main(args) -> int:
+    """``main(args)`` in this process, argparse's exit included (the subprocess tests below
+    check that ``python -m squeezex`` behaves the same)."""
+    try:
+        return main(args)
+    except SystemExit as exc:
+        return exc.code
+
+
+def _squeezex(*args, cwd=None):
+    return subprocess.run(
+        [sys.executable, "-m", "squeezex", *args], capture_output=True, text=True, cwd=cwd
+    )
+
+
+def test_output_folders_that_cannot_be_written_exit_2_with_one_line(tmp_path, capsys):
+    afile = tmp_path / "afile"
+    afile.write_text("x")
+    run = tmp_path / "empty-run"
+    run.mkdir()
+    (run / "results.json").write_text(json.dumps({"schema": 4, "rows": []}))
+    cases = [
+        (["bench", "--out", str(afile), "--quiet"], "is a file, not a folder"),
+        (["bench", "--out", str(afile / "sub"), "--quiet"], "a part of its path is a file"),
+        (["figures", "--results", str(run), "--out", str(afile)], "is a file, not a folder"),
+        (["figures", "--results", str(run)], "holds no results yet"),
+        (["generate", "--out", str(afile / "x")], "a part of its path is a file"),
+    ]
+    for args, message in cases:
+        assert _main(args) == 2, args
+        lines = capsys.readouterr().err.strip().splitlines()
+        assert len(lines) == 1 and message in lines[0], (args, lines)
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["bench", "--seeds", "0"], "expected a number >= 1"),
+        (["bench", "--device", "nope"], "nope"),
+    ],
+)
+def test_python_m_squeezex_exits_2_with_one_line(args, message):
+    proc = _squeezex(*args)
     lines = proc.stderr.strip().splitlines()
-    assert len(lines) == 1 and message in lines[0], proc.stderr
+    assert proc.returncode == 2 and len(lines) == 1 and message in lines[0], proc.stderr
+
+
+def test_an_unwritable_folder_is_named(tmp_path, monkeypatch):
+    import tempfile
+
+    from squeezex.io import ensure_folder
+
+    def refuse(*a, **k):
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(tempfile, "mkstemp", refuse)
+    with pytest.raises(ValueError, match="is not writable"):
+        ensure_folder(tmp_path / "out")
+
+
+def test_generate_writes_a_registered_dataset_the_folder_loader_reads(tmp_path, capsys):
+    from squeezex.datasets import An8FlowerFolder
+
+    out = tmp_path / "scenes"
+    code = main(
+        ["generate", "--dataset", "scenes-6c", "--n-per-class", "2", "--size", "48",
+         "--out", str(out)]
+    )  # fmt: skip
+    assert code == 0 and "wrote 12 images" in capsys.readouterr().out
+    ds = An8FlowerFolder(out)
+    image, target, mask = ds[0]
+    assert len(ds) == 12 and len(ds.classes) == 6
+    assert image.shape == (3, 48, 48) and mask.shape == (1, 48, 48) and mask.any()

@@ -9,17 +9,17 @@ import shutil
 import numpy as np
 import pytest
 from matplotlib.collections import PathCollection
+from matplotlib.colors import to_rgb
 from matplotlib.container import BarContainer
 from matplotlib.figure import Figure
 
 from squeezex import figures as F
-from squeezex.benchmark import latex_table
+from squeezex.bench import CorruptRunError, Run, latex_table
 from squeezex.cli import main
-from squeezex.runs import Run
-from squeezex.viz import save_figure
+from squeezex.viz import MASK_COLOUR, blend, outline, save_figure
 
 METHODS = ["se", "gradcam", "vebi", "random"]
-REFS = ["centre", "oracle", "silhouette"]
+REFS = ["centre", "silhouette", "oracle"]
 
 
 @pytest.fixture(scope="module")
@@ -89,19 +89,20 @@ def test_qualitative_grid_is_images_by_methods(run):
     assert _titles(fig, cols) == ["image", *METHODS]
     grid = np.array(fig.axes[:-1]).reshape(n_classes, cols)
     for i in range(n_classes):
-        assert len(grid[i, 0].images) == 1  # the image alone
-        for j in range(1, cols):
-            assert len(grid[i, j].images) == 2  # image + heatmap
-            assert grid[i, j].collections, "the ground-truth mask is outlined"
+        for j in range(cols):
+            assert len(grid[i, j].images) == 1  # one picture: the image, map and outline blended
     # one image per class: the first of each, labelled with its class
     first = {}
     for i, t in enumerate(data["targets"].tolist()):
         first.setdefault(t, i)
     labels = [grid[i, 0].get_ylabel().replace("\n", " ") for i in range(n_classes)]
     assert labels == [data["classes"][t] for t in sorted(first)]
-    # the heatmap drawn is the run's map of that image
-    se_map = run.maps("se")[first[sorted(first)[1]], 0].numpy()
-    np.testing.assert_allclose(grid[1, 1].images[1].get_array(), se_map, atol=1e-6)
+    # what is drawn is the one overlay renderer's blend of the run's image, map and mask
+    i = first[sorted(first)[1]]
+    want = blend(data["images"][i], run.maps("se")[i, 0], data["masks"][i])
+    np.testing.assert_allclose(grid[1, 1].images[0].get_array(), want, atol=1e-6)
+    edge = outline(data["masks"][i])
+    assert edge.any() and np.allclose(want[edge], to_rgb(MASK_COLOUR)), "the mask is outlined"
 
 
 def test_qualitative_grid_options(run):
@@ -193,7 +194,8 @@ def test_vebi_features_is_the_class_by_feature_grid(run, tmp_path):
     # a run without VEBI: no figure
     bare = tmp_path / "bare"
     shutil.copytree(run.root, bare, ignore=shutil.ignore_patterns("figures"))
-    shutil.rmtree(bare / "vebi")
+    for p in bare.rglob("_vebi-interpretation.pt"):
+        p.unlink()
     assert F.vebi_features(Run(bare)) is None
 
 
@@ -290,8 +292,9 @@ def test_svg_has_no_date_and_is_deterministic(run, tmp_path):
 def test_make_figures_skips_what_the_run_lacks(run, tmp_path, capsys):
     bare = tmp_path / "bare"
     shutil.copytree(run.root, bare, ignore=shutil.ignore_patterns("figures"))
-    for sub in ("vebi", "se", "data"):
-        shutil.rmtree(bare / sub)
+    for name in ("_vebi-interpretation.pt", "_se-vectors.pt", "_test-split.pt"):
+        for p in bare.rglob(name):
+            p.unlink()
     paths = F.make_figures(bare, tmp_path / "out", formats=("png",), dpi=40)
     out = capsys.readouterr().out
     names = {p.name for p in paths}
@@ -301,6 +304,19 @@ def test_make_figures_skips_what_the_run_lacks(run, tmp_path, capsys):
         assert f"skipped {skipped}:" in out
     assert "no VEBI interpretation" in out
     assert all(p.is_file() for p in paths)
+
+
+@pytest.mark.parametrize("name", ["_test-split.pt", "_se-vectors.pt", "se.pt", "se.json"])
+def test_a_damaged_run_file_is_an_error_not_a_skip(run, tmp_path, capsys, name):
+    bare = tmp_path / "bare"
+    shutil.copytree(run.root, bare, ignore=shutil.ignore_patterns("figures"))
+    (path,) = bare.rglob(name)
+    path.write_bytes(path.read_bytes()[:60])
+    with pytest.raises(CorruptRunError, match=f"{name}.*rerun"):
+        F.make_figures(bare, tmp_path / "out", formats=("png",), dpi=40)
+    assert main(["figures", "--results", str(bare), "--out", str(tmp_path / "o2")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and name in err[0], err
 
 
 def test_make_figures_rejects_unknown_formats(run_dir, tmp_path):

@@ -9,9 +9,9 @@ from PIL import Image
 
 from squeezex import explore as X
 from squeezex import get_explainer
+from squeezex.bench import Run, load_results
 from squeezex.cli import main
 from squeezex.explainers.se import SEAttribution
-from squeezex.runs import Run, load_results
 from squeezex.widgets import Compare, Explorer
 
 
@@ -161,6 +161,26 @@ def test_explorer_redraws_only_what_a_control_changes(se_model, data):
     bundle = e._repr_mimebundle_()
     assert "application/vnd.jupyter.widget-view+json" in bundle
     assert bundle["image/png"][:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_explorer_leaves_the_users_model_as_it_was(se_model, data):
+    se_model.train()
+    se_model.features[1].eval()  # a frozen BatchNorm
+    flags = [m.training for m in se_model.modules()]
+    before = {k: v.clone() for k, v in se_model.state_dict().items()}
+    e = Explorer(se_model, data, methods=["se", "gradcam"])
+    e.sample.value = 1
+    e.method_picker.value = ("se",)
+    assert [m.training for m in se_model.modules()] == flags, "no flag changed"
+    for k, v in se_model.state_dict().items():
+        torch.testing.assert_close(v, before[k], msg=f"{k} changed (BN statistics updated?)")
+
+
+def test_explorer_takes_a_registered_dataset_by_name(se_model):
+    get, n, classes = X.as_samples("an8flower-single-6c")
+    assert n == 300 and classes[0] == "red leaf" and get(0)[2].dtype == torch.bool
+    e = Explorer(se_model, "an8flower-single-6c", methods=["se"])
+    assert e.n == 300 and "red leaf" in str(e.target.options)
 
 
 def test_explorer_names_bad_arguments(se_model, data):

@@ -1,0 +1,55 @@
+"""The benchmark: datasets × training seeds × methods × metric families → a run folder.
+
+One concept per module:
+
+* :mod:`.config` — :class:`BenchConfig`, what a run depends on (checked when made);
+* :mod:`.cells` — a cell (one method on one dataset and seed) as an object, and the
+  :class:`Unit` its cells share;
+* :mod:`.models` — the models explained, trained once and cached as checkpoints;
+* :mod:`.harness` — :func:`run`, the loop;
+* :mod:`.store` — the run folder as one store (written by the harness, read by
+  :class:`Run`), which checks what it loads and cleans up after killed runs;
+* :mod:`.results`, :mod:`.tables` — results.json, CSV and LaTeX as views of every cell
+  in the folder;
+* :mod:`.reader` — :class:`Run`, the reader that figures and widgets use.
+
+Example:
+    >>> from squeezex.bench import BenchConfig, Run, run  # doctest: +SKIP
+    >>> results = run(BenchConfig(methods=["se", "gradcam"], out="data/runs/mine"))  # doctest: +SKIP
+    >>> Run("data/runs/mine").ranking("pointing_game")  # doctest: +SKIP
+"""
+
+from .config import DEFAULT_METHODS, FAMILIES, SCHEMA_VERSION, BenchConfig, check_device
+from .harness import run
+from .models import splits, trained_model
+from .reader import RankRow, Run
+from .results import assemble, write_results
+from .stats import bootstrap_ci
+from .store import CorruptRunError, RunStore, RunWarning, dequantise, load_results, quantise
+from .tables import csv_text, family_tables, format_table, latex_table
+
+__all__ = [
+    "BenchConfig",
+    "DEFAULT_METHODS",
+    "FAMILIES",
+    "SCHEMA_VERSION",
+    "check_device",
+    "run",
+    "splits",
+    "trained_model",
+    "assemble",
+    "write_results",
+    "Run",
+    "RankRow",
+    "RunStore",
+    "RunWarning",
+    "CorruptRunError",
+    "load_results",
+    "quantise",
+    "dequantise",
+    "bootstrap_ci",
+    "format_table",
+    "latex_table",
+    "csv_text",
+    "family_tables",
+]

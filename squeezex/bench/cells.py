@@ -1,0 +1,236 @@
+"""A cell: one method (or reference map) on one (dataset, seed), explained and scored.
+
+:class:`Unit` is what every cell of one (dataset, training seed) shares — the model, the
+test split, the reference maps, the forward-pass timing and the methods' fit steps —
+and :func:`compute_cell` turns a :class:`CellKey` into a :class:`Cell`: the maps, every
+metric's per-sample values, the mean deletion/insertion curves, the timing, the fit
+summary and the sanity curve. The store (:mod:`.store`) writes and reads cells.
+"""
+
+from __future__ import annotations
+
+import inspect
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from .. import metrics as M
+from ..explainers import explainer_info
+from .config import BenchConfig
+from .stats import summarise
+
+__all__ = ["CellKey", "Cell", "Unit", "compute_cell"]
+
+#: Metrics computed on the first few test images only (not one value per test image).
+SUBSET_METRICS = ("sanity_top", "sanity_all", "sensitivity")
+
+
+@dataclass(frozen=True)
+class CellKey:
+    """Which cell: ``kind`` is ``"method"`` (a registered explainer) or ``"reference"``."""
+
+    dataset: str
+    seed: int
+    method: str
+    kind: str = "method"
+
+    @property
+    def id(self) -> str:
+        return f"{self.dataset}/{self.seed}/{self.method}"
+
+
+@dataclass
+class Cell:
+    """A finished cell. ``values``: metric → (family, per-sample values)."""
+
+    key: CellKey
+    values: dict[str, tuple[str, np.ndarray]]
+    maps: torch.Tensor
+    curves: dict = field(default_factory=dict)
+    timing: dict = field(default_factory=dict)
+    fit: dict | None = None
+    sanity: dict | None = None
+
+    def rows(self) -> list[dict]:
+        k = self.key
+        return [
+            summarise(v, dataset=k.dataset, seed=k.seed, method=k.method, metric=name,
+                      family=fam, kind=k.kind)
+            for name, (fam, v) in self.values.items()
+        ]  # fmt: skip
+
+    def samples(self) -> dict[str, list[float]]:
+        """Per-sample scores over every test image (for best and worst samples)."""
+        n = len(self.maps)
+        return {
+            k: [float(v) for v in np.asarray(vals, dtype=np.float64).reshape(-1)]
+            for k, (_, vals) in self.values.items()
+            if np.asarray(vals).size == n and k not in SUBSET_METRICS
+        }
+
+    def record(self) -> dict:
+        """What the store writes to the cell's json (the maps go to its ``.pt``)."""
+        return {
+            "key": {**self.key.__dict__},
+            "n": len(self.maps),
+            "rows": self.rows(),
+            "samples": self.samples(),
+            "curves": self.curves,
+            "timing": self.timing,
+            "fit": self.fit,
+            "sanity": self.sanity,
+        }
+
+
+@dataclass
+class Unit:
+    """What every cell of one (dataset, training seed) shares."""
+
+    cfg: BenchConfig
+    dataset: str
+    seed: int
+    model: nn.Module
+    train: Any
+    x: torch.Tensor
+    y: torch.Tensor
+    masks: torch.Tensor
+    periods: tuple
+    forward_ms: float
+    references: dict[str, torch.Tensor]
+    checkpoint: Path | None = None
+    fits: dict = field(default_factory=dict)
+
+    def keys(self, methods) -> list[CellKey]:
+        """The method cells, then the reference cells."""
+        return [CellKey(self.dataset, self.seed, m) for m in methods] + [
+            CellKey(self.dataset, self.seed, r, "reference") for r in self.references
+        ]
+
+    def fit_kwargs(self, name: str) -> tuple[dict, dict | None]:
+        """The factory keyword arguments of ``name``'s fit step (run once per fit
+        function and unit, cached beside the checkpoint) and its summary."""
+        fit_fn = explainer_info(name).fit
+        if fit_fn is None:
+            return {}, None
+        if fit_fn not in self.fits:
+            self.fits[fit_fn] = _run_fit(self, fit_fn)
+        return self.fits[fit_fn]
+
+
+def _run_fit(unit: Unit, fit_fn) -> tuple[dict, dict]:
+    cfg = unit.cfg
+    options = {}
+    if "mu" in inspect.signature(fit_fn).parameters:  # VEBI's budget
+        options["mu"] = cfg.vebi_budget(unit.dataset)
+    tag = "".join(f"-{k}{v:g}" for k, v in options.items())
+    short = fit_fn.__name__.removeprefix("fit_")
+    ckpt = unit.checkpoint
+    cache = ckpt.with_name(f"{ckpt.stem}-{short}{tag}.pt") if ckpt is not None else None
+    start = time.perf_counter()
+    kwargs = fit_fn(
+        unit.model, unit.train, cache=cache, device=cfg.device, progress=cfg.progress, **options
+    )
+    summary = {"fit_seconds": time.perf_counter() - start, "cache": str(cache) if cache else None}
+    for v in kwargs.values():
+        if hasattr(v, "summary"):
+            summary.update(v.summary())
+    return kwargs, summary
+
+
+# -- computing a cell -------------------------------------------------------------------------
+def compute_cell(unit: Unit, key: CellKey) -> Cell:
+    """Explain the unit's test images with ``key.method`` (or take the reference map) and
+    score every metric family of the run."""
+    families = unit.cfg.families
+    if key.kind == "reference":
+        cell = Cell(key, {}, unit.references[key.method])
+        make = None
+    else:
+        kwargs, fit_summary = unit.fit_kwargs(key.method)
+
+        def make(model, kwargs=kwargs):
+            return explainer_info(key.method).build(model, **kwargs)
+
+        maps, ms = _explain(make(unit.model), unit)
+        cell = Cell(key, {}, maps, fit=fit_summary)
+        cell.timing = {"ms_per_image": ms, "forward_ms_per_image": unit.forward_ms}
+    cell.values.update(_map_metrics(unit, cell.maps, families))
+    if "faithfulness" in families:
+        cell.values.update(_faithfulness(unit, cell.maps, make, cell.curves))
+    if key.kind == "method" and "cost" in families:
+        ms = cell.timing["ms_per_image"]
+        cell.values["ms_per_image"] = ("cost", np.array([ms]))
+        cell.values["cost_ratio"] = ("cost", np.array([ms / max(unit.forward_ms, 1e-9)]))
+    if key.kind == "method" and "sanity" in families:
+        cell.sanity = _sanity(unit, make, cell.values)
+    return cell
+
+
+def _explain(explainer, unit: Unit) -> tuple[torch.Tensor, float]:
+    """All test maps in batches (after a warm-up call) and the ms per image."""
+    device, bs = unit.cfg.device, unit.cfg.batch_size
+    x, y = unit.x.to(device), unit.y.to(device)
+    explainer.attribute(x[:2], target=y[:2])  # warm-up (geometry cache, allocator)
+    maps = []
+    start = time.perf_counter()
+    for i in range(0, len(x), bs):
+        maps.append(explainer.attribute(x[i : i + bs], target=y[i : i + bs]).detach())
+    ms = (time.perf_counter() - start) * 1000 / len(x)
+    return torch.cat(maps).cpu(), ms
+
+
+def _map_metrics(unit: Unit, maps: torch.Tensor, families) -> dict:
+    """The families that need only the maps (and the masks)."""
+    out = {}
+    if "localisation" in families:
+        for k, fn in M.LOCALISATION.items():
+            out[k] = ("localisation", fn(maps, unit.masks).numpy())
+    if "artifact" in families:
+        out["checkerboard"] = ("artifact", M.checkerboard_energy(maps, unit.periods).numpy())
+    if "complexity" in families:
+        out["gini"] = ("complexity", M.gini(maps).numpy())
+    return out
+
+
+def _faithfulness(unit: Unit, maps: torch.Tensor, make, curves: dict) -> dict:
+    """Deletion and insertion (their mean curves kept in ``curves``), infidelity, and the
+    sensitivity of methods (reference maps have no explainer to perturb)."""
+    cfg = unit.cfg
+    x, y = unit.x.to(cfg.device), unit.y.to(cfg.device)
+    m = maps.to(x.device)
+    out = {}
+    kw = {"steps": cfg.deletion_steps, "baseline": cfg.deletion_baseline}
+    for mode, curve in (("deletion", M.deletion_curve), ("insertion", M.insertion_curve)):
+        fractions, scores = curve(unit.model, x, m, y, **kw)
+        out[f"{mode}_auc"] = ("faithfulness", torch.trapezoid(scores, fractions, dim=1).numpy())
+        curves["fractions"] = fractions.tolist()
+        curves[mode] = scores.mean(0).tolist()
+    out["infidelity"] = ("faithfulness", M.infidelity_score(unit.model, x, m, y).cpu().numpy())
+    if make is not None:
+        n = min(cfg.n_sensitivity, len(x))
+        vals = M.sensitivity_score(make(unit.model), x[:n], y[:n])
+        out["sensitivity"] = ("faithfulness", vals.cpu().numpy())
+    return out
+
+
+def _sanity(unit: Unit, make, values: dict) -> dict:
+    """Cascading randomisation on the first ``n_sanity`` test images; adds the
+    ``sanity_top`` (top 3 layers) and ``sanity_all`` values, returns the mean curves."""
+    n = min(unit.cfg.n_sanity, len(unit.x))
+    x = unit.x[:n].to(unit.cfg.device)
+    res = M.cascading_randomization(unit.model, make, x, unit.y[:n].to(x.device), seed=0)
+    sp = torch.as_tensor(res["spearman"]).float().nan_to_num(0.0).numpy()  # constant map: 0
+    ss = torch.as_tensor(res["ssim"]).float().nan_to_num(0.0).numpy()
+    k = min(3, len(res["layers"]))
+    values["sanity_top"] = ("sanity", sp[k - 1])
+    values["sanity_all"] = ("sanity", sp[-1])
+    return {
+        "layers": list(res["layers"]),
+        "spearman": sp.mean(1).tolist(),
+        "ssim": ss.mean(1).tolist(),
+    }

@@ -1,0 +1,176 @@
+"""The harness loop: datasets × training seeds × methods → cells in the run folder.
+
+For each dataset (from the registry) the models are trained or loaded, the test split
+is stored, and for each explained seed a :class:`~squeezex.bench.cells.Unit` is made; each
+of its cells is reused from the store when intact or computed and written, and the
+tables are rewritten from the store after every cell, so an interrupted run loses at
+most the cell in progress and a rerun picks up where it stopped.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict
+
+import torch
+from tqdm.auto import tqdm
+
+from ..datasets import get_dataset
+from ..explainers import SEAttribution
+from ..explainers.references import centre_map, oracle_map, silhouette_map
+from ..geometry import feature_geometry
+from ..metrics import stride_periods
+from ..models.se import find_se_block, layer_output_shape
+from ..viz import explanation_grid, save_figure
+from .cells import CellKey, Unit, compute_cell
+from .config import BenchConfig
+from .models import splits, train_models
+from .results import write_results
+from .store import RunStore, check_data, check_interpretation, check_models, check_se
+
+__all__ = ["run"]
+
+
+def run(cfg: BenchConfig) -> dict:
+    """Run the benchmark described by ``cfg``; returns the results dictionary.
+
+    Raises:
+        ValueError: the output folder cannot hold files (named).
+    """
+    store = RunStore(cfg.out, cfg.fingerprint()).open(fresh=not cfg.resume)
+    done: list[dict] = []
+    for dname in cfg.datasets:
+        _run_dataset(cfg, store, dname, done)
+    return write_results(store, cfg, done)
+
+
+def _run_dataset(cfg: BenchConfig, store: RunStore, dname: str, done: list[dict]) -> None:
+    train, test = splits(cfg, dname)
+    models, summary = train_models(cfg, get_dataset(dname), train, test)
+    store.artifact(store.models_path(dname), lambda: summary, check_models, fresh=True)
+    store.artifact(store.data_path(dname), lambda: split_record(test), check_data)
+    for seed in cfg.explained_seeds:
+        model, ckpt = models[seed]
+        unit = make_unit(cfg, store, dname, seed, model, ckpt, train, test)
+        keys = unit.keys(cfg.methods)
+        bar = tqdm(keys, desc=f"{dname} seed {seed}", disable=not cfg.progress, leave=False)
+        for key in bar:
+            bar.set_postfix_str(key.method)
+            done.append(_cell(store, unit, key))
+            write_results(store, cfg, done)
+        _save_interpretation(store, unit)
+        if dname == cfg.datasets[0] and seed == cfg.explained_seeds[0]:
+            _examples(store, unit, test)
+
+
+def _cell(store: RunStore, unit: Unit, key: CellKey) -> dict:
+    """Reuse the cell when the store has it intact, else compute and write it."""
+    if store.read_cell(key, n=len(unit.x)) is not None:
+        return {"key": key.id, "reused": True}
+    store.write_cell(compute_cell(unit, key))
+    return {"key": key.id, "reused": False}
+
+
+def split_record(test) -> dict:
+    """The test split a run explains (uint8 images, masks, labels, class names)."""
+    data = {
+        "images": test.images.clone(),
+        "masks": test.masks.clone(),
+        "targets": test.targets.clone(),
+        "classes": list(test.classes),
+    }
+    if hasattr(test, "object_masks"):
+        data["object_masks"] = test.object_masks.clone()
+    return data
+
+
+def make_unit(cfg, store: RunStore, dname: str, seed: int, model, ckpt, train, test) -> Unit:
+    """Everything the cells of (dataset, seed) share; stores the SE vectors of the test set."""
+    x = test.images.float() / 255
+    xd = x[:1].to(cfg.device)
+    se_block = find_se_block(model)
+    geometry = feature_geometry(model, se_block, xd)
+    feature_size = layer_output_shape(model, se_block, xd)[2:]
+    refs = {
+        "centre": centre_map(len(x), tuple(x.shape[-2:])),
+        "oracle": oracle_map(test.masks, feature_size, geometry),
+    }
+    if hasattr(test, "object_masks"):
+        refs["silhouette"] = silhouette_map(test.object_masks)
+    store.artifact(
+        store.se_path(dname, seed),
+        lambda: se_vectors(model, x.to(cfg.device), cfg.batch_size),
+        lambda d: check_se(d, len(x)),
+    )
+    return Unit(
+        cfg, dname, seed, model, train, x, test.targets, test.masks,
+        stride_periods(model, xd), forward_ms(model, x.to(cfg.device), cfg.batch_size),
+        refs, ckpt,
+    )  # fmt: skip
+
+
+@torch.no_grad()
+def forward_ms(model, x: torch.Tensor, batch_size: int) -> float:
+    """Milliseconds per image of a plain forward pass over ``x`` (after a warm-up)."""
+    model(x[:batch_size])  # warm-up
+    start = time.perf_counter()
+    for i in range(0, len(x), batch_size):
+        model(x[i : i + batch_size])
+    return (time.perf_counter() - start) * 1000 / len(x)
+
+
+@torch.no_grad()
+def se_vectors(model, x: torch.Tensor, batch_size: int) -> dict:
+    """The SE vector ``s`` and pre-sigmoid excitation ``logits`` of every test image."""
+    se = SEAttribution(model)
+    s, logits = [], []
+    for i in range(0, len(x), batch_size):
+        v = se.se_vector(x[i : i + batch_size], selection="paper")
+        s.append(v.s.cpu())
+        logits.append(v.logits.cpu())
+    return {"s": torch.cat(s), "logits": torch.cat(logits)}
+
+
+def _save_interpretation(store: RunStore, unit: Unit) -> None:
+    """VEBI's class × feature average visualisations, when a VEBI method ran."""
+    from ..explainers.vebi import interpret
+
+    names = [m for m in unit.cfg.methods if m.startswith("vebi")]
+    if not names:
+        return
+    cfg = unit.cfg
+
+    def make():
+        relevant = unit.fit_kwargs(names[0])[0]["relevant"]
+        classes = list(unit.train.classes)
+        i = interpret(
+            unit.model, relevant, unit.train, class_names=classes, device=cfg.device,
+            progress=cfg.progress,
+        )  # fmt: skip
+        return asdict(i)
+
+    store.artifact(store.vebi_path(unit.dataset, unit.seed), make, check_interpretation)
+
+
+def example_indices(targets, n: int) -> list[int]:
+    """One test image per class, for as many classes as ``n`` allows."""
+    seen, idx = set(), []
+    for i, t in enumerate(targets.tolist()):
+        if t not in seen:
+            seen.add(t)
+            idx.append(i)
+        if len(idx) == n:
+            break
+    return idx
+
+
+def _examples(store: RunStore, unit: Unit, test) -> None:
+    """``examples.png``: one test image per class × every method of the run."""
+    idx = example_indices(test.targets, unit.cfg.n_examples)
+    maps = {
+        m: store.maps(store.cell_path(CellKey(unit.dataset, unit.seed, m)))[idx]
+        for m in unit.cfg.methods
+    }
+    labels = [test.classes[int(test.targets[i])] for i in idx]
+    fig = explanation_grid(unit.x[idx], maps, unit.masks[idx], row_labels=labels)
+    save_figure(fig, store.root / "examples.png")

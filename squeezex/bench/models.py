@@ -1,0 +1,120 @@
+"""The models a benchmark explains: trained once per (dataset, seed, with/without SE) and
+cached as checkpoints (a damaged checkpoint is retrained, with a warning)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import statistics
+import warnings
+from pathlib import Path
+
+from ..datasets import DatasetSpec
+from ..models import build_model
+from ..training import evaluate, fit, load_checkpoint, save_checkpoint
+from .config import BenchConfig
+from .store import RunWarning
+
+__all__ = ["splits", "trained_model", "train_models", "model_summary"]
+
+
+def splits(cfg: BenchConfig, dataset: str):
+    """The ``(train, test)`` splits a run with ``cfg`` uses for ``dataset``."""
+    from ..datasets import get_dataset
+
+    spec = get_dataset(dataset)
+    options = {"size": cfg.size, "seed": cfg.seed}
+    train = spec.build("train", n_per_class=cfg.n_train_per_class, **options)
+    test = spec.build("test", n_per_class=cfg.n_test_per_class, **options)
+    return train, test
+
+
+def trained_model(cfg: BenchConfig, dataset: str, seed: int | None = None, *, se: bool = True):
+    """The model a run with ``cfg`` trains on ``dataset`` for training ``seed`` (default:
+    the first), from its checkpoint when there is one (trained and cached otherwise);
+    in eval mode, on ``cfg.device``."""
+    from ..datasets import get_dataset
+
+    train, _ = splits(cfg, dataset)
+    seed = cfg.seed if seed is None else seed
+    model, _, _ = _train_one(cfg, get_dataset(dataset), train, se, seed)
+    return model.to(cfg.device)
+
+
+def _checkpoint(cfg: BenchConfig, spec: DatasetSpec, n_train: int, se: bool, seed: int):
+    """The checkpoint path of one model and the key it is written with."""
+    batch_size = spec.train.batch_size or cfg.batch_size
+    epochs = spec.train.epochs or cfg.epochs
+    lr = spec.train.lr or cfg.lr
+    key = json.dumps(
+        [spec.name, cfg.size, n_train, epochs, batch_size, lr, cfg.pool, se, seed, cfg.seed]
+    )
+    if not cfg.checkpoints:
+        return None, key
+    tag = hashlib.sha256(key.encode()).hexdigest()[:16]
+    return Path(cfg.checkpoints) / f"{spec.name}-{'se' if se else 'plain'}-{seed}-{tag}.pt", key
+
+
+def _train_one(cfg: BenchConfig, spec: DatasetSpec, train, se: bool, seed: int):
+    """``(model in eval mode, training seconds (0 if loaded), checkpoint path)``."""
+    model = build_model("small", len(train.classes), se=se, seed=seed, pool=cfg.pool)
+    path, key = _checkpoint(cfg, spec, len(train), se, seed)
+    if path is not None and path.is_file():
+        try:
+            load_checkpoint(path, model)
+            return model.eval(), 0.0, path
+        except ValueError as exc:
+            warnings.warn(f"{exc}; retraining it", RunWarning, stacklevel=3)
+            model = build_model("small", len(train.classes), se=se, seed=seed, pool=cfg.pool)
+    result = fit(
+        model,
+        train,
+        epochs=spec.train.epochs or cfg.epochs,
+        lr=spec.train.lr or cfg.lr,
+        batch_size=spec.train.batch_size or cfg.batch_size,
+        seed=seed,
+        device=cfg.device,
+        progress=cfg.progress,
+        desc=f"train {spec.name} {'SE' if se else 'plain'} seed {seed}",
+    )
+    if path is not None:
+        save_checkpoint(path, model, config=key)
+    return model.eval(), result.seconds, path
+
+
+def train_models(cfg: BenchConfig, spec: DatasetSpec, train, test):
+    """Train (or load) a model with and without SE for every training seed.
+
+    Returns:
+        ``({seed: (SE model on cfg.device, checkpoint path)} for the explained seeds,
+        the accuracy summary)``.
+    """
+    acc_se, acc_plain, seconds, explained = [], [], [], {}
+    for s in cfg.train_seeds:
+        for se in (True, False):
+            model, secs, path = _train_one(cfg, spec, train, se, s)
+            (acc_se if se else acc_plain).append(evaluate(model, test, device=cfg.device))
+            seconds.append(secs)
+            if se and s in cfg.explained_seeds:
+                explained[s] = (model.to(cfg.device), path)
+    summary = model_summary(cfg, acc_se, acc_plain, seconds)
+    summary.update(n_train=len(train), n_test=len(test))
+    return explained, summary
+
+
+def model_summary(cfg: BenchConfig, acc_se, acc_plain, seconds) -> dict:
+    """Accuracy with and without SE over the training seeds (the paper's no-cost claim)."""
+    sd = statistics.stdev if len(acc_se) > 1 else (lambda v: 0.0)
+    return {
+        "arch": f"SmallCNN(stride=4, pool={cfg.pool}) + SE(r=16)",
+        "accuracy": acc_se[0],
+        "accuracy_without_se": acc_plain[0],
+        "seeds": cfg.train_seeds,
+        "accuracy_per_seed": acc_se,
+        "accuracy_without_se_per_seed": acc_plain,
+        "accuracy_mean": statistics.fmean(acc_se),
+        "accuracy_sd": sd(acc_se),
+        "accuracy_without_se_mean": statistics.fmean(acc_plain),
+        "accuracy_without_se_sd": sd(acc_plain),
+        "train_seconds": seconds,
+    }

@@ -1,0 +1,191 @@
+"""Tables of a results dictionary: text (the terminal), CSV and LaTeX (booktabs).
+
+All three are views of the same rows (every cell of the run folder), grouped by
+(dataset, seed) and metric family, with directions from the metric vocabulary
+(:mod:`squeezex.metrics.vocabulary`): a LaTeX table bolds the best method per metric only
+where the metric has a better direction.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+
+from ..metrics.vocabulary import FAMILIES, METRICS
+from .stats import ROW_FIELDS
+
+__all__ = ["format_table", "latex_table", "csv_text", "family_tables", "direction"]
+
+
+def direction(metric: str, results: dict | None = None) -> bool | None:
+    """True (higher is better), False (lower), None (descriptive or unknown)."""
+    if metric in METRICS:
+        return METRICS[metric].higher_is_better
+    return (results or {}).get("higher_is_better", {}).get(metric)
+
+
+def _blocks(results: dict) -> dict[tuple, list[dict]]:
+    """Rows grouped by (dataset, seed), in order."""
+    blocks: dict[tuple, list[dict]] = {}
+    for r in results["rows"]:
+        blocks.setdefault((r["dataset"], r["seed"]), []).append(r)
+    return blocks
+
+
+def _fmt(v: float) -> str:
+    if not math.isfinite(v):
+        return "–"
+    return f"{v:.3f}" if abs(v) < 100 else f"{v:.0f}"
+
+
+def _families(rows: list[dict]) -> list[str]:
+    present = list(dict.fromkeys(r["family"] for r in rows))
+    return [f for f in FAMILIES if f in present] + [f for f in present if f not in FAMILIES]
+
+
+def csv_text(rows: list[dict]) -> str:
+    """The rows as CSV (the row fields first, any others after)."""
+    buf = io.StringIO()
+    fields = list(ROW_FIELDS) + [
+        k for k in dict.fromkeys(k for r in rows for k in r) if k not in ROW_FIELDS
+    ]
+    w = csv.DictWriter(buf, fieldnames=fields, lineterminator="\n")
+    w.writeheader()
+    w.writerows(rows)
+    return buf.getvalue()
+
+
+def format_table(results: dict, families: list[str] | None = None, intervals: bool = True) -> str:
+    """Methods × metrics per (dataset, seed), one block per metric family: mean
+    [95 % interval]; references marked (they take no part in model-only families)."""
+    lines = []
+    for (dname, seed), rows in _blocks(results).items():
+        lines.append(f"== {dname}, seed {seed} ==")
+        for fam in _families(rows):
+            if families is None or fam in families:
+                lines += _family_table([r for r in rows if r["family"] == fam], fam, intervals)
+        lines += _model_lines(results, dname, seed)
+        lines.append("")
+    names = {r["metric"] for r in results["rows"]}
+    lower = sorted(k for k in names if direction(k, results) is False)
+    if lower:
+        lines.append(f"lower is better: {', '.join(lower)}; intervals: 95 % bootstrap")
+    lines += _fit_lines(results)
+    return "\n".join(lines).rstrip()
+
+
+def _model_lines(results: dict, dname: str, seed: int) -> list[str]:
+    out = []
+    mo = results.get("models", {}).get(dname)
+    if mo:
+        out.append(
+            f"test accuracy with SE {mo['accuracy_mean']:.3f} ± {mo['accuracy_sd']:.3f}, "
+            f"without SE {mo['accuracy_without_se_mean']:.3f} ± "
+            f"{mo['accuracy_without_se_sd']:.3f} (mean ± sd over seeds {mo['seeds']})"
+        )
+    fwd = results.get("timing", {}).get(f"{dname}/{seed}/forward_ms_per_image")
+    if fwd is not None:
+        out.append(f"plain forward {fwd:.2f} ms/img")
+    return out
+
+
+def _fit_lines(results: dict) -> list[str]:
+    shared: dict[str, list[str]] = {}  # methods sharing one fit get one line
+    for name, info in results.get("fits", {}).items():
+        if info and "relevant_per_class" in info:
+            line = (
+                f"μ = {info['mu']:g}, relevant features per class "
+                f"{info['relevant_per_class']} of {info['n_features']}"
+            )
+            shared.setdefault(line, []).append(name)
+    return [f"{', '.join(names)}: {line}" for line, names in shared.items()]
+
+
+def _cell_text(r: dict | None, intervals: bool) -> str:
+    if r is None:
+        return ""
+    if intervals and r["ci_low"] != r["ci_high"]:
+        return f"{_fmt(r['value'])} [{_fmt(r['ci_low'])},{_fmt(r['ci_high'])}]"
+    return _fmt(r["value"])
+
+
+def _family_table(rows: list[dict], family: str, intervals: bool) -> list[str]:
+    metrics = list(dict.fromkeys(r["metric"] for r in rows))
+    methods = list(dict.fromkeys(r["method"] for r in rows))
+    kind = {r["method"]: r.get("kind", "method") for r in rows}
+    cell = {(r["method"], r["metric"]): r for r in rows}
+    text = {(m, k): _cell_text(cell.get((m, k)), intervals) for m in methods for k in metrics}
+    width = max(len(m) for m in methods) + 7
+    col = max(max(len(t) for t in text.values()), max(len(k) for k in metrics)) + 3
+    head = f"{family:<{width}}" + "".join(f"{m:>{col}}" for m in metrics)
+    out = [head, "-" * len(head)]
+    for m in methods:
+        label = m + (" (ref)" if kind[m] == "reference" else "")
+        out.append(f"{label:<{width}}" + "".join(text[(m, k)].rjust(col) for k in metrics))
+    out.append("")
+    return out
+
+
+def _esc(s: str) -> str:
+    return s.replace("_", r"\_").replace("%", r"\%")
+
+
+def _best(rows: list[dict], metrics: list[str], results: dict) -> dict[str, float]:
+    """The best method value per metric with a direction (references are not ranked)."""
+    best = {}
+    for k in metrics:
+        better = direction(k, results)
+        cands = [
+            r["value"]
+            for r in rows
+            if r["metric"] == k
+            and r.get("kind", "method") == "method"
+            and math.isfinite(r["value"])
+        ]
+        if better is not None and cands:
+            best[k] = max(cands) if better else min(cands)
+    return best
+
+
+def latex_table(results: dict) -> str:
+    """A LaTeX (booktabs) table per (dataset, seed): methods × metrics, the best method
+    value per metric in bold (by the metric's direction; references are not ranked)."""
+    parts = []
+    for (dname, seed), rows in _blocks(results).items():
+        metrics = list(dict.fromkeys(r["metric"] for r in rows))
+        methods = list(dict.fromkeys(r["method"] for r in rows))
+        kind = {r["method"]: r.get("kind", "method") for r in rows}
+        cell = {(r["method"], r["metric"]): r for r in rows}
+        best = _best(rows, metrics, results)
+        lines = [
+            r"\begin{table}[t]",
+            r"\centering\small",
+            rf"\caption{{{_esc(dname)}, seed {seed}: mean over test images (95\,\% bootstrap "
+            r"interval in the CSV). Best method per metric in bold.}",
+            r"\begin{tabular}{l" + "r" * len(metrics) + "}",
+            r"\toprule",
+            "method & " + " & ".join(_esc(k) for k in metrics) + r" \\",
+            r"\midrule",
+        ]
+        for m in methods:
+            cells = []
+            for k in metrics:
+                r = cell.get((m, k))
+                s = "" if r is None else _fmt(r["value"])
+                if r is not None and kind[m] == "method" and best.get(k) == r["value"]:
+                    s = rf"\textbf{{{s}}}"
+                cells.append(s)
+            label = _esc(m) + (" (ref)" if kind[m] == "reference" else "")
+            lines.append(label + " & " + " & ".join(cells) + r" \\")
+        lines += [r"\bottomrule", r"\end{tabular}", r"\end{table}", ""]
+        parts.append("\n".join(lines))
+    return "\n".join(parts)
+
+
+def family_tables(results: dict) -> dict[str, str]:
+    """One LaTeX table per metric family (narrow enough for a column)."""
+    return {
+        f: latex_table({**results, "rows": [r for r in results["rows"] if r["family"] == f]})
+        for f in _families(results["rows"])
+    }
