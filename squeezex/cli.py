@@ -30,6 +30,16 @@ def _positive(v: str) -> int:
     return n
 
 
+def _natural(v: str) -> int:
+    try:
+        n = int(v)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {v!r}") from None
+    if n < 0:
+        raise argparse.ArgumentTypeError(f"expected a number >= 0, got {n}")
+    return n
+
+
 def _choices(allowed, what: str):
     def parse(v: str) -> str:
         items = [x.strip() for x in v.split(",") if x.strip()]
@@ -60,7 +70,9 @@ def _bench_parser(sub) -> None:
         default=",".join(DEFAULT_METHODS),
         help="comma-separated registry names, or 'all' (default: %(default)s)",
     )
-    b.add_argument("--seed", type=int, default=0, help="data seed and first training seed")
+    b.add_argument(
+        "--seed", type=_natural, default=0, help="data seed and first training seed (>= 0)"
+    )
     b.add_argument(
         "--seeds", type=_positive, default=3, help="training seeds for the accuracy claim"
     )
@@ -128,7 +140,7 @@ def _generate_parser(sub) -> None:
     g.add_argument("--split", default="train", choices=["train", "test"])
     g.add_argument("--n-per-class", type=_positive, default=20)
     g.add_argument("--size", type=_positive, default=112)
-    g.add_argument("--seed", type=int, default=0)
+    g.add_argument("--seed", type=_natural, default=0)
     g.add_argument("--out", required=True, help="folder; masks go to <out>_MASK")
 
 
@@ -228,11 +240,10 @@ def main(argv: list[str] | None = None) -> int:
     warnings.formatwarning = functools.partial(_one_line, _default=default)
     try:
         return command(args)
-    except (ValueError, OSError, KeyError) as exc:
+    except (ValueError, OSError) as exc:  # what a user can get wrong; never a bare KeyError
         if os.environ.get("SQUEEZEX_DEBUG"):
             raise
-        text = exc.args[0] if isinstance(exc, KeyError) and exc.args else str(exc)
-        print(f"squeezex: error: {' '.join(str(text).split())}", file=sys.stderr)
+        print(f"squeezex: error: {' '.join(str(exc).split())}", file=sys.stderr)
         return 2
     finally:
         warnings.formatwarning = default

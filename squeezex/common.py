@@ -5,8 +5,10 @@
 * :func:`normalize_target` — class indices per sample from whatever a user passes, with
   errors that name the problem (floats, bools, wrong lengths, negative indices).
 * :func:`check_inputs` — a batch checked *before* the model runs: layout (N×C×H×W or
-  N×C×T×H×W, channels-last spotted), channel count against the model's first
-  convolution, dtype and device against its parameters, meta tensors, NaN and inf.
+  N×C×T×H×W), meta tensors, NaN and inf, and against the model what no model could take
+  (a dtype or device none of its parameters has, a channel count none of its
+  convolutions takes, channels-last spotted); :func:`diagnose_inputs` names the likely
+  mismatch once the model has refused a batch.
 * :func:`select_output` — the class scores of a model that returns a tuple (one head).
 * :func:`as_tuple`, :func:`select_rows` — extra forward arguments that follow a batch.
 * :func:`make_loader`, :func:`split_batch` — the data loader every pass uses.
@@ -29,6 +31,7 @@ __all__ = [
     "normalize_target",
     "check_target_range",
     "check_inputs",
+    "diagnose_inputs",
     "non_finite_rows",
     "input_convolution",
     "select_output",
@@ -197,8 +200,8 @@ _CONV = (nn.Conv1d, nn.Conv2d, nn.Conv3d)
 
 def input_convolution(model: nn.Module) -> nn.Module | None:
     """The first convolution registered in ``model`` (the one that reads the input in
-    torchvision models and ``nn.Sequential`` CNNs), or ``None``. A plain walk that stops
-    at the first hit, so it costs microseconds and is never stale."""
+    torchvision models and ``nn.Sequential`` CNNs, though not in every model), or
+    ``None``. A plain walk that stops at the first hit: microseconds, never stale."""
     stack = [model]
     while stack:
         m = stack.pop()
@@ -208,23 +211,16 @@ def input_convolution(model: nn.Module) -> nn.Module | None:
     return None
 
 
-def _first_parameter(model: nn.Module) -> torch.Tensor | None:
-    for p in model.parameters():
-        if p.is_floating_point():
-            return p
-    return None
-
-
-def check_inputs(
-    x: Any, model: nn.Module | None = None, *, channels: bool = True, what: str = "inputs"
-) -> torch.Tensor:
+def check_inputs(x: Any, model: nn.Module | None = None, *, what: str = "inputs") -> torch.Tensor:
     """``x`` checked before ``model`` runs on it; returns ``x``.
 
     Checks, each a ``ValueError`` that says what to do: a non-empty floating-point
-    N×C×H×W (or N×C×T×H×W) tensor with data (not ``meta``); against ``model``: the same
-    dtype and device as its parameters, clips for a 3-D network and images for a 2-D one,
-    and (``channels=True``) the channel count of its first convolution, with a hint when
-    the batch looks channels-last; finally no NaN or inf, naming the samples.
+    N×C×H×W (or N×C×T×H×W) tensor with data (not ``meta``) and no NaN or inf (naming the
+    samples); against ``model``, only what no model could accept: a dtype or device that
+    none of its parameters has, clips for a network of 2-D convolutions only (or images
+    for 3-D ones), a channel count that none of its convolutions takes (with a hint when
+    the batch looks channels-last). What depends on which convolution reads the input is
+    left to :func:`diagnose_inputs`, after the model itself has refused the batch.
     """
     if not isinstance(x, torch.Tensor):
         raise ValueError(f"{what} must be a tensor N×C×H×W (or N×C×T×H×W), got {type(x).__name__}")
@@ -240,7 +236,9 @@ def check_inputs(
         hint = " (uint8 images: x.float() / 255)" if x.dtype == torch.uint8 else ""
         raise ValueError(f"{what} must be floating point, got {x.dtype}{hint}")
     if model is not None:
-        _check_against_model(x, model, channels, what)
+        problem = _mismatch(x, model, what, certain=True)
+        if problem:
+            raise ValueError(problem)
     bad = non_finite_rows(x)
     if bad:
         raise ValueError(
@@ -248,6 +246,13 @@ def check_inputs(
             "would return a NaN map for them"
         )
     return x
+
+
+def diagnose_inputs(x: torch.Tensor, model: nn.Module, what: str = "inputs") -> str | None:
+    """Why ``model`` probably refused ``x`` (its first registered parameter and
+    convolution taken as the input's), or ``None``: called after the model failed, so a
+    model that reads its input elsewhere is never refused for it."""
+    return _mismatch(x, model, what, certain=False)
 
 
 def non_finite_rows(t: torch.Tensor) -> list[int]:
@@ -261,40 +266,93 @@ def non_finite_rows(t: torch.Tensor) -> list[int]:
     return (~torch.isfinite(t).flatten(1).all(1)).nonzero()[:, 0].tolist()
 
 
-def _check_against_model(x: torch.Tensor, model: nn.Module, channels: bool, what: str) -> None:
-    p = _first_parameter(model)
-    if p is not None and (p.dtype != x.dtype or p.device != x.device):
-        if p.device != x.device:
-            raise ValueError(
-                f"{what} are on {x.device} but the model is on {p.device}: move one of them"
-            )
-        got, want = (str(t).removeprefix("torch.") for t in (x.dtype, p.dtype))
-        raise ValueError(
-            f"{what} are {got} but the model's parameters are {want}: convert the inputs "
-            f"(x.to(torch.{want})) or the model"
+def _name(dtype) -> str:
+    return str(dtype).removeprefix("torch.")
+
+
+def _mismatch(x: torch.Tensor, model: nn.Module, what: str, certain: bool) -> str | None:
+    """The likely problem between ``x`` and ``model``, judged on the model's first
+    parameter and first convolution (microseconds); with ``certain``, kept only when no
+    parameter or convolution of the model would accept ``x`` either (a full walk, made
+    only when the quick look finds something)."""
+    found = _likely(x, model)
+    if found is None or (certain and not _nothing_accepts(x, model, found[0])):
+        return None
+    kind, detail = found
+    if kind == "device":
+        return f"{what} are on {x.device} but the model is on {detail}: move one of them"
+    if kind == "dtype":
+        want = _name(detail)
+        return (
+            f"{what} are {_name(x.dtype)} but the model's parameters are {want}: convert the "
+            f"inputs (x.to(torch.{want})) or the model"
         )
-    conv = input_convolution(model)
-    if conv is None:
-        return
-    spatial = len(conv.kernel_size)
-    if spatial in (2, 3) and x.dim() - 2 != spatial:
-        kind = {2: "N×C×H×W images", 3: "N×C×T×H×W clips"}[spatial]
-        raise ValueError(
-            f"the model's first convolution is {type(conv).__name__}: it takes {kind}, "
+    if kind == "kind":
+        takes = {2: "N×C×H×W images", 3: "N×C×T×H×W clips"}[len(detail.kernel_size)]
+        return (
+            f"the model's convolutions are {type(detail).__name__}: it takes {takes}, "
             f"got shape {tuple(x.shape)}"
         )
-    c = conv.in_channels
-    if channels and x.shape[1] != c:
-        if x.shape[-1] == c:
-            order = "(0, 3, 1, 2)" if x.dim() == 4 else "(0, 4, 1, 2, 3)"
-            raise ValueError(
-                f"{what} of shape {tuple(x.shape)} look channels-last; the model takes "
-                f"{c} channels first: x.permute{order}"
-            )
-        raise ValueError(
-            f"the model's first convolution takes {c} channel(s), {what} have {x.shape[1]} "
-            f"(shape {tuple(x.shape)})"
+    c = detail.in_channels
+    if x.shape[-1] == c:
+        order = "(0, 3, 1, 2)" if x.dim() == 4 else "(0, 4, 1, 2, 3)"
+        return (
+            f"{what} of shape {tuple(x.shape)} look channels-last; the model takes {c} "
+            f"channels first: x.permute{order}"
         )
+    return (
+        f"the model's first convolution takes {c} channel(s), {what} have {x.shape[1]} "
+        f"(shape {tuple(x.shape)})"
+    )
+
+
+def _likely(x: torch.Tensor, model: nn.Module):
+    """``(problem, detail)`` from the first parameter and convolution, or ``None``."""
+    first = _parameters(model, first_only=True)
+    p = first[0] if first else None
+    if p is not None and p.is_floating_point():
+        if p.device != x.device:
+            return "device", p.device
+        if p.dtype != x.dtype:
+            return "dtype", p.dtype
+    conv = input_convolution(model)
+    if conv is None or len(conv.kernel_size) not in (2, 3):
+        return None
+    if x.dim() - 2 != len(conv.kernel_size):
+        return "kind", conv
+    if x.shape[1] != conv.in_channels:
+        return "channels", conv
+    return None
+
+
+def _nothing_accepts(x: torch.Tensor, model: nn.Module, problem: str) -> bool:
+    """True when no parameter (device, dtype) or convolution (kind, channels) of the model
+    matches ``x``: the problem does not depend on which layer reads the input."""
+    if problem in ("device", "dtype"):
+        params = [p for p in _parameters(model, first_only=False) if p.is_floating_point()]
+        return all(getattr(p, problem) != getattr(x, problem) for p in params)
+    convs = [m for m in model.modules() if isinstance(m, _CONV)]
+    if problem == "kind":
+        return all(len(c.kernel_size) != x.dim() - 2 for c in convs)
+    return all(c.in_channels != x.shape[1] for c in convs if len(c.kernel_size) == x.dim() - 2)
+
+
+def _parameters(model: nn.Module, first_only: bool) -> list[torch.Tensor]:
+    """The model's parameters (only the first when ``first_only``): a plain walk, cheaper
+    than ``model.parameters()``."""
+    out, stack, seen = [], [model], set()
+    while stack:
+        m = stack.pop()
+        if id(m) in seen:
+            continue
+        seen.add(id(m))
+        for p in m._parameters.values():
+            if p is not None:
+                out.append(p)
+                if first_only:
+                    return out
+        stack.extend(reversed([c for c in m._modules.values() if c is not None]))
+    return out
 
 
 # -- batches -------------------------------------------------------------------------------------

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import socket
 import tempfile
 import time
@@ -102,22 +103,29 @@ def _alive(pid: int) -> bool:
     return True
 
 
-def remove_stale_temps(root) -> list[Path]:
-    """Delete the temp files of :func:`atomic_write_bytes` under ``root`` whose writer is
-    gone (this host, dead process) or that are older than a day; returns them."""
+#: The names of this module's temp files: ``.<name>.<host>.<pid>.<random>.tmp``.
+_TEMP = re.compile(r"^\.(?P<name>.+)\.(?P<host>[^.]+)\.(?P<pid>\d+)\.[A-Za-z0-9_]+\.tmp$")
+
+
+def remove_stale_temps(folder, recursive: bool = True) -> list[Path]:
+    """Delete this module's temp files in ``folder`` (and below it) whose writer is gone
+    (this host, process ended) or that are older than a day (another host's); returns
+    them. Only names of the form ``.<name>.<host>.<pid>.<random>.tmp`` are touched: no
+    other file is ever removed."""
     removed = []
     now = time.time()
-    for p in Path(root).rglob(".*.tmp"):
-        parts = p.name.split(".")
-        try:
-            host, pid = parts[-4], int(parts[-3])
-        except (IndexError, ValueError):  # not one of ours by name: only by age
-            host, pid = None, None
+    folder = Path(folder)
+    if not folder.is_dir():
+        return removed
+    for p in folder.rglob(".*.tmp") if recursive else folder.glob(".*.tmp"):
+        m = _TEMP.match(p.name)
+        if m is None:
+            continue
         try:
             old = now - p.stat().st_mtime > STALE_SECONDS
         except FileNotFoundError:
             continue
-        if old or (host == _HOST and pid is not None and not _alive(pid)):
+        if old or (m["host"] == _HOST and not _alive(int(m["pid"]))):
             p.unlink(missing_ok=True)
             removed.append(p)
     return removed

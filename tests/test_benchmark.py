@@ -182,6 +182,44 @@ def test_damaged_artifacts_are_rewritten_and_fresh_means_fresh(tmp_path, artifac
     assert not stray.exists(), "temp files of dead writers are removed"
 
 
+def test_a_damaged_artifact_of_the_wrong_types_is_rewritten_not_a_crash(tmp_path):
+    cfg = _cfg(tmp_path, methods=["se"], families=["localisation"])
+    run(cfg)
+    (path,) = _cells(tmp_path).rglob("_se-vectors.pt")
+    good = torch.load(path)
+    torch.save({"s": good["s"], "logits": [1, 2]}, path)  # loads, but is not SE vectors
+    _, said = _quiet(run, cfg)
+    assert any("_se-vectors.pt is damaged" in m and "rewriting" in m for m in said), said
+    torch.testing.assert_close(torch.load(path)["logits"], good["logits"])
+
+
+def test_more_seeds_reuse_the_cells_of_the_first_and_fresh_starts_over(tmp_path):
+    cfg = _cfg(tmp_path, methods=["se", "vebi"], families=["localisation"], seeds=1)
+    run(cfg)
+    two = run(BenchConfig(**{**cfg.__dict__, "seeds": 2, "explain_seeds": 2}))
+    reused = {c["key"]: c["reused"] for c in two["cells"]}
+    assert all(v for k, v in reused.items() if "/0/" in k), "seed 0 was already done"
+    assert not any(v for k, v in reused.items() if "/1/" in k)
+    (fit,) = (tmp_path / "ck").glob("*-se-0-*-vebi-mu5.pt")
+    stamp = fit.stat().st_mtime_ns
+    fresh = run(BenchConfig(**{**cfg.__dict__, "resume": False}))
+    assert not any(c["reused"] for c in fresh["cells"])
+    assert fit.stat().st_mtime_ns != stamp, "--fresh fits VEBI again"
+    assert {r["seed"] for r in fresh["rows"]} == {0}, "the tables hold what this run made"
+
+
+def test_a_cell_with_integer_keys_passes_its_own_digest(tmp_path):
+    from squeezex.bench import RunStore
+    from squeezex.bench.cells import Cell, CellKey
+
+    store = RunStore(tmp_path, "fp").open()
+    key = CellKey("d", 0, "m")
+    cell = Cell(key, {"iou": ("localisation", torch.rand(3).numpy())}, torch.rand(3, 1, 4, 4))
+    cell.fit = {"per_class": {2: 1, 10: 2}}  # JSON turns these keys into strings
+    store.write_cell(cell)
+    assert store.read_cell(key, n=3) is not None
+
+
 def test_datasets_and_seeds_are_dimensions(tmp_path):
     cfg = _cfg(
         tmp_path,
@@ -254,6 +292,8 @@ def test_bad_config_is_named(tmp_path):
         BenchConfig(families=["vibes"])
     with pytest.raises(ValueError, match="unknown device 'nope'"):
         BenchConfig(device="nope")
+    with pytest.raises(ValueError, match="seed must be >= 0"):
+        BenchConfig(seed=-1)
     if not torch.cuda.is_available():
         with pytest.raises(ValueError, match="no CUDA GPU"):
             BenchConfig(device="cuda")
@@ -261,6 +301,12 @@ def test_bad_config_is_named(tmp_path):
     for out in (tmp_path / "file", tmp_path / "file" / "sub"):
         with pytest.raises(ValueError, match="file"):
             run(BenchConfig(out=str(out), **TINY))
+
+
+def test_results_whose_rows_lack_fields_are_named(tmp_path):
+    (tmp_path / "results.json").write_text(json.dumps({"schema": 4, "rows": [{"value": 1}]}))
+    with pytest.raises(CorruptRunError, match="row 0 lacks fields"):
+        Run(tmp_path)
 
 
 def test_an_empty_run_folder_is_named(tmp_path):

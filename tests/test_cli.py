@@ -75,6 +75,7 @@ def test_bench_writes_the_schema(tmp_path, capsys):
         (["generate", "--dataset", "mnist", "--out", "x"], "invalid choice: 'mnist'"),
         (["bench", "--families", "vibes"], "invalid metric family vibes"),
         (["bench", "--epochs", "two"], "expected a whole number"),
+        (["bench", "--seed", "-1"], "argument --seed: expected a number >= 0"),
         (["bench", "--vebi-mu", "0"], "vebi_mu must be > 0"),
         (["frobnicate"], "invalid choice"),
     ],

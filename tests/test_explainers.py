@@ -251,6 +251,29 @@ def test_a_convolutional_head_without_a_linear_layer_is_checked_too(name):
         ex.attribute(x, target=9)
 
 
+class HeadFirst(nn.Module):
+    """Declares its head before its body: the first registered convolution is not the one
+    that reads the input."""
+
+    def __init__(self):
+        super().__init__()
+        self.head = nn.Sequential(nn.Conv2d(16, 4, 1), nn.AdaptiveMaxPool2d(1), nn.Flatten())
+        self.body = nn.Sequential(nn.Conv2d(3, 16, 3, padding=1), nn.ReLU())
+
+    def forward(self, x):
+        return self.head(self.body(x))
+
+
+@pytest.mark.parametrize("name", ["gradcam", "saliency", "occlusion", "random"])
+def test_valid_inputs_are_never_refused_for_the_order_of_registration(name):
+    model = HeadFirst().eval()
+    x = torch.rand(2, 3, 8, 8, generator=torch.Generator().manual_seed(0))
+    ex = get_explainer(name, model, **({"layer": "body.0"} if name == "gradcam" else {}))
+    assert ex.attribute(x, target=1).shape == (2, 1, 8, 8)
+    with pytest.raises(ValueError, match="takes 3 channel"):
+        ex.attribute(torch.rand(2, 5, 8, 8), target=1)  # no convolution takes 5
+
+
 def test_a_two_headed_model_needs_a_chosen_head():
     case = make_case("two-heads")
     ex = get_explainer("gradcam", case.model)

@@ -82,6 +82,14 @@ def test_a_layer_that_is_not_spatial_is_refused_at_attach_time():
     assert model(torch.rand(1, 3, 32, 32)).shape == (1, 4), "the model still runs"
 
 
+def test_a_token_like_output_is_not_taken_for_a_feature_map():
+    model = nn.Sequential(
+        nn.Conv2d(3, 8, 3, padding=1), nn.Flatten(2), nn.Linear(36, 36), nn.Flatten(), nn.Linear(288, 2)
+    )  # fmt: skip
+    with pytest.raises(ValueError, match=r"outputs N×8×36.*N×C×H×W"):
+        attach_se_head(model, layer="2", input_size=(3, 6, 6))
+
+
 @pytest.mark.parametrize("what", ["attach", "find"])
 def test_attaching_leaves_every_modules_own_training_flag(what):
     model = build_model("small", 4)

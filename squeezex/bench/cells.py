@@ -131,6 +131,8 @@ def _run_fit(unit: Unit, fit_fn) -> tuple[dict, dict]:
     short = fit_fn.__name__.removeprefix("fit_")
     ckpt = unit.checkpoint
     cache = ckpt.with_name(f"{ckpt.stem}-{short}{tag}.pt") if ckpt is not None else None
+    if cache is not None and not cfg.resume:
+        cache.unlink(missing_ok=True)  # --fresh: fit again
     start = time.perf_counter()
     kwargs = fit_fn(
         unit.model, unit.train, cache=cache, device=cfg.device, progress=cfg.progress, **options

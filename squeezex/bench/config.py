@@ -29,8 +29,19 @@ DEFAULT_METHODS = [
     "random",
 ]
 
-#: Settings that do not change what a cell holds (left out of the fingerprint).
-_NOT_IN_FINGERPRINT = ("methods", "out", "progress", "resume", "dataset", "n_examples")
+#: Settings that do not change what a (dataset, seed, method) cell holds (left out of the
+#: fingerprint): which datasets, seeds and methods a run covers, where it writes and caches.
+_NOT_IN_FINGERPRINT = (
+    "methods",
+    "dataset",
+    "seeds",
+    "explain_seeds",
+    "out",
+    "checkpoints",
+    "progress",
+    "resume",
+    "n_examples",
+)
 
 
 def check_device(device: str) -> str:
@@ -131,6 +142,7 @@ class BenchConfig:
 
     def _check_numbers(self) -> None:
         for name, least in [
+            ("seed", 0),
             ("seeds", 1),
             ("epochs", 1),
             ("batch_size", 1),

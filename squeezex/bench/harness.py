@@ -19,6 +19,7 @@ from ..datasets import get_dataset
 from ..explainers import SEAttribution
 from ..explainers.references import centre_map, oracle_map, silhouette_map
 from ..geometry import feature_geometry
+from ..io import remove_stale_temps
 from ..metrics import stride_periods
 from ..models.se import find_se_block, layer_output_shape
 from ..viz import explanation_grid, save_figure
@@ -38,7 +39,11 @@ def run(cfg: BenchConfig) -> dict:
         ValueError: the output folder cannot hold files (named).
     """
     store = RunStore(cfg.out, cfg.fingerprint()).open(fresh=not cfg.resume)
+    if cfg.checkpoints:
+        remove_stale_temps(cfg.checkpoints, recursive=False)  # checkpoints and fits
     done: list[dict] = []
+    if not cfg.resume:  # the tables must not list the cells just removed
+        write_results(store, cfg, done)
     for dname in cfg.datasets:
         _run_dataset(cfg, store, dname, done)
     return write_results(store, cfg, done)

@@ -130,6 +130,8 @@ class Run:
         if dataset not in self.datasets:
             raise KeyError(f"no dataset {dataset!r} in this run; it has {', '.join(self.datasets)}")
         seed = self.seeds[0] if seed is None else int(seed)
+        if seed not in self.seeds:
+            raise KeyError(f"no seed {seed} in this run; it has {self.seeds}")
         return dataset, seed
 
     def block(self, dataset: str | None = None, seed: int | None = None) -> list[dict]:

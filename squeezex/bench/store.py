@@ -72,8 +72,18 @@ def _sha(data: bytes) -> str:
 
 
 def _digest(record: dict) -> str:
-    body = {k: v for k, v in record.items() if k != "digest"}
+    """SHA-256 of a record as JSON reads it back (so that keys JSON turns into strings
+    give the same digest when written and when read)."""
+    body = json.loads(json.dumps({k: v for k, v in record.items() if k != "digest"}))
     return _sha(json.dumps(body, sort_keys=True).encode())
+
+
+def _read_json(path: Path):
+    """Parsed JSON of ``path``; ``CorruptRunError`` naming it when it is not JSON."""
+    try:
+        return json.loads(Path(path).read_text())
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise CorruptRunError(f"{path} is not valid JSON ({exc})") from None
 
 
 def load_results(path) -> dict:
@@ -91,16 +101,23 @@ def load_results(path) -> dict:
             if p.is_dir() or not p.suffix
             else f"{f} does not exist"
         )
-    try:
-        results = json.loads(f.read_text())
-    except (ValueError, UnicodeDecodeError) as e:
-        raise CorruptRunError(f"{f} is not valid JSON ({e}): rerun `squeezex bench`") from None
+    results = _read_json(f)
     if not isinstance(results, dict) or not isinstance(results.get("rows"), list):
         raise CorruptRunError(f"{f} is not a squeezex results file (no 'rows')")
     if int(results.get("schema", 0)) < 4:
         raise CorruptRunError(
             f"{f} was written by an older squeezex (schema {results.get('schema')}); "
             f"rerun `squeezex bench --out {f.parent}` to bring the folder up to date"
+        )
+    bad = [
+        i
+        for i, r in enumerate(results["rows"])
+        if not isinstance(r, dict) or not set(ROW_FIELDS) <= set(r)
+    ]
+    if bad:
+        raise CorruptRunError(
+            f"{f}: row {bad[0]} lacks fields of {', '.join(ROW_FIELDS)}: not a results file "
+            "this squeezex wrote"
         )
     return results
 
@@ -123,7 +140,8 @@ class RunStore:
         """Create the folder (a clear ``ValueError`` if it cannot hold files), remove the
         temp files of killed writers, and with ``fresh`` everything of this configuration."""
         ensure_folder(self.root, "output folder")
-        removed = remove_stale_temps(self.root)
+        removed = remove_stale_temps(self.root, recursive=False)
+        removed += remove_stale_temps(self.root / "cells")
         if removed:
             warnings.warn(
                 f"removed {len(removed)} temp file(s) left in {self.root} by an interrupted "
@@ -246,14 +264,11 @@ class RunStore:
         """Read an artifact and ``check(obj)`` it; ``CorruptRunError`` names the file."""
         if not path.is_file():
             raise FileNotFoundError(f"the run has no {path.name} here: {path}")
-        if path.suffix == ".json":
-            try:
-                obj = json.loads(path.read_text())
-            except (ValueError, UnicodeDecodeError) as exc:
-                raise CorruptRunError(f"{path} is not valid JSON ({exc})") from None
-        else:
-            obj = _load(path)
-        problem = check(obj) if check is not None else None
+        obj = _read_json(path) if path.suffix == ".json" else _load(path)
+        try:
+            problem = check(obj) if check is not None else None
+        except Exception as exc:  # a check meeting the wrong types is a damaged file too
+            problem = f"{type(exc).__name__}: {exc}"
         if problem:
             raise CorruptRunError(f"{path} is damaged: {problem}")
         return obj
@@ -278,10 +293,7 @@ def _load(path: Path):
 
 def _checked_record(path: Path) -> dict:
     """Parse a cell record and check it against its digests and its maps file."""
-    try:
-        record = json.loads(path.read_text())
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise CorruptRunError(f"{path} is not valid JSON ({exc})") from None
+    record = _read_json(path)
     need = ("key", "n", "rows", "samples", "maps_shape", "maps_sha256", "digest")
     missing = [k for k in need if not isinstance(record, dict) or k not in record]
     if missing:

@@ -18,7 +18,7 @@ that head before Captum or anything else indexes with it.
 from __future__ import annotations
 
 import warnings
-from contextlib import contextmanager, nullcontext
+from contextlib import nullcontext
 from typing import Any
 
 import torch
@@ -31,6 +31,7 @@ from ..common import (
     as_tuple,
     check_inputs,
     check_target_range,
+    diagnose_inputs,
     eval_mode,
     is_batched,
     non_finite_rows,
@@ -47,7 +48,7 @@ class ModelOutput(nn.Module):
 
     What explainers run and hand to Captum as ``forward_func``: it returns the N×K scores
     of head ``output`` (see :func:`squeezex.common.select_output`) and raises a
-    ``ValueError`` when the target armed by :meth:`checking` is out of that head's range.
+    ``ValueError`` when the target armed for the current call is out of that head's range.
     It holds ``model`` as a child, so hooks Captum puts on the model's modules see the
     same modules; the user's model itself is not wrapped or changed.
     """
@@ -56,16 +57,8 @@ class ModelOutput(nn.Module):
         super().__init__()
         self.model = model
         self.output = output
+        #: Armed by ``HeatmapAttribution.attribute`` for the length of one call.
         self._target: torch.Tensor | None = None
-
-    @contextmanager
-    def checking(self, target: torch.Tensor | None):
-        """Inside the block, every forward pass checks ``target`` against its output."""
-        self._target = target
-        try:
-            yield self
-        finally:
-            self._target = None
 
     def forward(self, *args, **kwargs):
         out = select_output(self.model(*args, **kwargs), self.output)
@@ -173,6 +166,11 @@ class HeatmapAttribution(Attribution):
                 if self.needs_gradients:  # inference tensors cannot enter autograd: copy them
                     x, target, extra = _normal(x), _normal(target), tuple(map(_normal, extra))
                 out = self._heatmaps(x, target, extra, **kwargs)
+        except RuntimeError as exc:  # the model refused the batch: say why, if we can tell
+            hint = diagnose_inputs(x, self.model)
+            if hint is None:
+                raise
+            raise ValueError(hint) from exc
         finally:
             self.forward_model._target = None
         out, *extras = out if isinstance(out, tuple) else (out,)
@@ -190,12 +188,6 @@ class HeatmapAttribution(Attribution):
         raise NotImplementedError
 
     # -- shared helpers --------------------------------------------------------------------
-    @contextmanager
-    def _running(self, target):
-        """Eval mode (if asked) and the target check armed on every forward pass."""
-        with eval_mode(self.model, self.eval_mode), self.forward_model.checking(target):
-            yield
-
     def _check_inputs(self, tensors: tuple) -> torch.Tensor:
         return check_inputs(tensors[0], self.model)
 
@@ -205,12 +197,11 @@ class HeatmapAttribution(Attribution):
         the SE explanation's one pass as cheap as the model's."""
         return self.forward_model.forward(x, *extra)
 
-    def _check_target(self, x: torch.Tensor, target, extra: tuple) -> None:
-        """For methods that never run the model: one no-grad pass on the first sample
-        checks ``target`` against the model's real output."""
-        if target is not None:
-            with torch.no_grad():
-                self._forward(x[:1], tuple(e[:1] if is_batched(e, len(x)) else e for e in extra))
+    def _probe(self, x: torch.Tensor, extra: tuple) -> None:
+        """For methods that never run the model: one no-grad pass on the first sample, so
+        that the model accepts the batch and the target fits its real output."""
+        with torch.no_grad():
+            self._forward(x[:1], tuple(e[:1] if is_batched(e, len(x)) else e for e in extra))
 
     def _warn_non_finite(self, maps: torch.Tensor) -> None:
         bad = non_finite_rows(maps)

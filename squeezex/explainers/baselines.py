@@ -538,7 +538,7 @@ class RandomAttribution(HeatmapAttribution):
         self.seed = seed
 
     def _heatmaps(self, x, target, extra):
-        self._check_target(x, target, extra)  # the noise does not read the model
+        self._probe(x, extra)  # the noise does not read the model: check it takes x
         g = torch.Generator().manual_seed(self.seed)
         size = tuple(max(1, -(-s // self.cell)) for s in x.shape[2:])
         noise = torch.rand(x.shape[0], 1, *size, generator=g, dtype=torch.float64)

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from ..common import as_tuple
+from ..common import as_tuple, eval_mode
 from ..models.se import SEBlock, find_se_block
 from .base import HeatmapAttribution
 from .registry import register_explainer
@@ -219,7 +219,7 @@ class SEAttribution(HeatmapAttribution):
         tensors = inputs if isinstance(inputs, tuple) else (inputs,)
         x = self._check_inputs(tensors)
         extra = tuple(tensors[1:]) + as_tuple(additional_forward_args)
-        with self._running(None):
+        with eval_mode(self.model, self.eval_mode):
             _, _, _, e = self._capture(x, extra)
         return self._select(e, selection, z, k)
 

@@ -18,6 +18,8 @@ from collections.abc import Iterable, Sequence
 import torch
 from torch import nn
 
+from ..common import eval_mode
+
 __all__ = ["checkerboard_energy", "stride_periods"]
 
 #: Layer types whose stride leaves a periodic footprint when run backwards.
@@ -229,18 +231,14 @@ def stride_periods(model: nn.Module, example: torch.Tensor) -> tuple[int, ...]:
         if ratio >= 2:
             found.add(int(ratio))
 
-    flags = {m: m.training for m in model.modules()}
     handles = []
     try:
         for m in model.modules():
             if isinstance(m, _STRIDED) and _spatial_strided(m):
                 handles.append(m.register_forward_hook(hook))
-        model.eval()
-        with torch.no_grad():
+        with eval_mode(model), torch.no_grad():
             model(example)
     finally:
         for handle in handles:
             handle.remove()
-        for m, flag in flags.items():
-            m.training = flag
     return tuple(sorted(found))

@@ -21,7 +21,7 @@ import torch
 from torch import nn
 from torchvision.ops import SqueezeExcitation
 
-from ..common import eval_mode
+from ..common import diagnose_inputs, eval_mode
 
 __all__ = [
     "SEBlock",
@@ -193,6 +193,9 @@ def find_feature_layer(model: nn.Module, input_size: Sequence[int] | None = None
         with eval_mode(model):
             model(x)
     except Exception as exc:  # the model's own forward failed on our example input
+        hint = diagnose_inputs(x, model, "the example input")
+        if hint is not None:
+            raise ValueError(hint) from exc
         raise ValueError(
             f"could not run {type(model).__name__} on an example input of shape "
             f"{tuple(x.shape)} to find its feature layer ({type(exc).__name__}: {exc}); "
@@ -265,8 +268,10 @@ def attach_se_head(
     if isinstance(target, SEWrapper | SEBlock):
         raise ValueError(f"{name!r} is already an SE block")
     shape = layer_output_shape(model, target, _example_input(model, input_size))
-    if shape is None or len(shape) < 3:
-        got = "no tensor" if shape is None else f"N×{shape[1]} (no spatial axes)"
+    one_d = any(isinstance(m, nn.Conv1d) for m in model.modules())  # 1-D signal models
+    if shape is None or len(shape) not in ((3, 4, 5) if one_d else (4, 5)):
+        got = "no tensor" if shape is None else "N×" + "×".join(map(str, shape[1:]))
+        got += "" if shape is None or len(shape) > 2 else " (no spatial axes)"
         raise ValueError(
             f"{type(model).__name__}.{name} outputs {got}: the SE block goes on a spatial "
             f"feature map N×C×H×W (or N×C×T×H×W), such as layer={_layer_hint(model, input_size)}"
