@@ -293,17 +293,23 @@ def _mismatch(x: torch.Tensor, model: nn.Module, what: str, certain: bool) -> st
             f"the model's convolutions are {type(detail).__name__}: it takes {takes}, "
             f"got shape {tuple(x.shape)}"
         )
-    c = detail.in_channels
+    c = _input_channels(model, x.dim() - 2) or detail.in_channels
     if x.shape[-1] == c:
         order = "(0, 3, 1, 2)" if x.dim() == 4 else "(0, 4, 1, 2, 3)"
         return (
             f"{what} of shape {tuple(x.shape)} look channels-last; the model takes {c} "
             f"channels first: x.permute{order}"
         )
-    return (
-        f"the model's first convolution takes {c} channel(s), {what} have {x.shape[1]} "
-        f"(shape {tuple(x.shape)})"
-    )
+    return f"the model takes {c} channel(s), {what} have {x.shape[1]} (shape {tuple(x.shape)})"
+
+
+def _input_channels(model: nn.Module, dims: int) -> int | None:
+    """The channel count of the convolution that reads the input, guessed without running
+    the model: the first convolution (of ``dims`` spatial axes) whose input width no
+    convolution produces."""
+    convs = [m for m in model.modules() if isinstance(m, _CONV) and len(m.kernel_size) == dims]
+    made = {c.out_channels for c in convs}
+    return next((c.in_channels for c in convs if c.in_channels not in made), None)
 
 
 def _likely(x: torch.Tensor, model: nn.Module):
