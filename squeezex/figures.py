@@ -481,18 +481,23 @@ def cost_vs_localisation(
                 zorder=3,
                 linewidths=0,
             )
-        ax.set_xscale("log")
-        span = np.log10(x.max() / x.min()) if len(x) > 1 else 1.0
-        pad = 10 ** (0.12 * max(span, 1.0))
-        ax.set_xlim(x.min() / pad, x.max() * pad)
-        ylo, yhi = float(min(y.min(), np.nanmin(lo))), float(max(y.max(), np.nanmax(hi)))
-        ypad = 0.1 * max(yhi - ylo, 0.1)
-        ax.set_ylim(ylo - ypad, yhi + ypad)
+        _fit_axes(ax, x, y, lo, hi)
         ax.set_xlabel("ms per image (log scale)")
         ax.set_ylabel(metric + _direction(run, metric))
         _despine(ax)
         _place_labels(fig, ax, x, y, names, [styles[m]["color"] for m in names])
     return fig
+
+
+def _fit_axes(ax, x, y, lo, hi) -> None:
+    """A log x axis with a margin around the points, a y axis around their intervals."""
+    ax.set_xscale("log")
+    span = np.log10(x.max() / x.min()) if len(x) > 1 else 1.0
+    pad = 10 ** (0.12 * max(span, 1.0))
+    ax.set_xlim(x.min() / pad, x.max() * pad)
+    ylo, yhi = float(min(y.min(), np.nanmin(lo))), float(max(y.max(), np.nanmax(hi)))
+    ypad = 0.1 * max(yhi - ylo, 0.1)
+    ax.set_ylim(ylo - ypad, yhi + ypad)
 
 
 def _label_offsets() -> list[tuple]:

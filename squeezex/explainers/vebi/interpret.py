@@ -86,15 +86,11 @@ def interpret(
         rel = relevant.relevant(j)[:max_features] if len(idx_class) else []
         imgs, hs, exs = [], [], []
         for layer, c, _ in rel:
-            col = relevant.features_.index((layer, c))
-            order = torch.argsort(fs.X[idx_class, col], descending=True, stable=True)
-            top = idx_class[order[:n_images]]
-            x = torch.stack([_item(dataset, int(i)) for i in top]).to(device)
-            sig = backproject(model, x, (layer, c), stride_fix=stride_fix)
-            scale = sig.flatten(1).abs().max(1).values.clamp_min(_EPS)
-            sig = sig / scale.reshape(-1, *([1] * (sig.dim() - 1)))
-            imgs.append(sig.mean(0).cpu())
-            hs.append(feature_heatmap(sig).mean(0).cpu())
+            top, mean_signal, mean_heat = _average(
+                model, relevant, fs, dataset, idx_class, (layer, c), n_images, stride_fix, device
+            )
+            imgs.append(mean_signal)
+            hs.append(mean_heat)
             exs.append(top)
         shape = (0, *_item(dataset, 0).shape)
         feats.append(rel)
@@ -103,6 +99,19 @@ def interpret(
         examples.append(torch.stack(exs) if exs else torch.zeros(0, n_images, dtype=torch.long))
     labels = [names[j] if names is not None else str(j) for j in classes]
     return Interpretation(labels, feats, images, heats, examples, stride_fix, n_images)
+
+
+def _average(model, relevant, fs, dataset, idx_class, feature, n_images, stride_fix, device):
+    """One feature's ``n_images`` strongest images of a class, and the averages of their
+    backward signals (each scaled to [-1, 1]) and of their heatmaps."""
+    col = relevant.features_.index(feature)
+    order = torch.argsort(fs.X[idx_class, col], descending=True, stable=True)
+    top = idx_class[order[:n_images]]
+    x = torch.stack([_item(dataset, int(i)) for i in top]).to(device)
+    sig = backproject(model, x, feature, stride_fix=stride_fix)
+    scale = sig.flatten(1).abs().max(1).values.clamp_min(_EPS)
+    sig = sig / scale.reshape(-1, *([1] * (sig.dim() - 1)))
+    return top, sig.mean(0).cpu(), feature_heatmap(sig).mean(0).cpu()
 
 
 def _item(dataset, i: int) -> torch.Tensor:
