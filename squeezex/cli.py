@@ -52,16 +52,16 @@ def _choices(allowed, what: str):
 
 
 def _bench_parser(sub) -> None:
-    from .bench import DEFAULT_METHODS, FAMILIES
+    from .bench import DEFAULT_DATASETS, DEFAULT_METHODS, FAMILIES
     from .datasets import list_datasets
 
     datasets = list_datasets()
     b = sub.add_parser("bench", help="train, explain, score; print the table and write results")
     b.add_argument(
         "--dataset",
-        default=datasets[0],
+        default=DEFAULT_DATASETS,
         type=_choices(datasets, "dataset"),
-        help=f"one or more (comma-separated) of {', '.join(datasets)}",
+        help=f"one or more (comma-separated) of {', '.join(datasets)} (default: {DEFAULT_DATASETS})",
     )
     b.add_argument(
         "--methods",

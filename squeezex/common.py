@@ -38,6 +38,7 @@ __all__ = [
     "as_tuple",
     "is_batched",
     "select_rows",
+    "stratified_indices",
     "make_loader",
     "split_batch",
 ]
@@ -399,3 +400,27 @@ def split_batch(batch) -> tuple[Any, Any]:
     if not isinstance(batch, list | tuple) or len(batch) < 2:
         raise ValueError("a dataset item must be (input, target) or (input, target, mask)")
     return batch[0], batch[1]
+
+
+def stratified_indices(targets, n: int) -> torch.Tensor:
+    """At most ``n`` row indices of ``targets`` (class indices, 1-D), stratified by class.
+
+    The classes take turns in class order — the first row of each class, then the second
+    of each, … — so a subset of a test split holds the classes equally (as far as each
+    class has rows) instead of whichever classes its first rows belong to. Returned
+    sorted; all rows when ``n >= len(targets)``.
+    """
+    t = torch.as_tensor(targets).cpu()
+    if t.dim() != 1:
+        raise ValueError(f"targets must be 1-D class indices, got shape {tuple(t.shape)}")
+    if n >= len(t):
+        return torch.arange(len(t))
+    rows, turn, cls = [], [], []
+    for c in torch.unique(t):
+        r = torch.nonzero(t == c).flatten()
+        rows.append(r)
+        turn.append(torch.arange(len(r)))
+        cls.append(torch.full((len(r),), int(c)))
+    rows, turn, cls = torch.cat(rows), torch.cat(turn), torch.cat(cls)
+    order = sorted(range(len(rows)), key=lambda i: (int(turn[i]), int(cls[i])))
+    return torch.sort(rows[order[:n]]).values

@@ -239,7 +239,9 @@ def figure_png(fig: Figure, dpi: int = 100) -> bytes:
 
 def render_se_vector(v: SEVector, index: int = 0, size=(6.0, 1.8)) -> bytes:
     """Bar chart of sample ``index``'s SE vector: selected channels highlighted and the
-    rule's threshold drawn (on the pre-sigmoid excitation for the ``"logit"`` rule)."""
+    rule's threshold drawn (on the pre-sigmoid excitation for the ``"logit"`` rule); the
+    title gives the spread of s (a vector near-constant across channels weights every
+    channel alike, and the SE map is then the plain channel mean)."""
     on_logits = v.rule == "logit"
     vals = (v.logits if on_logits else v.s)[index].detach().cpu().float().numpy()
     sel = v.selected[index].cpu().numpy()
@@ -258,7 +260,9 @@ def render_se_vector(v: SEVector, index: int = 0, size=(6.0, 1.8)) -> bytes:
         ax.set_xlabel("channel")
         ax.set_ylabel("excitation (logit)" if on_logits else "SE vector $s_c$")
         note = " — fell back to the strongest channel" if bool(v.fallback[index]) else ""
-        ax.set_title(f"SE vector, rule {v.rule!r}{note}")
+        s = v.s[index].detach().float()
+        spread = f"s in [{float(s.min()):.2f}, {float(s.max()):.2f}], std {float(s.std(unbiased=False)):.3f}"
+        ax.set_title(f"SE vector, rule {v.rule!r}{note}\n{spread}", fontsize=8)
         ax.legend(frameon=False, loc="upper right", ncols=3)
     return figure_png(fig)
 

@@ -31,7 +31,8 @@ from matplotlib.figure import Figure
 
 from .bench import CorruptRunError, Run
 from .bench.tables import family_tables, latex_table
-from .explainers.se import PAPER_Z
+from .explainers.diagnostics import se_vector_report
+from .explainers.se import PAPER_Z, select_channels
 from .io import atomic_write_text
 from .viz import (
     HEATMAP_CMAP,
@@ -255,6 +256,24 @@ def metric_bars(
     return fig
 
 
+#: The curve panels of :func:`faithfulness_curves`: (curve key, x key, metric, lower is
+#: better, title, x label).
+CURVES = {
+    "deletion": (
+        ("deletion", "fractions", "deletion_auc", True, "deletion",
+         "fraction of pixels deleted, most relevant first"),
+        ("insertion", "fractions", "insertion_auc", False, "insertion",
+         "fraction of pixels inserted, most relevant first"),
+    ),
+    "road": (
+        ("road_morf", "road_fractions", "road_morf", True, "ROAD, most relevant first",
+         "fraction of pixels imputed, most relevant first"),
+        ("road_lerf", "road_fractions", "road_lerf", False, "ROAD, least relevant first",
+         "fraction of pixels imputed, least relevant first"),
+    ),
+}  # fmt: skip
+
+
 def faithfulness_curves(
     run: Run,
     dataset: str | None = None,
@@ -262,27 +281,35 @@ def faithfulness_curves(
     methods: list[str] | None = None,
     references: bool = True,
     width: float = TWO_COLUMN,
+    kind: str = "deletion",
 ) -> Figure:
-    """Mean deletion and insertion curves per method (two panels), AUC in the legend.
+    """Mean perturbation curves per method (two panels), the area in the legend.
 
-    The curves are the class probability as the map's most relevant pixels are deleted
-    (left; lower area is better) or inserted into the baseline (right; higher is better),
-    averaged over the test images. Legends list methods best first with their AUC.
+    ``kind="deletion"``: the class probability as the map's most relevant pixels are
+    deleted (left; lower area is better) or inserted into the baseline (right; higher is
+    better). ``kind="road"``: ROAD's curves, the pixels imputed by noisy linear
+    imputation most relevant first (left; lower is better) or least relevant first
+    (right; higher is better). Averaged over the test images; legends list methods best
+    first with their area.
 
     Returns:
         A figure with two axes, one line per method in each.
     """
-    curves = _collect_curves(run, _pick(run, methods, references), dataset, seed)
+    if kind not in CURVES:
+        raise ValueError(f"kind must be one of {sorted(CURVES)}, got {kind!r}")
+    panels = CURVES[kind]
+    curves = _collect_curves(run, _pick(run, methods, references), dataset, seed, panels)
     with matplotlib.rc_context(STYLE):
         fig = Figure(figsize=(width, 2.2 + 0.075 * len(curves)), layout="constrained")
         axes = fig.subplots(1, 2, sharey=True)
-        for ax, mode in zip(axes, ("deletion", "insertion"), strict=True):
-            _curve_panel(ax, run, mode, curves, dataset, seed)
+        for ax, panel in zip(axes, panels, strict=True):
+            _curve_panel(ax, run, panel, curves, dataset, seed)
         axes[0].set_ylabel("mean class probability")
     return fig
 
 
-def _collect_curves(run: Run, names: list[str], dataset, seed) -> dict[str, dict]:
+def _collect_curves(run: Run, names: list[str], dataset, seed, panels) -> dict[str, dict]:
+    need = {k for p in panels for k in p[:2]}
     curves, missing = {}, []
     for m in names:
         try:
@@ -290,43 +317,42 @@ def _collect_curves(run: Run, names: list[str], dataset, seed) -> dict[str, dict
         except FileNotFoundError as exc:
             missing.append(exc)
             continue
-        if {"fractions", "deletion", "insertion"} <= set(c):
+        if need <= set(c):
             curves[m] = c
     if not curves:
         if missing:
             raise missing[0]
-        raise ValueError("the run has no deletion/insertion curves (faithfulness not scored)")
+        raise ValueError(f"the run has no {' / '.join(p[0] for p in panels)} curves")
     for exc in missing:
         log.info("faithfulness curves: %s", exc)
     return curves
 
 
-def _curve_panel(ax, run: Run, mode: str, curves: dict, dataset, seed) -> None:
-    """One panel: every method's mean ``mode`` curve, the legend best first with AUCs."""
+def _curve_panel(ax, run: Run, panel: tuple, curves: dict, dataset, seed) -> None:
+    """One panel: every method's mean curve, the legend best first with its area."""
+    key, xkey, metric, lower, title, xlabel = panel
     styles = method_styles(run)
     try:
-        value = {r.method: r.value for r in run.ranking(f"{mode}_auc", dataset, seed)}
+        value = {r.method: r.value for r in run.ranking(metric, dataset, seed)}
     except KeyError:
         value = {}
-    auc = {m: value.get(m, float(np.trapezoid(c[mode], c["fractions"]))) for m, c in curves.items()}
-    lower = mode == "deletion"
+    auc = {m: value.get(m, float(np.trapezoid(c[key], c[xkey]))) for m, c in curves.items()}
     order = sorted(curves, key=lambda m: (math.isnan(auc[m]), (1 if lower else -1) * auc[m]))
     for m in order:
         st = styles[m]
         ax.plot(
-            curves[m]["fractions"],
-            curves[m][mode],
+            curves[m][xkey],
+            curves[m][key],
             color=st["color"],
             linestyle=st["linestyle"],
             marker=st["marker"],
-            markevery=max(1, len(curves[m]["fractions"]) // 5),
+            markevery=max(1, len(curves[m][xkey]) // 5),
             markersize=2.5,
             lw=0.9,
             label=f"{_label(run, m)}  {auc[m]:.3f}",
         )
-    verb = "deleted" if lower else "inserted"
-    ax.set_xlabel(f"fraction of pixels {verb}, most relevant first")
-    ax.set_title(f"{mode} ({'lower' if lower else 'higher'} AUC is better)")
+    ax.set_xlabel(xlabel)
+    ax.set_title(f"{title} ({'lower' if lower else 'higher'} is better)")
     ax.set_xlim(0, 1)
     ax.set_ylim(bottom=0)
     _despine(ax)
@@ -335,7 +361,7 @@ def _curve_panel(ax, run: Run, mode: str, curves: dict, dataset, seed) -> None:
         bbox_to_anchor=(0.5, -0.2),
         ncol=2 if len(curves) > 4 else 1,
         frameon=False,
-        title="method  AUC",
+        title="method  area",
         title_fontsize=7,
         handlelength=2.6,
         columnspacing=1.2,
@@ -355,12 +381,18 @@ def se_distribution(
     10 % of a normal), is averaged over the images and drawn as a dashed line; the band
     shows its range over images. The text gives the share of entries above each image's
     threshold and of images whose threshold no entry exceeds (the rule then falls back
-    to the strongest channel).
+    to the strongest channel), the mean per-image spread of s, and how much the channels
+    the rule selects overlap across images and across classes (mean Jaccard; 1: the same
+    channels for every image, so the SE vector does not pick per image).
 
     Returns:
         One axes: the histogram, the mean threshold line and the range band.
     """
-    s = run.se_vectors(dataset, seed)["s"].float()
+    vectors = run.se_vectors(dataset, seed)
+    s = vectors["s"].float()
+    targets = torch.as_tensor(run.data(dataset)["targets"])
+    chosen = select_channels(s, vectors["logits"].float(), "paper", z=z).selected
+    diag = se_vector_report(s, targets, selected=chosen)
     thr = s.mean(1) + z * s.std(1, unbiased=False)
     t = float(thr.mean())
     above = s > thr[:, None]
@@ -379,7 +411,7 @@ def se_distribution(
         )
         ax.set_yscale("log")
         top = max((p.get_height() for p in ax.patches), default=1.0)
-        ax.set_ylim(0.8, max(top, 1.0) * 12)  # a decade of headroom for the text
+        ax.set_ylim(0.8, max(top, 1.0) * 400)  # headroom for the six lines of text
         ax.set_xlabel("SE vector entry $s_c$")
         ax.set_ylabel("entries")
         ax.text(
@@ -387,7 +419,10 @@ def se_distribution(
             0.97,
             f"{s.shape[0]} images × {s.shape[1]} channels\n"
             f"{above.float().mean():.1%} of entries above\n"
-            f"{(~above.any(1)).float().mean():.0%} of images: none above",
+            f"{(~above.any(1)).float().mean():.0%} of images: none above\n"
+            f"per-image std of s {diag['image_std_mean']:.3f}\n"
+            f"selections overlap (Jaccard) across images {diag['jaccard_images']:.2f},\n"
+            f"  across classes {diag['jaccard_classes']:.2f}",
             transform=ax.transAxes,
             va="top",
             fontsize=6,
@@ -593,6 +628,7 @@ def _jobs(run: Run, dataset: str, seed: int) -> list[tuple]:
     jobs += [(f"bars-{m}", lambda m=m: metric_bars(run, m, dataset, seed)) for m in metrics]
     jobs += [
         ("faithfulness", lambda: faithfulness_curves(run, dataset, seed)),
+        ("road", lambda: faithfulness_curves(run, dataset, seed, kind="road")),
         ("se-distribution", lambda: se_distribution(run, dataset, seed)),
         ("vebi-features", lambda: vebi_features(run, dataset, seed)),
         (

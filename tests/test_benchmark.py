@@ -19,6 +19,7 @@ from squeezex.bench import harness as H
 from squeezex.metrics import METRICS
 
 TINY = dict(
+    dataset="an8flower-single-6c",
     n_train_per_class=3,
     n_test_per_class=2,
     epochs=1,
@@ -64,7 +65,7 @@ def test_a_rerun_reuses_finished_cells_and_recomputes_missing_ones(tmp_path):
     first = run(cfg)
     assert [c["reused"] for c in first["cells"]] == [False] * len(first["cells"])
     cells = sorted(p for p in _cells(tmp_path).rglob("*.json") if not p.name.startswith("_"))
-    assert {p.stem for p in cells} == {"se", "random", "centre", "silhouette", "oracle"}
+    assert {p.stem for p in cells} == {"se", "random", "centre", "silhouette", "oracle", "constant"}
     cells[0].unlink()
     again = run(cfg)
     reused = {c["key"].split("/")[-1]: c["reused"] for c in again["cells"]}
@@ -107,7 +108,7 @@ def test_another_method_list_adds_rows_and_drops_none(tmp_path):
     fewer = run(BenchConfig(**{**cfg.__dict__, "methods": ["random"]}))
     methods = list(dict.fromkeys(r["method"] for r in fewer["rows"]))
     assert methods[0] == "random", "this run's methods first"
-    assert set(methods) == {"random", "se", "gradcam", "centre", "silhouette", "oracle"}
+    assert set(methods) == {"random", "se", "gradcam", "centre", "silhouette", "oracle", "constant"}
     tex = (tmp_path / "run" / "results.tex").read_text()
     csv = (tmp_path / "run" / "results.csv").read_text()
     for m in ("se", "gradcam", "random"):
@@ -171,7 +172,13 @@ def test_damaged_artifacts_are_rewritten_and_fresh_means_fresh(tmp_path, artifac
     again = torch.load(path)
     assert again.keys() == good.keys()
     for k in good:
-        assert again[k] == good[k] if isinstance(good[k], list) else torch.equal(again[k], good[k])
+        if isinstance(good[k], list):
+            assert again[k] == good[k]
+        elif isinstance(good[k], dict):  # the named regions
+            assert again[k].keys() == good[k].keys()
+            assert all(torch.equal(again[k][r], good[k][r]) for r in good[k])
+        else:
+            assert torch.equal(again[k], good[k])
     stray = path.parent / f".{artifact}.elsewhere.1.x.tmp"
     stray.write_bytes(b"half")
     import os

@@ -15,6 +15,8 @@ def test_bench_writes_the_schema(tmp_path, capsys):
     code = main(
         [
             "bench",
+            "--dataset",
+            "an8flower-single-6c",
             "--n-train",
             "4",
             "--n-test",
@@ -45,7 +47,16 @@ def test_bench_writes_the_schema(tmp_path, capsys):
         assert key in model
     assert len(model["accuracy_per_seed"]) == 2
     methods = {r["method"] for r in res["rows"]}
-    assert methods == {"se", "gradcam", "vebi", "random", "centre", "silhouette", "oracle"}
+    assert methods == {
+        "se",
+        "gradcam",
+        "vebi",
+        "random",
+        "centre",
+        "silhouette",
+        "oracle",
+        "constant",
+    }
     for r in res["rows"]:
         assert set(r) >= {"dataset", "seed", "method", "metric", "family", "value", "n"}
         if r["family"] in ("localisation", "artifact"):

@@ -147,7 +147,10 @@ def test_folder_loader_names_a_mask_of_another_size_and_a_corrupt_image(tmp_path
 def test_registry_lists_the_benchmark_datasets_and_builds_them():
     from squeezex.datasets import get_dataset, list_datasets
 
-    assert list_datasets() == ["an8flower-single-6c", "an8flower-double-12c", "scenes-6c"]
+    assert list_datasets() == [
+        "an8flower-single-6c", "an8flower-double-12c", "an8flower-hard",
+        "cue-only", "object-only", "confounded", "scenes-6c",
+    ]  # fmt: skip
     spec = get_dataset("scenes-6c")
     assert spec.task == "single-label" and spec.masks and spec.train.batch_size == 16
     assert get_dataset("an8flower-single-6c").vebi_mu == 5.0

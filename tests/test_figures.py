@@ -19,7 +19,7 @@ from squeezex.cli import main
 from squeezex.viz import MASK_COLOUR, blend, outline, save_figure
 
 METHODS = ["se", "gradcam", "vebi", "random"]
-REFS = ["centre", "silhouette", "oracle"]
+REFS = ["centre", "silhouette", "oracle", "constant"]
 
 
 @pytest.fixture(scope="module")
@@ -30,6 +30,8 @@ def run_dir(tmp_path_factory):
         code = main(
             [
                 "bench",
+                "--dataset",
+                "an8flower-single-6c",
                 "--n-train",
                 "4",
                 "--n-test",

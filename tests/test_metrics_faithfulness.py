@@ -17,6 +17,7 @@ from squeezex.metrics import (
     perturbation_baseline,
     sensitivity_score,
 )
+from squeezex.metrics.faithfulness import _square_masks
 
 
 @pytest.fixture(autouse=True)
@@ -260,9 +261,8 @@ def test_infidelity_matches_the_formula(normalize):
     x = torch.rand(2, 2, 4, 4, generator=g, dtype=torch.float64)
     maps = torch.rand(2, 1, 4, 4, generator=g, dtype=torch.float64)
     target = [2, 0]
-    ours = infidelity_score(
-        model, x, maps, target, n_perturb=6, noise=0.3, seed=7, normalize=normalize
-    )
+    kw = {"perturbation": "gaussian", "noise": 0.3, "seed": 7, "normalize": normalize}
+    ours = infidelity_score(model, x, maps, target, n_perturb=6, **kw)
     # the perturbations: N(0, 0.3²) drawn as (n_perturb, N, C, H, W) from a seed-7 generator
     pert = torch.randn(
         (6, *x.shape), generator=torch.Generator().manual_seed(7), dtype=torch.float64
@@ -270,10 +270,68 @@ def test_infidelity_matches_the_formula(normalize):
     ref = _infidelity_reference(model, x, maps, target, pert * 0.3, normalize)
     torch.testing.assert_close(ours.double(), ref, rtol=1e-6, atol=1e-9)
     # Captum's batching does not change the draws
-    chunked = infidelity_score(
-        model, x, maps, target, n_perturb=6, noise=0.3, seed=7, normalize=normalize, batch_size=4
-    )
+    chunked = infidelity_score(model, x, maps, target, n_perturb=6, batch_size=4, **kw)
     torch.testing.assert_close(chunked, ours)
+
+
+@pytest.mark.parametrize("normalize", [False, True])
+def test_square_removal_infidelity_matches_the_formula(normalize):
+    g = torch.Generator().manual_seed(5)
+    model = Linear(torch.randn(3, 2, 8, 8, generator=g, dtype=torch.float64)).double()
+    x = torch.rand(2, 2, 8, 8, generator=g, dtype=torch.float64)
+    maps = torch.rand(2, 1, 8, 8, generator=g, dtype=torch.float64)
+    ours = infidelity_score(model, x, maps, [1, 2], n_perturb=5, square=2, p=0.3, seed=3,
+                            baseline=0.5, normalize=normalize)  # fmt: skip
+    removed = _square_masks(5, x, 2, 0.3, torch.Generator().manual_seed(3))
+    assert removed.shape == (5, 2, 1, 8, 8) and removed.flatten(2).any(2).all()
+    pert = removed * (x - 0.5)  # I: x − baseline on the removed squares, 0 elsewhere
+    ref = _infidelity_reference(model, x, maps, [1, 2], pert, normalize)
+    torch.testing.assert_close(ours.double(), ref, rtol=1e-6, atol=1e-9)
+
+
+def test_square_removal_ranks_a_constant_map_below_the_true_one():
+    # f = w·x: the true explanation of removing squares is w (per pixel); a constant
+    # map and a random one predict the output change worse
+    g = torch.Generator().manual_seed(11)
+    w = torch.zeros(2, 1, 16, 16, dtype=torch.float64)
+    w[1, 0, 2:6, 3:9] = 1.0
+    w[1] += 0.05 * torch.rand(1, 16, 16, generator=g, dtype=torch.float64)
+    model = Linear(w).double()
+    x = torch.rand(4, 1, 16, 16, generator=g, dtype=torch.float64)
+    true = infidelity_score(model, x, w[1:2].expand(4, 1, 16, 16), 1, n_perturb=20)
+    const = infidelity_score(
+        model, x, torch.ones(4, 1, 16, 16, dtype=torch.float64), 1, n_perturb=20
+    )
+    rand = infidelity_score(
+        model, x, torch.rand(4, 1, 16, 16, generator=g, dtype=torch.float64), 1, n_perturb=20
+    )
+    assert (true < 1e-9).all() and (const > 1e-3).all() and (rand > 1e-3).all()
+
+
+def test_infidelity_options_are_checked():
+    model, x = Linear(torch.ones(2, 1, 4, 4)), torch.rand(1, 1, 4, 4)
+    with pytest.raises(ValueError, match="perturbation must be"):
+        infidelity_score(model, x, x, 0, perturbation="blur")
+    with pytest.raises(ValueError, match="p must be in"):
+        infidelity_score(model, x, x, 0, p=0)
+    with pytest.raises(ValueError, match="noise must be"):
+        infidelity_score(model, x, x, 0, perturbation="gaussian", noise=0)
+    with pytest.raises(ValueError, match="noise does not apply to 'squares'"):
+        infidelity_score(model, x, x, 0, noise=0.3)
+    with pytest.raises(ValueError, match="square, p does not apply to 'gaussian'"):
+        infidelity_score(model, x, x, 0, perturbation="gaussian", square=2, p=0.5)
+
+
+def test_every_square_draw_removes_pixels_inside_the_image():
+    # sparse draws (p = 0.02) on a small image: many would remove nothing without the guard
+    x = torch.zeros(3, 1, 8, 8)
+    masks = _square_masks(400, x, 2, 0.02, torch.Generator().manual_seed(0))
+    assert masks.shape == (400, 3, 1, 8, 8)
+    assert masks.flatten(2).any(2).all()
+    # each draw removes whole cells of a 2-pixel grid shifted by its own offset: 2×2
+    # blocks start at odd rows in some draws and at even rows in others
+    starts = {int(m.nonzero()[0, 0]) % 2 for m in masks[:, 0, 0] if m[1:].any() and not m[0].any()}
+    assert starts == {0, 1}
 
 
 def test_infidelity_is_zero_for_the_exact_linear_explanation():

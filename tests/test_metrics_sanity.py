@@ -113,7 +113,7 @@ def test_cascading_randomization_destroys_gradcam(se_model, small_batch):
     se_model.train()  # the caller's mode and weights must survive
     before = {k: v.clone() for k, v in se_model.state_dict().items()}
     rng = torch.random.get_rng_state()
-    res = cascading_randomization(se_model, _gradcam, small_batch, 1, seed=0)
+    res = cascading_randomization(se_model, _gradcam, small_batch, 1, seed=0, init="reset")
     layers = res["layers"]
     assert layers[0] == "fc" and layers[-1] == "features.body.0"  # output first
     assert "features.se.fc2" in layers and "features.body.1" in layers  # SE, BatchNorm
@@ -170,3 +170,24 @@ def test_an_explainer_that_ignores_the_model_fails_the_check(se_model, small_bat
     assert res["spearman"].shape == (n_layers, 4)
     torch.testing.assert_close(res["spearman"], torch.ones(n_layers, 4))
     torch.testing.assert_close(res["ssim"], torch.ones(n_layers, 4))
+
+
+def test_redraw_keeps_each_parameters_scale_and_reset_restores_the_init():
+    from squeezex.metrics.sanity import _randomise
+
+    bn = torch.nn.BatchNorm2d(64)
+    with torch.no_grad():
+        bn.weight.copy_(1.0 + 0.1 * torch.randn(64, generator=torch.Generator().manual_seed(0)))
+    trained = bn.weight.clone()
+    _randomise(bn, seed=1, recurse=False, init="redraw")
+    new = bn.weight.detach()
+    assert not torch.equal(new, trained)  # redrawn ...
+    assert abs(new.mean() - trained.mean()) < 0.05 and 0.05 < new.std() < 0.2  # ... at its scale
+    _randomise(bn, seed=1, recurse=False, init="reset")
+    assert torch.equal(bn.weight.detach(), torch.ones(64))  # the identity again
+    conv = torch.nn.Conv2d(4, 8, 3)
+    w = conv.weight.detach().clone()
+    _randomise(conv, seed=2, recurse=False, init="redraw")
+    assert abs(float(conv.weight.std()) - float(w.std())) < 0.3 * float(w.std())
+    with pytest.raises(ValueError, match="init must be one of"):
+        cascading_randomization(conv, lambda m: m, torch.zeros(1, 4, 5, 5), 0, init="xavier")

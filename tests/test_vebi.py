@@ -458,3 +458,13 @@ def test_a_network_without_relu_modules_is_warned_about():
     net = nn.Sequential(nn.Conv2d(2, 3, 3, 2, 1)).eval()
     with pytest.warns(UserWarning, match="no nn.ReLU/nn.ReLU6 module"):
         backproject(net, torch.rand(1, 2, 8, 8), ("0", 1))
+
+
+def test_weights_below_the_tolerance_are_not_relevant():
+    from squeezex.explainers.vebi.lasso import WEIGHT_TOL, _prune, _relevant
+
+    coef = np.array([[2.0, 2e-17, 0.0, 0.5], [0.0, 0.0, 1e-3, 3e-10]])
+    pruned = _prune(coef, WEIGHT_TOL)
+    assert [r.tolist() for r in _relevant(pruned)] == [[0, 3], [2]]
+    assert pruned[0, 1] == 0 and pruned[1, 3] == 0 and coef[0, 1] == 2e-17  # input untouched
+    assert [r.tolist() for r in _relevant(_prune(coef, 0.0))] == [[0, 3, 1], [2, 3]]

@@ -197,7 +197,8 @@ def test_explorer_names_bad_arguments(se_model, data):
 def run_dir(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("compare")
     out = tmp / "run"
-    args = ["bench", "--n-train", "4", "--n-test", "2", "--epochs", "1", "--seeds", "1"]
+    args = ["bench", "--dataset", "an8flower-single-6c", "--n-train", "4", "--n-test", "2"]
+    args += ["--epochs", "1", "--seeds", "1"]
     args += ["--size", "32", "--methods", "se,gradcam,random", "--out", str(out)]
     args += [
         "--checkpoints",

@@ -19,9 +19,16 @@ Example:
     >>> Run("data/runs/mine").ranking("pointing_game")  # doctest: +SKIP
 """
 
-from .config import DEFAULT_METHODS, FAMILIES, SCHEMA_VERSION, BenchConfig, check_device
+from .config import (
+    DEFAULT_DATASETS,
+    DEFAULT_METHODS,
+    FAMILIES,
+    SCHEMA_VERSION,
+    BenchConfig,
+    check_device,
+)
 from .harness import run
-from .models import splits, trained_model
+from .models import model_reliance, splits, trained_model
 from .reader import RankRow, Run
 from .results import assemble, write_results
 from .stats import bootstrap_ci
@@ -29,6 +36,8 @@ from .store import CorruptRunError, RunStore, RunWarning, dequantise, load_resul
 from .tables import csv_text, family_tables, format_table, latex_table
 
 __all__ = [
+    "DEFAULT_DATASETS",
+    "model_reliance",
     "BenchConfig",
     "DEFAULT_METHODS",
     "FAMILIES",

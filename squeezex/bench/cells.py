@@ -20,14 +20,25 @@ import torch
 from torch import nn
 
 from .. import metrics as M
+from ..common import stratified_indices
 from ..explainers import explainer_info
+from ..metrics.road import mean_height
+from ..models.se import find_se_block
 from .config import BenchConfig
 from .stats import summarise
 
 __all__ = ["CellKey", "Cell", "Unit", "compute_cell"]
 
 #: Metrics computed on the first few test images only (not one value per test image).
-SUBSET_METRICS = ("sanity_top", "sanity_all", "sensitivity")
+SUBSET_METRICS = (
+    "sanity_top",
+    "sanity_all",
+    "sanity_constant",
+    "sensitivity",
+    "road_morf",
+    "road_lerf",
+    "road",
+)
 
 
 @dataclass(frozen=True)
@@ -104,6 +115,9 @@ class Unit:
     references: dict[str, torch.Tensor]
     checkpoint: Path | None = None
     fits: dict = field(default_factory=dict)
+    #: named ground-truth regions (N×1×H×W bool): a planted cue and the object, or the
+    #: informative parts of the class (see :func:`_region_metrics`)
+    regions: dict = field(default_factory=dict)
 
     def keys(self, methods) -> list[CellKey]:
         """The method cells, then the reference cells."""
@@ -192,10 +206,39 @@ def _map_metrics(unit: Unit, maps: torch.Tensor, families) -> dict:
     if "localisation" in families:
         for k, fn in M.LOCALISATION.items():
             out[k] = ("localisation", fn(maps, unit.masks).numpy())
+        out.update(_region_metrics(maps, unit.regions))
     if "artifact" in families:
         out["checkerboard"] = ("artifact", M.checkerboard_energy(maps, unit.periods).numpy())
     if "complexity" in families:
         out["gini"] = ("complexity", M.gini(maps).numpy())
+    return out
+
+
+def _region_metrics(maps: torch.Tensor, regions: dict) -> dict:
+    """Where the dataset names regions: relevance mass on a planted cue and on the object
+    (cue datasets), or the coverage of the class's informative parts (two or more)."""
+    if "cue" in regions:
+        return {
+            f"{name}_mass": (
+                "localisation",
+                _where_visible(M.relevance_mass_accuracy, maps, regions[name]),
+            )
+            for name in ("cue", "object")
+            if name in regions
+        }
+    if len(regions) >= 2:
+        parts = torch.cat([regions[k] for k in sorted(regions)], dim=1)
+        return {"coverage": ("localisation", M.coverage(maps, parts).numpy())}
+    return {}
+
+
+def _where_visible(fn, maps: torch.Tensor, region: torch.Tensor) -> np.ndarray:
+    """``fn(maps, region)`` on the samples whose region is visible, NaN on the others
+    (an occluded part has no pixel to score)."""
+    out = np.full(len(maps), np.nan)
+    ok = region.flatten(1).any(1)
+    if ok.any():
+        out[ok.numpy()] = fn(maps[ok], region[ok]).numpy()
     return out
 
 
@@ -209,30 +252,76 @@ def _faithfulness(unit: Unit, maps: torch.Tensor, make, curves: dict) -> dict:
     kw = {"steps": cfg.deletion_steps, "baseline": cfg.deletion_baseline}
     for mode, curve in (("deletion", M.deletion_curve), ("insertion", M.insertion_curve)):
         fractions, scores = curve(unit.model, x, m, y, **kw)
-        out[f"{mode}_auc"] = ("faithfulness", torch.trapezoid(scores, fractions, dim=1).numpy())
+        auc = torch.trapezoid(scores, fractions, dim=1)
+        out[f"{mode}_auc"] = ("faithfulness", auc.cpu().numpy())
         curves["fractions"] = fractions.tolist()
-        curves[mode] = scores.mean(0).tolist()
-    out["infidelity"] = ("faithfulness", M.infidelity_score(unit.model, x, m, y).cpu().numpy())
+        curves[mode] = scores.mean(0).cpu().tolist()
+    infid = M.infidelity_score(unit.model, x, m, y, baseline=cfg.deletion_baseline)
+    out["infidelity"] = ("faithfulness", infid.cpu().numpy())
+    out.update(_road(unit, m, curves))
     if make is not None:
-        n = min(cfg.n_sensitivity, len(x))
-        vals = M.sensitivity_score(make(unit.model), x[:n], y[:n])
+        idx = stratified_indices(unit.y, cfg.n_sensitivity).to(x.device)
+        vals = M.sensitivity_score(make(unit.model), x[idx], y[idx])
         out["sensitivity"] = ("faithfulness", vals.cpu().numpy())
     return out
 
 
+def _road(unit: Unit, maps: torch.Tensor, curves: dict) -> dict:
+    """ROAD's MoRF and LeRF on ``n_road`` test images (stratified by class), their
+    difference, and the mean curves (in ``curves``)."""
+    idx = stratified_indices(unit.y, unit.cfg.n_road)
+    x, y = unit.x[idx].to(unit.cfg.device), unit.y[idx].to(unit.cfg.device)
+    m = maps[idx].to(x.device)
+    out = {}
+    for order in ("morf", "lerf"):
+        fractions, scores = M.road_curve(unit.model, x, m, y, order=order)
+        out[f"road_{order}"] = ("faithfulness", mean_height(fractions, scores).cpu().numpy())
+        curves["road_fractions"] = fractions.tolist()
+        curves[f"road_{order}"] = scores.mean(0).cpu().tolist()
+    out["road"] = ("faithfulness", out["road_lerf"][1] - out["road_morf"][1])
+    return out
+
+
 def _sanity(unit: Unit, make, values: dict) -> dict:
-    """Cascading randomisation on the first ``n_sanity`` test images; adds the
-    ``sanity_top`` (top 3 layers) and ``sanity_all`` values, returns the mean curves."""
-    n = min(unit.cfg.n_sanity, len(unit.x))
-    x = unit.x[:n].to(unit.cfg.device)
-    res = M.cascading_randomization(unit.model, make, x, unit.y[:n].to(x.device), seed=0)
-    sp = torch.as_tensor(res["spearman"]).float().nan_to_num(0.0).numpy()  # constant map: 0
-    ss = torch.as_tensor(res["ssim"]).float().nan_to_num(0.0).numpy()
-    k = min(3, len(res["layers"]))
-    values["sanity_top"] = ("sanity", sp[k - 1])
+    """Cascading randomisation on ``n_sanity`` test images (stratified by class).
+
+    Adds ``sanity_top`` (Spearman after randomising the layers from the output down to
+    and including the last convolution of the features, so the step touches what the
+    maps are made of — not only the classifier, BatchNorm or the SE block's own 1×1
+    convolutions),
+    ``sanity_all`` (after every layer) and ``sanity_constant`` (the share of maps that
+    became constant after every layer: they have no rank order, so they are counted here
+    instead of scoring a flattering 0). Returns the mean curves and the layer names."""
+    idx = stratified_indices(unit.y, unit.cfg.n_sanity)
+    x, y = unit.x[idx].to(unit.cfg.device), unit.y[idx].to(unit.cfg.device)
+    res = M.cascading_randomization(unit.model, make, x, y, seed=0, init=unit.cfg.sanity_init)
+    sp = torch.as_tensor(res["spearman"]).float().numpy()
+    ss = torch.as_tensor(res["ssim"]).float().numpy()
+    kinds = res["kinds"]
+    se = find_se_block(unit.model, required=False)
+    own = {n for n, m in unit.model.named_modules() if se is not None and _within(m, se)}
+    convs = [i for i, (n, k) in enumerate(zip(res["layers"], kinds, strict=True))
+             if "Conv" in k and n not in own]  # fmt: skip
+    top = convs[0] if convs else min(3, len(kinds)) - 1
+    values["sanity_top"] = ("sanity", sp[top])
     values["sanity_all"] = ("sanity", sp[-1])
+    values["sanity_constant"] = ("sanity", np.isnan(sp[-1]).astype(np.float64))
     return {
-        "layers": list(res["layers"]),
-        "spearman": sp.mean(1).tolist(),
-        "ssim": ss.mean(1).tolist(),
+        "layers": [f"{n} ({k})" for n, k in zip(res["layers"], kinds, strict=True)],
+        "top_step": top,
+        "init": unit.cfg.sanity_init,
+        "spearman": _finite_means(sp),
+        "constant": np.isnan(sp).mean(1).tolist(),
+        "ssim": _finite_means(ss),
     }
+
+
+def _within(module: nn.Module, block: nn.Module) -> bool:
+    return any(module is m for m in block.modules())
+
+
+def _finite_means(a: np.ndarray) -> list[float]:
+    """Row means over the finite values (NaN for a row with none)."""
+    ok = np.isfinite(a)
+    sums = np.where(ok, a, 0.0).sum(1)
+    return [float(s / k) if k else float("nan") for s, k in zip(sums, ok.sum(1), strict=True)]

@@ -10,12 +10,24 @@ import torch
 
 from ..datasets import get_dataset, list_datasets
 from ..explainers import list_explainers
+from ..metrics.sanity import INITS
 from ..metrics.vocabulary import FAMILIES
 
-__all__ = ["BenchConfig", "DEFAULT_METHODS", "FAMILIES", "SCHEMA_VERSION", "check_device"]
+__all__ = [
+    "BenchConfig",
+    "DEFAULT_DATASETS",
+    "DEFAULT_METHODS",
+    "FAMILIES",
+    "SCHEMA_VERSION",
+    "check_device",
+]
 
 #: Version of the run-folder layout and the cells' contents (part of every fingerprint).
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
+
+#: The default datasets: the two on which methods differ (on an8flower-single-6c every
+#: method but the random floor points at the leaf; it is one ``--dataset`` away).
+DEFAULT_DATASETS = "an8flower-hard,scenes-6c"
 
 DEFAULT_METHODS = [
     "se",
@@ -23,6 +35,7 @@ DEFAULT_METHODS = [
     "se-logit",
     "se-topk",
     "se-class",
+    "activation-mean",
     "gradcam",
     "vebi",
     "vebi-nofix",
@@ -68,8 +81,9 @@ class BenchConfig:
     ``dataset`` is one registered name (:func:`squeezex.datasets.list_datasets`) or a
     comma-separated list; ``explain_seeds`` > 1 makes the training seed a dimension of
     the table (each seed's SE model is explained and scored). ``families`` picks metric
-    families (default: all). ``n_sanity`` and ``n_sensitivity`` are the numbers of test
-    images the two costliest metrics use. ``deletion_baseline`` is what deleted pixels
+    families (default: all). ``n_sanity``, ``n_sensitivity`` and ``n_road`` are the
+    numbers of test images (stratified by class) the three costliest metrics use; ``sanity_init`` is how the
+    sanity check re-initialises a layer ("redraw", Adebayo et al.'s, or "reset"). ``deletion_baseline`` is what deleted pixels
     become ("zero", "mean" or "blur"): zero by measurement — on an8Flower a blurred leaf
     keeps its colour, so the class survives deletion with "blur" and every map, random
     included, scores 0.98-0.99 deletion AUC (zero: SE 0.19, Grad-CAM 0.19, random 0.71,
@@ -81,7 +95,7 @@ class BenchConfig:
             lists the choices).
     """
 
-    dataset: str = "an8flower-single-6c"
+    dataset: str = DEFAULT_DATASETS
     methods: list[str] = field(default_factory=lambda: list(DEFAULT_METHODS))
     seed: int = 0
     seeds: int = 3
@@ -98,10 +112,12 @@ class BenchConfig:
     checkpoints: str | None = "data/checkpoints"
     vebi_mu: float | None = None
     families: list[str] = field(default_factory=lambda: list(FAMILIES))
-    deletion_steps: int = 20
+    deletion_steps: int = 10
     deletion_baseline: str = "zero"
-    n_sensitivity: int = 32
-    n_sanity: int = 16
+    n_sensitivity: int = 16
+    n_sanity: int = 12
+    n_road: int = 24
+    sanity_init: str = "redraw"
     n_examples: int = 6
     resume: bool = True
     progress: bool = True
@@ -135,6 +151,8 @@ class BenchConfig:
             raise ValueError(f"unknown metric family {', '.join(bad)}; choose from {FAMILIES}")
         if self.pool not in ("max", "avg"):
             raise ValueError(f"pool must be 'max' or 'avg', got {self.pool!r}")
+        if self.sanity_init not in INITS:
+            raise ValueError(f"sanity_init must be one of {INITS}, got {self.sanity_init!r}")
         if self.deletion_baseline not in ("zero", "mean", "blur"):
             raise ValueError(
                 f"deletion_baseline must be 'zero', 'mean' or 'blur', got {self.deletion_baseline!r}"
@@ -151,6 +169,7 @@ class BenchConfig:
             ("deletion_steps", 2),
             ("n_sensitivity", 2),
             ("n_sanity", 2),
+            ("n_road", 2),
             ("size", 32),
         ]:
             if getattr(self, name) < least:

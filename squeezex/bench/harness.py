@@ -17,7 +17,7 @@ from tqdm.auto import tqdm
 
 from ..datasets import get_dataset
 from ..explainers import SEAttribution
-from ..explainers.references import centre_map, oracle_map, silhouette_map
+from ..explainers.references import centre_map, constant_map, oracle_map, silhouette_map
 from ..geometry import feature_geometry
 from ..io import remove_stale_temps
 from ..metrics import stride_periods
@@ -86,6 +86,10 @@ def split_record(test) -> dict:
     }
     if hasattr(test, "object_masks"):
         data["object_masks"] = test.object_masks.clone()
+    for name in ("regions", "cue_targets", "object_targets"):
+        if getattr(test, name, None) is not None:
+            v = getattr(test, name)
+            data[name] = {k: t.clone() for k, t in v.items()} if name == "regions" else v.clone()
     return data
 
 
@@ -99,6 +103,7 @@ def make_unit(cfg, store: RunStore, dname: str, seed: int, model, ckpt, train, t
     refs = {
         "centre": centre_map(len(x), tuple(x.shape[-2:])),
         "oracle": oracle_map(test.masks, feature_size, geometry),
+        "constant": constant_map(len(x), tuple(x.shape[2:])),
     }
     if hasattr(test, "object_masks"):
         refs["silhouette"] = silhouette_map(test.object_masks)
@@ -110,7 +115,7 @@ def make_unit(cfg, store: RunStore, dname: str, seed: int, model, ckpt, train, t
     return Unit(
         cfg, dname, seed, model, train, x, test.targets, test.masks,
         stride_periods(model, xd), forward_ms(model, x.to(cfg.device), cfg.batch_size),
-        refs, ckpt,
+        refs, ckpt, regions=dict(getattr(test, "regions", None) or {}),
     )  # fmt: skip
 
 

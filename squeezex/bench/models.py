@@ -11,11 +11,11 @@ from pathlib import Path
 
 from ..datasets import DatasetSpec
 from ..models import build_model
-from ..training import evaluate, fit, load_checkpoint, save_checkpoint
+from ..training import evaluate, fit, load_checkpoint, predict, save_checkpoint
 from .config import BenchConfig
 from .store import RunWarning
 
-__all__ = ["splits", "trained_model", "train_models", "model_summary"]
+__all__ = ["splits", "trained_model", "train_models", "model_summary", "model_reliance"]
 
 
 def splits(cfg: BenchConfig, dataset: str):
@@ -89,7 +89,7 @@ def train_models(cfg: BenchConfig, spec: DatasetSpec, train, test):
         ``({seed: (SE model on cfg.device, checkpoint path)} for the explained seeds,
         the accuracy summary)``.
     """
-    acc_se, acc_plain, seconds, explained = [], [], [], {}
+    acc_se, acc_plain, seconds, explained, reliance = [], [], [], {}, {}
     for s in cfg.train_seeds:
         for se in (True, False):
             model, secs, path = _train_one(cfg, spec, train, se, s)
@@ -97,9 +97,23 @@ def train_models(cfg: BenchConfig, spec: DatasetSpec, train, test):
             seconds.append(secs)
             if se and s in cfg.explained_seeds:
                 explained[s] = (model.to(cfg.device), path)
+            if se and hasattr(test, "cue_targets"):
+                reliance[str(s)] = model_reliance(model, test, cfg.device)
     summary = model_summary(cfg, acc_se, acc_plain, seconds)
     summary.update(n_train=len(train), n_test=len(test))
+    if reliance:
+        summary["reliance"] = reliance
     return explained, summary
+
+
+def model_reliance(model, test, device: str = "cpu") -> dict:
+    """What a model of a cue dataset follows on its test split: the share of the images
+    whose cue and object disagree on which the model predicts the cue's class
+    (``reliance``) or the object's (``object``)."""
+    from ..datasets.cues import cue_reliance
+
+    preds, _ = predict(model, test, device=device)
+    return cue_reliance(preds, test.cue_targets, test.object_targets)
 
 
 def model_summary(cfg: BenchConfig, acc_se, acc_plain, seconds) -> dict:

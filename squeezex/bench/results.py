@@ -11,11 +11,12 @@ from __future__ import annotations
 
 from dataclasses import asdict
 
-from ..explainers import list_explainers
-from ..explainers.references import REFERENCES
+from ..explainers import explainer_info, list_explainers
+from ..explainers.references import REFERENCE_FOOTING, REFERENCES
 from ..io import atomic_write_json, atomic_write_text
 from ..metrics.vocabulary import METRICS
 from .config import SCHEMA_VERSION, BenchConfig
+from .report import discrimination, most_discriminating, paired_comparison, se_diagnostics
 from .store import CorruptRunError, RunStore, check_models
 from .tables import csv_text, latex_table
 
@@ -77,6 +78,8 @@ def assemble(store: RunStore, cfg: BenchConfig, cells: list[dict] | None = None)
     prefix = f"{first}/{cfg.seed}/"  # the first block's timings under short names too
     timing.update({k[len(prefix) :]: v for k, v in list(timing.items()) if k.startswith(prefix)})
     names = list(dict.fromkeys(row["metric"] for row in rows))
+    blocks = list(dict.fromkeys((r["dataset"], r["seed"]) for r in rows))
+    separation = discrimination(rows)
     return {
         "schema": SCHEMA_VERSION,
         "dataset": first,
@@ -93,10 +96,27 @@ def assemble(store: RunStore, cfg: BenchConfig, cells: list[dict] | None = None)
         "fits_by_cell": fits_by_cell,
         "sanity": sanity,
         "timing": timing,
+        "footing": _footing(records),
+        "discrimination": separation,
+        "most_discriminating": most_discriminating(separation),
+        "se_vs_activation_mean": paired_comparison(store, records, "se", "activation-mean"),
+        "se_diagnostics": se_diagnostics(store, blocks),
         "cells": list(cells or []),
         "cells_dir": f"cells/{store.fingerprint}",
         "config": asdict(cfg),
     }
+
+
+def _footing(records: list[dict]) -> dict:
+    """Method → on what footing its maps are made (layer, gradients, upsampling)."""
+    out, known = {}, set(list_explainers())
+    for r in records:
+        name, kind = r["key"]["method"], r["key"]["kind"]
+        if kind == "reference":
+            out[name] = REFERENCE_FOOTING.get(name, "reference map (not the model's)")
+        elif name in known:
+            out[name] = explainer_info(name).footing
+    return out
 
 
 def _describe(name: str) -> dict:

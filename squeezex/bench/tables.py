@@ -66,13 +66,66 @@ def format_table(results: dict, families: list[str] | None = None, intervals: bo
             if families is None or fam in families:
                 lines += _family_table([r for r in rows if r["family"] == fam], fam, intervals)
         lines += _model_lines(results, dname, seed)
+        lines += _report_lines(results, f"{dname}/{seed}")
         lines.append("")
     names = {r["metric"] for r in results["rows"]}
     lower = sorted(k for k in names if direction(k, results) is False)
     if lower:
         lines.append(f"lower is better: {', '.join(lower)}; intervals: 95 % bootstrap")
     lines += _fit_lines(results)
+    lines += _footing_lines(results)
+    best = results.get("most_discriminating")
+    if best and len(results.get("discrimination", {})) > 1:
+        lines.append(f"methods differ most on {best} (share of method pairs told apart)")
     return "\n".join(lines).rstrip()
+
+
+def _ci(s: dict) -> str:
+    return f"{_fmt(s['value'])} [{_fmt(s['ci_low'])},{_fmt(s['ci_high'])}]"
+
+
+def _report_lines(results: dict, block: str) -> list[str]:
+    """Reliance on a cue, which metrics separate methods, and SE vs the activation mean."""
+    out = []
+    dname, seed = block.rsplit("/", 1)
+    rel = results.get("models", {}).get(dname, {}).get("reliance", {}).get(seed)
+    if rel:
+        out.append(
+            f"model reliance on the cue {rel['reliance']:.3f}, on the object {rel['object']:.3f} "
+            f"({rel['n']} test images whose cue and object disagree)"
+        )
+    sep = results.get("discrimination", {}).get(block, {})
+    told = [f"{m} {s['separated']}/{s['pairs']}" for m, s in sep.items() if s["pairs"]]
+    if told:
+        out.append("method pairs with non-overlapping 95 % intervals: " + ", ".join(told))
+    cmp = results.get("se_vs_activation_mean", {}).get(block)
+    if cmp:
+        diffs = ", ".join(
+            f"{m} {_ci(d['difference'])}"
+            for m, d in cmp["metrics"].items()
+            if METRICS[m].family == "localisation"
+        )
+        out.append(f"se vs activation-mean: map correlation {_ci(cmp['correlation'])}")
+        out.append(f"  se − activation-mean: {diffs}")
+    diag = results.get("se_diagnostics", {}).get(block)
+    if diag and "error" in diag:
+        out.append(f"SE vector: {diag['error']}")
+    elif diag:
+        a, p = diag["all"], diag["paper"]
+        out.append(
+            f"SE vector: s in [{a['s_min']:.2f}, {a['s_max']:.2f}], per-image std "
+            f"{a['image_std_mean']:.3f}; paper rule: overlap of selections across images "
+            f"{p['jaccard_images']:.2f}, across classes {p['jaccard_classes']:.2f}"
+        )
+    return out
+
+
+def _footing_lines(results: dict) -> list[str]:
+    footing = results.get("footing", {})
+    if not footing:
+        return []
+    width = max(len(m) for m in footing) + 2
+    return ["", "footing of each map:"] + [f"  {m:<{width}}{f}" for m, f in footing.items()]
 
 
 def _model_lines(results: dict, dname: str, seed: int) -> list[str]:

@@ -2,6 +2,7 @@
 for real data in local folders."""
 
 from .an8flower import An8Flower, An8FlowerFolder
+from .cues import CueDataset, CueFlowers, cue_reliance, decode_cue, plant_cue
 from .digits import Digits, mnist
 from .folders import write_folders
 from .imagenet import ImageNetBoxes
@@ -20,6 +21,11 @@ from .voc import VOC_CLASSES, VOCMasks
 __all__ = [
     "An8Flower",
     "An8FlowerFolder",
+    "CueDataset",
+    "CueFlowers",
+    "plant_cue",
+    "decode_cue",
+    "cue_reliance",
     "Digits",
     "mnist",
     "VOCMasks",

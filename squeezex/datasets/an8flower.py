@@ -15,9 +15,18 @@ Generator design, against the traps a prototype fell into:
   and upsampled back) points inside the part for almost every image at 64×64.
 * ``difficulty="easy"`` (default): every other part and the clutter take colours from a
   palette disjoint from the class colours, so only the part's colour carries the class.
-  ``difficulty="hard"``: class colours also appear on other parts and in the clutter, so
-  a model has to find *the* part. ``hide_parts=True`` paints the discriminative parts in
-  the neutral palette: a model trained on that is at chance (tested).
+  ``hide_parts=True`` paints the discriminative parts in the neutral palette: a model
+  trained on that is at chance (tested).
+* ``difficulty="hard"``: colour anywhere in the image does not give the class, only the
+  colour *on the part* does. Class colours also appear on the other parts (40 % of
+  them), on the background and the clutter (8-14 items), and on 2-4 loose, veined leaves
+  the size of the leaf; the leaf and the bud are 0.6× the size (0.36× the area: the leaf
+  covers 1.1 % of the image), and a neutral stroke crosses each (masks keep the visible
+  pixels). The most common class colour in the image gives the class for 20 % of images
+  (100 % in easy). An oracle map at stride 4 still points inside the leaf for 95 % of
+  images at 64×64 (stride 8: 74 %). The benchmark's small CNN with SE (12 epochs,
+  64×64) reaches a test accuracy of 0.94-0.96 over seeds 0-2 with 300 training images
+  per class (0.87-0.92 with 200, where easy is at 1.0).
 """
 
 from __future__ import annotations
@@ -31,6 +40,7 @@ import torch
 from PIL import Image
 from torch.utils.data import Dataset
 
+from .base import TensorSplit
 from .registry import register_dataset
 from .voc import read_image
 
@@ -68,6 +78,10 @@ _VARIANTS = {
     ),
 }
 _SPLITS = {"train": 0, "val": 1, "test": 2}
+#: What ``difficulty="hard"`` changes: the leaf and the bud scaled by ``part_scale``,
+#: ``decoys`` loose leaves in class colours, ``clutter`` strokes and blobs (class colours
+#: among them), and a neutral stroke across every discriminative part.
+_HARD = {"part_scale": 0.6, "decoys": (2, 4), "clutter": (8, 14)}
 _SS = 2  # supersampling factor for anti-aliasing
 
 
@@ -120,29 +134,43 @@ def render_flower(
     *,
     palette: list[tuple],
     clutter: int | None = None,
+    part_scale: float = 1.0,
+    decoys: list[tuple] = (),
+    occlude: bool = False,
 ) -> tuple[np.ndarray, dict[str, np.ndarray]]:
     """Render one flower; returns an H×W×3 float image in [0, 1] and per-part masks.
 
     ``part_colours`` fixes the colour of named parts (``leaf``, ``bud``, …); every
     other part takes a colour drawn from ``palette``. Masks are the visible (not
     occluded) pixels of each part, plus ``object`` (the whole flower).
+
+    Harder images: ``part_scale`` scales the leaf and the bud; ``decoys`` are the colours
+    of loose leaves (veined, the size of the leaf, no stem) drawn in the background;
+    ``occlude`` draws a neutral stroke across every fixed-colour part (its pixels leave
+    the part's mask). The defaults draw exactly what they drew before these options.
     """
-    cv, pose = _pose(rng, size, part_colours)
+    cv, pose = _pose(rng, size, part_colours, part_scale)
 
     def colour(name):
         return part_colours.get(name) or palette[rng.integers(len(palette))]
 
     _background(cv, rng, palette, clutter)
+    if len(decoys):
+        _decoys(cv, rng, pose, decoys)
     parts = _draw_parts(cv, rng, pose, colour)
+    if occlude:
+        _occlude(cv, rng, pose, parts, [p for p in ("leaf", "bud") if p in part_colours])
     img = _lighting(cv, rng)
     masks = {k: cv.down(v.astype(np.float64)) >= 0.5 for k, v in parts.items()}
     masks["object"] = np.logical_or.reduce([m for m in masks.values()])
     return img, masks
 
 
-def _pose(rng: np.random.Generator, S: int, part_colours: dict) -> tuple[_Canvas, SimpleNamespace]:
+def _pose(
+    rng: np.random.Generator, S: int, part_colours: dict, k: float = 1.0
+) -> tuple[_Canvas, SimpleNamespace]:
     """A canvas and the flower's geometry, resampled until the fixed-colour parts are
-    fully in frame."""
+    fully in frame; ``k`` scales the leaf and the bud (their attachment points stay)."""
     while True:
         cv = _Canvas(S, rng)
         r = rng.uniform(0.16, 0.20) * S
@@ -158,10 +186,10 @@ def _pose(rng: np.random.Generator, S: int, part_colours: dict) -> tuple[_Canvas
         bud_at = head + d * (0.28 * L)
         pose = SimpleNamespace(
             r=r, d=d, L=L, head=head, leaf_at=leaf_at, leaf2_at=leaf2_at, bud_at=bud_at,
-            leaf_c=leaf_at + p * (0.80 * r) - d * (0.18 * r),
+            leaf_c=leaf_at + p * (0.80 * r * k) - d * (0.18 * r * k),
             leaf2_c=leaf2_at - p * (0.70 * r) - d * (0.15 * r),
             bud_c=bud_at + p * (1.50 * r) - d * (0.35 * r),
-            bud_rad=0.42 * r, leaf_ab=(0.80 * r, 0.44 * r),
+            bud_rad=0.42 * r * k, leaf_ab=(0.80 * r * k, 0.44 * r * k), k=k,
         )  # fmt: skip
         fixed = {"leaf": (pose.leaf_c, pose.leaf_ab[0]), "bud": (pose.bud_c, pose.bud_rad)}
         margin = 1.0
@@ -215,7 +243,7 @@ def _draw_parts(cv: _Canvas, rng, f: SimpleNamespace, colour) -> dict[str, np.nd
     draw("leaf2", cv.ellipse(*f.leaf2_c, 0.70 * r, 0.36 * r, leaf2_angle), colour("leaf2"))
     _veins(cv, parts["leaf2"], f.leaf2_c, 0.70 * r, leaf2_angle, r)
     draw("leaf", cv.ellipse(*f.leaf_c, *f.leaf_ab, leaf_angle), colour("leaf"))
-    _veins(cv, parts["leaf"], f.leaf_c, f.leaf_ab[0], leaf_angle, r)
+    _veins(cv, parts["leaf"], f.leaf_c, f.leaf_ab[0], leaf_angle, r * f.k)
     draw("bud", cv.ellipse(*f.bud_c, f.bud_rad, f.bud_rad, 0.0), colour("bud"))
     _speckles(cv, parts["bud"], f.bud_c, f.bud_rad)
     n_pet = int(rng.integers(5, 9))
@@ -229,6 +257,38 @@ def _draw_parts(cv: _Canvas, rng, f: SimpleNamespace, colour) -> dict[str, np.nd
     draw("petals", petals, petal_col)
     draw("centre", cv.ellipse(*f.head, 0.33 * r, 0.33 * r, 0.0), colour("centre"))
     return parts
+
+
+def _decoys(cv: _Canvas, rng: np.random.Generator, f: SimpleNamespace, colours) -> None:
+    """Loose leaves the size of the discriminative leaf, veined like it, in ``colours``,
+    anywhere in the frame (behind the flower): a colour seen on a leaf-like blob is not
+    the class unless the blob is the lower leaf on the stem."""
+    S = cv.n // cv.scale
+    a, b = f.leaf_ab
+    for col in colours:
+        c = rng.uniform(0.05, 0.95, 2) * S
+        angle = rng.uniform(0, 2 * math.pi)
+        cover = cv.ellipse(*c, a, b, angle)
+        cv.paint(cover, col)
+        _veins(cv, cover, c, a, angle, f.r * f.k)
+
+
+def _occlude(cv: _Canvas, rng, f: SimpleNamespace, parts: dict, names: list[str]) -> None:
+    """A neutral stroke across each named part, through a point inside it; the stroke's
+    pixels leave every part's mask (masks stay the visible pixels)."""
+    neutral = list(NEUTRAL_COLOURS.values())
+    for name in names:
+        ys, xs = np.nonzero(parts[name])
+        if len(xs) == 0:
+            continue
+        j = rng.integers(len(xs))
+        c = np.array([cv.xx[ys[j], xs[j]], cv.yy[ys[j], xs[j]]])
+        ang = rng.uniform(0, math.pi)
+        u = np.array([math.cos(ang), math.sin(ang)]) * rng.uniform(1.0, 2.0) * f.leaf_ab[0]
+        cover = cv.segment(*(c - u), *(c + u), rng.uniform(0.10, 0.16) * f.r)
+        cv.paint(cover, np.asarray(neutral[rng.integers(len(neutral))]) * 0.8)
+        for k in parts:
+            parts[k] &= ~cover
 
 
 def _lighting(cv: _Canvas, rng: np.random.Generator) -> np.ndarray:
@@ -268,7 +328,7 @@ def _speckles(cv: _Canvas, inside: np.ndarray, c, rad: float) -> None:
     _shade(cv, dots & inside, 0.55)
 
 
-class An8Flower(Dataset):
+class An8Flower(TensorSplit):
     """an8Flower-style generator: ``(image, target, mask)`` with the true explanation.
 
     Args:
@@ -279,7 +339,8 @@ class An8Flower(Dataset):
         size: image side in pixels (the original renders are 112×112).
         seed: everything is a function of ``(seed, split, index)``; global RNG untouched.
         difficulty: ``"easy"`` (class colours only on the discriminative parts) or
-            ``"hard"`` (class colours also on other parts and in the clutter).
+            ``"hard"`` (class colours also on other parts, loose leaves and clutter;
+            smaller parts, each crossed by a stroke: see the module notes).
         hide_parts: paint the discriminative parts in neutral colours (a control: the
             class is then not in the image).
         transform, target_transform: applied to the image (a float tensor 3×H×W in
@@ -291,6 +352,8 @@ class An8Flower(Dataset):
         masks: N×1×H×W bool, the discriminative part(s).
         object_masks: N×1×H×W bool, the whole flower (for the silhouette reference).
         part_masks: dict name → N×1×H×W bool for every part.
+        regions: dict name → N×1×H×W bool for each discriminative part (``leaf``, and
+            ``bud`` in ``double-12c``): what a map should cover to show all the class.
 
     Example:
         >>> ds = An8Flower("single-6c", n_per_class=2, size=64, seed=0)
@@ -331,8 +394,6 @@ class An8Flower(Dataset):
 
     def _generate(self) -> None:
         parts, colour_sets = _VARIANTS[self.variant]
-        neutral = list(NEUTRAL_COLOURS.values())
-        palette = neutral + (list(CLASS_COLOURS.values()) if self.difficulty == "hard" else [])
         combos = (
             [(a,) for a in colour_sets[0]]
             if len(parts) == 1
@@ -344,12 +405,7 @@ class An8Flower(Dataset):
         targets = np.zeros(n, dtype=np.int64)
         for i in range(n):
             label = i % len(combos)
-            rng = np.random.default_rng([self.seed, _SPLITS[self.split], i])
-            if self.hide_parts:
-                fixed = {p: neutral[rng.integers(len(neutral))] for p in parts}
-            else:
-                fixed = {p: CLASS_COLOURS[c] for p, c in zip(parts, combos[label], strict=True)}
-            img, masks = render_flower(rng, self.size, fixed, palette=palette)
+            img, masks = self._render(i, parts, combos[label])
             imgs[i] = np.round(img.transpose(2, 0, 1) * 255).astype(np.uint8)
             targets[i] = label
             for k, m in masks.items():
@@ -363,18 +419,30 @@ class An8Flower(Dataset):
         for p in parts:
             self.masks |= self.part_masks[p]
         self.object_masks = self.part_masks["object"]
+        self.regions = {p: self.part_masks[p] for p in parts}
 
-    def __len__(self) -> int:
-        return len(self.targets)
-
-    def __getitem__(self, i: int):
-        image = self.images[i].float() / 255
-        target = int(self.targets[i])
-        if self.transform is not None:
-            image = self.transform(image)
-        if self.target_transform is not None:
-            target = self.target_transform(target)
-        return image, target, self.masks[i]
+    def _render(self, i: int, parts, combo) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+        """Image ``i`` (class colours ``combo`` on ``parts``) and its part masks."""
+        neutral = list(NEUTRAL_COLOURS.values())
+        rng = np.random.default_rng([self.seed, _SPLITS[self.split], i])
+        if self.hide_parts:
+            fixed = {p: neutral[rng.integers(len(neutral))] for p in parts}
+        else:
+            fixed = {p: CLASS_COLOURS[c] for p, c in zip(parts, combo, strict=True)}
+        if self.difficulty == "easy":
+            return render_flower(rng, self.size, fixed, palette=neutral)
+        class_colours = [CLASS_COLOURS[c] for cs in _VARIANTS[self.variant][1] for c in cs]
+        lo, hi = _HARD["decoys"]
+        decoys = [
+            class_colours[j]
+            for j in rng.integers(len(class_colours), size=rng.integers(lo, hi + 1))
+        ]
+        lo, hi = _HARD["clutter"]
+        return render_flower(
+            rng, self.size, fixed, palette=neutral + list(CLASS_COLOURS.values()),
+            clutter=int(rng.integers(lo, hi + 1)), part_scale=_HARD["part_scale"],
+            decoys=decoys, occlude=True,
+        )  # fmt: skip
 
     def __repr__(self) -> str:
         return (
@@ -484,7 +552,7 @@ class An8FlowerFolder(Dataset):
     "an8flower-single-6c",
     description="an8Flower single-6c: 6 classes, the colour of the lower leaf",
     n_train=200,
-    n_test=50,
+    n_test=25,
     vebi_mu=5.0,  # the paper's μ for an8Flower
 )
 def _an8flower_single(split: str, *, n_per_class: int, size: int, seed: int) -> An8Flower:
@@ -500,3 +568,16 @@ def _an8flower_single(split: str, *, n_per_class: int, size: int, seed: int) -> 
 )
 def _an8flower_double(split: str, *, n_per_class: int, size: int, seed: int) -> An8Flower:
     return An8Flower("double-12c", split, n_per_class=n_per_class, size=size, seed=seed)
+
+
+@register_dataset(
+    "an8flower-hard",
+    description="an8Flower single-6c, hard: smaller occluded leaf, class colours everywhere",
+    n_train=300,  # measured: test accuracy 0.94-0.96 over 3 seeds (200/class: 0.87-0.92)
+    n_test=25,
+    vebi_mu=5.0,
+)
+def _an8flower_hard(split: str, *, n_per_class: int, size: int, seed: int) -> An8Flower:
+    return An8Flower(
+        "single-6c", split, n_per_class=n_per_class, size=size, seed=seed, difficulty="hard"
+    )

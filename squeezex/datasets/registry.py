@@ -13,6 +13,10 @@ A builder takes the split (``"train"`` or ``"test"``), the images per class, the
 side and the seed, and returns a dataset whose items are ``(image, target, mask)`` and
 which holds its whole split as tensors: ``images`` (N×C×H×W uint8), ``targets``,
 ``masks`` (N×1×H×W bool), ``classes`` (and ``object_masks`` where it has them).
+Optionally, ``regions`` (a dict name → N×1×H×W bool: named ground-truth regions, e.g.
+an8Flower's discriminative parts, or a cue dataset's ``"cue"`` and ``"object"``) and, for
+cue datasets (:mod:`squeezex.datasets.cues`), ``cue_targets`` and ``object_targets`` (N
+long: the class the cue, and the object, indicates).
 """
 
 from __future__ import annotations
@@ -130,4 +134,4 @@ def build_dataset(name: str, split: str, **kwargs):
 
 def _load() -> None:
     """Import the modules that register datasets (they register on import)."""
-    from . import an8flower, scenes  # noqa: F401
+    from . import an8flower, cues, scenes  # noqa: F401

@@ -43,8 +43,8 @@ import torch
 import torch.nn.functional as F
 from PIL import Image, ImageDraw
 from scipy import ndimage, signal
-from torch.utils.data import Dataset
 
+from .base import TensorSplit
 from .registry import TrainOptions, register_dataset
 
 __all__ = ["Scenes", "SceneArrays", "make_scenes", "SHAPES", "DISTRACTOR_SHAPES"]
@@ -401,7 +401,7 @@ def make_scenes(
     )
 
 
-class Scenes(Dataset):
+class Scenes(TensorSplit):
     """Multi-shape scenes: ``(image, target, mask)`` where the mask is the class shape.
 
     A ground-truth setting in the spirit of an8Flower (Oramas et al., ICLR 2019;
@@ -460,18 +460,6 @@ class Scenes(Dataset):
         self.target_boxes, self.object_masks = data.boxes, data.object_masks
         self.classes, self.distractors = data.classes, data.distractors
 
-    def __len__(self) -> int:
-        return len(self.targets)
-
-    def __getitem__(self, i: int):
-        image = self.images[i].float() / 255
-        target = int(self.targets[i])
-        if self.transform is not None:
-            image = self.transform(image)
-        if self.target_transform is not None:
-            target = self.target_transform(target)
-        return image, target, self.masks[i]
-
     def boxes(self, i: int) -> torch.Tensor:
         """The class shape's box in image ``i``: a 1×4 float tensor ``x1, y1, x2, y2``."""
         return self.target_boxes[i][None].clone()
@@ -488,7 +476,7 @@ class Scenes(Dataset):
     "scenes-6c",
     description="scenes: 6 classes, the one class shape among distractors",
     n_train=200,
-    n_test=50,
+    n_test=25,
     # picking the class shape among distractors needs >= 150 images per class and small
     # batches (measured: 0.93 test accuracy at 200/class, batch 16; 0.3-0.4 at 100)
     train=TrainOptions(batch_size=16),

@@ -1,16 +1,27 @@
 """Explainers: the SE explanation, VEBI, baselines through Captum, and the registry.
 
 Each class registers itself where it is defined (``@register_explainer``); importing this
-package fills the registry in a fixed order: the SE explanation and its rules, the Captum
-baselines and the random floor, VEBI.
+package fills the registry in a fixed order: the SE explanation, its rules and its
+gradient-free baseline ``activation-mean`` (s := 1), the Captum baselines (with EigenCAM
+and the ``-interp`` presets) and the random floor, VEBI. ``explainer_info(name).footing``
+says on what footing each name's map is produced. :mod:`.diagnostics` describes SE vectors
+(range, spread, overlap of the selected channels) and compares maps.
 """
 
 # the SE explanation registers first: the registry's order is the tables' order
-from .se import SELECTIONS, SEAttribution, SEVector, select_channels  # isort: split
+from .se import (  # isort: split
+    SELECTIONS,
+    WEIGHTS,
+    ActivationMeanAttribution,
+    SEAttribution,
+    SEVector,
+    select_channels,
+)
 
 from .base import HeatmapAttribution, ModelOutput
 from .baselines import (
     DeconvolutionAttribution,
+    EigenCAM,
     GradCAM,
     GradCAMPlusPlus,
     GuidedBackpropAttribution,
@@ -21,11 +32,21 @@ from .baselines import (
     PixelAttribution,
     RandomAttribution,
     SaliencyAttribution,
+    eigen_map,
     feature_module,
     gradcam_pp_map,
+    layer_activations,
     pixel_map,
 )
-from .registry import explainer_info, get_explainer, list_explainers, register_explainer
+from .diagnostics import map_correlation, se_vector_report
+from .registry import (
+    UPSAMPLING,
+    ExplainerInfo,
+    explainer_info,
+    get_explainer,
+    list_explainers,
+    register_explainer,
+)
 from .vebi import (
     Interpretation,
     RelevantFeatures,
@@ -49,9 +70,12 @@ __all__ = [
     "HeatmapAttribution",
     "ModelOutput",
     "SEAttribution",
+    "ActivationMeanAttribution",
     "SEVector",
     "SELECTIONS",
+    "WEIGHTS",
     "GradCAM",
+    "EigenCAM",
     "GradCAMPlusPlus",
     "GuidedGradCAM",
     "PixelAttribution",
@@ -63,11 +87,17 @@ __all__ = [
     "OcclusionAttribution",
     "RandomAttribution",
     "gradcam_pp_map",
+    "eigen_map",
     "pixel_map",
     "select_channels",
     "feature_module",
+    "layer_activations",
+    "se_vector_report",
+    "map_correlation",
     "register_explainer",
     "get_explainer",
     "list_explainers",
     "explainer_info",
+    "ExplainerInfo",
+    "UPSAMPLING",
 ]

@@ -7,9 +7,11 @@ post-processing (METHODS.md §4).
 
 Two families:
 
-* **Layer maps** (Grad-CAM, Grad-CAM++) read the layer :func:`feature_module` picks (the
-  SE block's output when there is one) and are upsampled with the network's geometry,
-  like the SE explanation. Guided Grad-CAM multiplies the geometry-upsampled Grad-CAM map
+* **Layer maps** (Grad-CAM, Grad-CAM++, EigenCAM) read the layer :func:`feature_module`
+  picks (the SE block's output when there is one) and are upsampled with the network's
+  geometry, like the SE explanation. The ``-interp`` presets (``gradcam-interp``,
+  ``gradcam++-interp``) upsample with ``F.interpolate`` instead, as Captum, torchcam and
+  pytorch-grad-cam output their maps, so a table can show what the geometry changes. Guided Grad-CAM multiplies the geometry-upsampled Grad-CAM map
   into Captum's guided backpropagation, so it too sees the cells where they really sit.
 * **Pixel attributions** (guided backprop, deconvolution, saliency, input × gradient,
   integrated gradients, occlusion, and guided Grad-CAM's product) are N×C×H×W. Every
@@ -71,10 +73,16 @@ __all__ = [
     "IntegratedGradientsAttribution",
     "OcclusionAttribution",
     "RandomAttribution",
+    "EigenCAM",
     "feature_module",
+    "layer_activations",
     "gradcam_pp_map",
+    "eigen_map",
     "pixel_map",
 ]
+
+#: What the ``-interp`` presets say about themselves.
+_INTERP = "upsampled as Captum, torchcam, pytorch-grad-cam output it (bilinear F.interpolate)"
 
 #: The warnings Captum emits on every call of the methods wrapped here, by design.
 _EXPECTED_WARNINGS = (
@@ -115,6 +123,35 @@ def feature_module(model: nn.Module, layer: str | nn.Module | None = None, x=Non
     return get_submodule(model, find_feature_layer(model, size))
 
 
+def layer_activations(
+    ex: HeatmapAttribution, layer: nn.Module, x: torch.Tensor, extra: tuple = ()
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """One no-grad forward pass of ``ex``'s explained head: (N×K scores, ``layer``'s output).
+
+    The output is copied (a later in-place op of the model cannot change it); the hook
+    is removed whatever happens.
+    """
+    got: dict = {}
+
+    def keep(module, args, output):
+        got["a"] = output.clone() if isinstance(output, torch.Tensor) else output
+
+    handle = layer.register_forward_hook(keep)
+    try:
+        with torch.no_grad():
+            scores = ex._forward(x, extra)
+    finally:
+        handle.remove()
+    a = got.get("a")
+    if not isinstance(a, torch.Tensor) or a.dim() < 3:
+        raise ValueError(
+            f"layer {type(layer).__name__} gave no N×C×… feature map in the forward pass "
+            f"(got {type(a).__name__ if a is None else tuple(getattr(a, 'shape', ()))}); "
+            "pass layer= a spatial feature layer the model runs"
+        )
+    return scores, a
+
+
 def _target_or_prediction(ex: HeatmapAttribution, x, target, extra) -> torch.Tensor:
     """``target`` (already one index per sample), or the predicted class when ``None``."""
     if target is not None:
@@ -124,13 +161,19 @@ def _target_or_prediction(ex: HeatmapAttribution, x, target, extra) -> torch.Ten
 
 
 # -- the Grad-CAM family: layer maps -------------------------------------------------------
-@register_explainer("gradcam", description="Grad-CAM (Captum LayerGradCam) on the same layer")
+@register_explainer(
+    "gradcam",
+    description="Grad-CAM (Captum LayerGradCam) on the same layer",
+    presets={"gradcam-interp": (f"Grad-CAM, {_INTERP}", {"upsample": "interpolate"})},
+)
 class GradCAM(HeatmapAttribution):
     """Grad-CAM (Selvaraju et al., ICCV 2017) through Captum's ``LayerGradCam``.
 
     Reads the same layer as the SE explanation (the SE block's output when the model
     has one), so both methods see the same features; ``target=None`` explains the
-    predicted class.
+    predicted class. ``gradcam-interp`` (``upsample="interpolate"``) is exactly Captum's
+    ``LayerGradCam(relu_attributions=True)`` + ``LayerAttribution.interpolate(...,
+    "bilinear")`` + min-max.
 
     Example:
         >>> import torch
@@ -141,6 +184,9 @@ class GradCAM(HeatmapAttribution):
     """
 
     needs_gradients = True
+    FOOTING = (
+        "Grad-CAM layer (SE block output, else last spatial layer), layer gradients, {upsampling}"
+    )
 
     def __init__(self, model: nn.Module, layer: str | nn.Module | None = None, **kwargs) -> None:
         super().__init__(model, **kwargs)
@@ -195,7 +241,9 @@ def gradcam_pp_map(
 
 
 @register_explainer(
-    "gradcam++", description="Grad-CAM++ (closed form, exp score) on the same layer as Grad-CAM"
+    "gradcam++",
+    description="Grad-CAM++ (closed form, exp score) on the same layer as Grad-CAM",
+    presets={"gradcam++-interp": (f"Grad-CAM++, {_INTERP}", {"upsample": "interpolate"})},
 )
 class GradCAMPlusPlus(GradCAM):
     """Grad-CAM++ (Chattopadhay et al., WACV 2018) on the same layer as Grad-CAM.
@@ -242,6 +290,8 @@ class GuidedGradCAM(GradCAM):
         torch.Size([2, 1, 64, 64])
     """
 
+    FOOTING = "input gradients (guided backprop) × Grad-CAM layer map by {upsampling}"
+
     def product(self, x, target, extra: tuple = ()) -> torch.Tensor:
         """The N×C×H×W guided Grad-CAM attribution (``target``: one index per sample)."""
         layer = self.layer(x)
@@ -264,6 +314,64 @@ class GuidedGradCAM(GradCAM):
         return self.footing(pixel_map(self.product(x, target, extra)), x, None)
 
 
+def eigen_map(activations: torch.Tensor) -> torch.Tensor:
+    """EigenCAM's signed map: each sample's activations on their first principal component.
+
+    Per sample, the C×… activations become a P×C matrix M (P positions, time included
+    for clips), centred over the positions (as pytorch-grad-cam's ``get_2d_projection``
+    does); the map is M·v₁, v₁ the first right singular vector. v₁'s sign is arbitrary
+    (pytorch-grad-cam keeps what the SVD returns); here it is fixed so that the map
+    correlates positively with the channel-sum activation (equivalently Σ_c v₁,c ≥ 0),
+    so the ReLU of the footing keeps the strongly activated side. A sample with
+    non-finite activations gets a NaN map. Returns N×1×… (before any footing).
+    """
+    n, c = activations.shape[:2]
+    m = activations.reshape(n, c, -1).transpose(1, 2)  # N×P×C
+    m = m - m.mean(1, keepdim=True)
+    bad = ~torch.isfinite(m).flatten(1).all(1)
+    m = torch.where(bad[:, None, None], torch.zeros_like(m), m)
+    v = torch.linalg.svd(m, full_matrices=False).Vh[:, 0, :]  # N×C
+    proj = (m @ v.unsqueeze(-1)).squeeze(-1)  # N×P
+    flip = (proj * m.sum(2)).sum(1) < 0  # against the (centred) channel sum
+    proj = torch.where(flip[:, None], -proj, proj)
+    proj = torch.where(bad[:, None], torch.full_like(proj, float("nan")), proj)
+    return proj.reshape(n, 1, *activations.shape[2:])
+
+
+@register_explainer(
+    "eigencam",
+    description="EigenCAM: first principal component of the Grad-CAM layer (class-agnostic)",
+)
+class EigenCAM(GradCAM):
+    """EigenCAM (Muhammad & Yeasin, IJCNN 2020), pytorch-grad-cam's ``EigenCAM``.
+
+    The Grad-CAM layer's activations projected on their first principal component
+    (:func:`eigen_map`), then the common footing (ReLU, geometry upsampling, min-max).
+    One forward pass, **no gradients**, and **class-agnostic**: ``target`` is checked
+    against the model's output but does not change the map. The sign of the component
+    is fixed (positive correlation with the channel-sum activation), where
+    pytorch-grad-cam leaves it to the SVD.
+
+    Example:
+        >>> import torch
+        >>> from squeezex.models import SmallCNN
+        >>> cam = EigenCAM(SmallCNN(num_classes=6).eval())
+        >>> cam.attribute(torch.rand(2, 3, 64, 64)).shape
+        torch.Size([2, 1, 64, 64])
+    """
+
+    needs_gradients = False
+    FOOTING = (
+        "Grad-CAM layer (SE block output, else last spatial layer), first principal "
+        "component, gradient-free, class-agnostic, {upsampling}"
+    )
+
+    def _heatmaps(self, x, target, extra):
+        layer = self.layer(x)
+        _, acts = layer_activations(self, layer, x, extra)
+        return self.footing(eigen_map(acts), x, self.geometry(layer, x, extra))
+
+
 # -- pixel attributions ----------------------------------------------------------------------
 class PixelAttribution(HeatmapAttribution):
     """Base for Captum methods whose attribution is N×C×H×W, reduced by :func:`pixel_map`.
@@ -275,6 +383,7 @@ class PixelAttribution(HeatmapAttribution):
     """
 
     needs_gradients = True
+    FOOTING = "input gradients, input resolution (no upsampling)"
 
     def _pixels(self, x: torch.Tensor, target: torch.Tensor, extra: tuple, **kwargs):
         raise NotImplementedError
@@ -460,6 +569,7 @@ class OcclusionAttribution(PixelAttribution):
     """
 
     needs_gradients = False
+    FOOTING = "forward passes on occluded inputs, gradient-free, input resolution (no upsampling)"
 
     def __init__(
         self,
@@ -531,6 +641,7 @@ class RandomAttribution(HeatmapAttribution):
     """
 
     per_sample = False
+    FOOTING = "reference map: seeded coarse noise, bilinear interpolation (F.interpolate)"
 
     def __init__(self, model: nn.Module, cell: int = 8, seed: int = 0, **kwargs) -> None:
         super().__init__(model, **kwargs)

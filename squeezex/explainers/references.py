@@ -4,6 +4,10 @@
 * ``silhouette``: the whole-object mask, blurred: what "look at the object" scores.
 * ``oracle``: the true mask pooled to the network's feature cells and upsampled back
   with its geometry: the ceiling a map of that resolution can reach.
+* ``constant``: the same value everywhere: it says nothing. Its relevance mass is the
+  mask's share of the image exactly (chance), and the pointing game and coverage score it
+  0; metrics that rank pixels break its ties by position (deletion, insertion and
+  relevance rank in raster order, ROAD at random), so there it is a floor, not chance.
 
 A method that does not beat ``centre`` and ``silhouette`` clearly has not shown that it
 finds the discriminative part.
@@ -16,9 +20,24 @@ import torch.nn.functional as F
 
 from ..geometry import FeatureGeometry, minmax, upsample
 
-__all__ = ["centre_map", "silhouette_map", "oracle_map", "REFERENCES"]
+__all__ = [
+    "centre_map",
+    "silhouette_map",
+    "oracle_map",
+    "constant_map",
+    "REFERENCES",
+    "REFERENCE_FOOTING",
+]
 
-REFERENCES = ("centre", "silhouette", "oracle")
+REFERENCES = ("centre", "silhouette", "oracle", "constant")
+
+#: What each reference map is made from (the tables' footing column).
+REFERENCE_FOOTING = {
+    "centre": "reference: a Gaussian at the image centre (the position prior; no model)",
+    "silhouette": "reference: the blurred object mask (ground truth; no model)",
+    "oracle": "reference: the true mask at the network's feature resolution (ground truth)",
+    "constant": "reference: the same value everywhere (says nothing)",
+}
 
 
 def _gauss_kernel(sigma: float) -> torch.Tensor:
@@ -65,3 +84,8 @@ def oracle_map(
     x = F.pad(x, (px, sx * w - x.shape[-1] - px, py, sy * h - x.shape[-2] - py))
     cells = F.avg_pool2d(x, (sy, sx))
     return minmax(upsample(cells, tuple(masks.shape[-2:]), geometry).clamp_min(0))
+
+
+def constant_map(n: int, size: tuple[int, ...]) -> torch.Tensor:
+    """N×1×… ones: the map that says nothing."""
+    return torch.ones(n, 1, *size)

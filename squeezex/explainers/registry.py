@@ -8,6 +8,13 @@ Classes register themselves where they are defined::
 A *preset* is a registered name for the same class with fixed options (the SE rules, VEBI
 without its stride fix): one method, several table rows. Tests are parametrised over
 :func:`list_explainers`, so a newly registered method gets the conformance suite for free.
+
+Every name also has a *footing* (:attr:`ExplainerInfo.footing`): one short line saying on
+what the map is produced, so a table can say which rows are on equal terms. It is the
+class's ``FOOTING`` attribute (or the ``footing=`` argument) with ``{upsampling}``
+replaced by the upsampling the name runs with (the preset's ``upsample`` option, else the
+default ``"geometry"``), see :data:`UPSAMPLING`; a class without one gets a generic line
+from its ``needs_gradients`` flag.
 """
 
 from __future__ import annotations
@@ -18,7 +25,23 @@ from dataclasses import dataclass, field
 
 from torch import nn
 
-__all__ = ["register_explainer", "get_explainer", "list_explainers", "explainer_info"]
+__all__ = [
+    "register_explainer",
+    "footing_of",
+    "get_explainer",
+    "list_explainers",
+    "explainer_info",
+    "ExplainerInfo",
+    "UPSAMPLING",
+]
+
+#: How each ``upsample`` option is named in a footing.
+UPSAMPLING = {
+    "geometry": "geometry-aware upsampling",
+    "interpolate": (
+        "bilinear interpolation (F.interpolate, as Captum, torchcam, pytorch-grad-cam output it)"
+    ),
+}
 
 
 @dataclass(frozen=True)
@@ -38,6 +61,8 @@ class ExplainerInfo:
     base: str = ""
     #: The options the preset fixes ({} for a base method).
     preset: dict = field(default_factory=dict)
+    #: On what footing the map is produced (layer, gradients or not, upsampling), one line.
+    footing: str = ""
 
     def build(self, model: nn.Module, **kwargs):
         """An explainer for ``model``: the factory with the preset, then ``kwargs``."""
@@ -54,6 +79,25 @@ def _flag(factory, name: str, given: bool | None) -> bool:
     return bool(getattr(factory, name, False))  # a class's capability attribute
 
 
+def footing_of(factory, options: dict, needs_gradients: bool, given: str | None = None) -> str:
+    """The footing line of ``factory`` run with ``options`` (see the module docstring)."""
+    text = (
+        given
+        or getattr(factory, "FOOTING", "")
+        or (
+            "backward pass to the input"
+            if needs_gradients
+            else "forward passes only, gradient-free"
+        )
+    )
+    mode = options.get("upsample", "geometry")
+    if mode not in UPSAMPLING:
+        raise ValueError(f"upsample must be one of {tuple(UPSAMPLING)}, got {mode!r}")
+    if "{upsampling}" in text:
+        return text.replace("{upsampling}", UPSAMPLING[mode])
+    return f"{text}, {UPSAMPLING[mode]}" if "upsample" in options else text
+
+
 def register_explainer(
     name: str,
     *,
@@ -62,6 +106,7 @@ def register_explainer(
     needs_gradients: bool | None = None,
     fit: Callable[..., dict] | None = None,
     presets: dict[str, tuple[str, dict]] | None = None,
+    footing: str | None = None,
 ):
     """Decorator: register ``factory(model, **kw)`` (a class or a function) under ``name``.
 
@@ -70,7 +115,8 @@ def register_explainer(
     benchmark, the conformance suite) run ``fit(model, train_data, ...)`` once and hand
     the returned keyword arguments to the factory. ``presets`` maps more names to
     ``(description, options)``: the same factory with those options fixed. Every name,
-    presets included, must be new.
+    presets included, must be new. ``footing`` defaults to the class's ``FOOTING``
+    attribute (see :func:`footing_of`).
     """
 
     def deco(factory):
@@ -86,10 +132,14 @@ def register_explainer(
             raise ValueError(f"an explainer named {(taken or names)[0]!r} is already registered")
         se = _flag(factory, "needs_se", needs_se)
         grads = _flag(factory, "needs_gradients", needs_gradients)
-        _REGISTRY[name] = ExplainerInfo(name, factory, description, se, grads, fit, name)
+        entries = {name: (description, {}), **(presets or {})}
+        lines = {n: footing_of(factory, o, grads, footing) for n, (_, o) in entries.items()}
+        _REGISTRY[name] = ExplainerInfo(
+            name, factory, description, se, grads, fit, name, footing=lines[name]
+        )
         for preset, (text, options) in (presets or {}).items():
             _REGISTRY[preset] = ExplainerInfo(
-                preset, factory, text, se, grads, fit, name, dict(options)
+                preset, factory, text, se, grads, fit, name, dict(options), lines[preset]
             )
         return factory
 

@@ -17,10 +17,21 @@ from ..models.se import SEBlock, find_se_block
 from .base import HeatmapAttribution
 from .registry import register_explainer
 
-__all__ = ["SEAttribution", "SEVector", "select_channels", "SELECTIONS", "linear_head"]
+__all__ = [
+    "SEAttribution",
+    "ActivationMeanAttribution",
+    "SEVector",
+    "select_channels",
+    "SELECTIONS",
+    "WEIGHTS",
+    "linear_head",
+]
 
 #: Channel-selection rules: the paper's literal rule and the robust ones.
 SELECTIONS = ("paper", "logit", "topk", "weighted")
+#: Channel weights of the map: the SE vector s (the SE explanation) or ones (s := 1, the
+#: ``activation-mean`` baseline).
+WEIGHTS = ("se", "ones")
 #: z of the paper (≈ top 10 % of a normal distribution).
 PAPER_Z = 1.282
 
@@ -125,6 +136,11 @@ def linear_head(model: nn.Module, channels: int) -> nn.Linear:
             "SE, class-aware extension (CAM on the SE output)",
             {"class_aware": True},
         ),
+        "se-interp": (
+            "SE explanation, upsampled as Captum, torchcam, pytorch-grad-cam output it "
+            "(bilinear F.interpolate)",
+            {"upsample": "interpolate"},
+        ),
     },
 )
 class SEAttribution(HeatmapAttribution):
@@ -159,11 +175,21 @@ class SEAttribution(HeatmapAttribution):
         z: z of the ``"paper"`` and ``"logit"`` rules.
         k: fraction (or count) of channels for ``"topk"``.
         class_aware: the class-aware extension by default (registry name ``se-class``).
+        weights: ``"se"`` (default: the SE explanation) or ``"ones"``: the same map with
+            s replaced by ones, i.e. the channel mean of U (the SE block's *input*), same
+            ReLU, upsampling and min-max: the gradient-free baseline ``activation-mean``.
+            With ``"ones"`` the model needs no SE block: without one, U is the output of
+            the layer Grad-CAM reads (:func:`~squeezex.explainers.baselines.feature_module`);
+            every channel is kept (``selection="weighted"``, no ``class_aware``).
+        layer: with ``weights="ones"`` only: read this layer's output (a module or a
+            dotted name) as U instead of the SE block's input.
         **kwargs: see :class:`HeatmapAttribution` (``output``, ``upsample``,
             ``interpolation``, ``eval_mode``).
 
     Registry names: ``se`` and its presets ``se-topk``, ``se-paper``, ``se-logit``
-    (the selection rules) and ``se-class`` (``class_aware=True``).
+    (the selection rules), ``se-class`` (``class_aware=True``) and ``se-interp``
+    (``upsample="interpolate"``, the upsampling other libraries use). The SE vector of a
+    batch is public: :meth:`se_vector` (``.s``, ``.logits``, ``.selected``).
 
     Example:
         >>> from squeezex import attach_se_head, SEAttribution
@@ -182,19 +208,31 @@ class SEAttribution(HeatmapAttribution):
         z: float = PAPER_Z,
         k: float = 0.1,
         class_aware: bool = False,
+        weights: str = "se",
+        layer: str | nn.Module | None = None,
         **kwargs,
     ) -> None:
         super().__init__(model, **kwargs)
         if selection not in SELECTIONS:
             raise ValueError(f"selection must be one of {SELECTIONS}, got {selection!r}")
-        self.se_block: SEBlock = find_se_block(model)
+        if weights not in WEIGHTS:
+            raise ValueError(f"weights must be one of {WEIGHTS}, got {weights!r}")
+        if weights == "ones":
+            _check_ones(selection, class_aware)
+        elif layer is not None:
+            raise ValueError("layer= is for weights='ones'; the SE explanation reads its SE block")
+        self.se_block: SEBlock | None = find_se_block(model, required=weights == "se")
         self.selection = selection
         self.z = z
         self.k = k
         self.class_aware = class_aware
-        self.per_sample = self.se_block.squeeze == "sample"
+        self.weights = weights
+        self._layer_arg = layer
+        self._layer: nn.Module | None = None
+        self.per_sample = weights == "ones" or self.se_block.squeeze == "sample"
 
     needs_se = True
+    FOOTING = "SE block output s·U, one forward pass, gradient-free, {upsampling}"
 
     def _capture(self, x: torch.Tensor, extra: tuple):
         """One no-grad forward pass; returns logits, U, X and the N×C pre-sigmoid excitation."""
@@ -216,6 +254,8 @@ class SEAttribution(HeatmapAttribution):
         k: float | None = None,
     ) -> SEVector:
         """The N×C SE vector of ``inputs`` and the channels ``selection`` keeps."""
+        if self.se_block is None:
+            find_se_block(self.model)  # raises: no SE block, no SE vector
         tensors = inputs if isinstance(inputs, tuple) else (inputs,)
         x = self._check_inputs(tensors)
         extra = tuple(tensors[1:]) + as_tuple(additional_forward_args)
@@ -243,14 +283,21 @@ class SEAttribution(HeatmapAttribution):
         class_aware: bool | None = None,
         return_logits: bool = False,
     ):
-        logits, _, feats, e = self._capture(x, extra)
-        if self.class_aware if class_aware is None else class_aware:
+        aware = self.class_aware if class_aware is None else class_aware
+        rule = selection or self.selection
+        if self.weights == "ones":  # s := 1: X is U, every channel kept
+            _check_ones(rule, aware)
+            logits, feats, layer = self._unweighted(x, extra)
+        else:
+            logits, _, feats, e = self._capture(x, extra)
+            layer = self.se_block
+        if aware:
             head = linear_head(self.model, feats.shape[1])
             if target is None:
                 target = logits.argmax(1)
             weights = head.weight.detach()[target]  # N×C
             maps = torch.einsum("nc...,nc->n...", feats, weights.to(feats.dtype)).unsqueeze(1)
-        elif (selection or self.selection) == "weighted":  # every channel: the mean of X
+        elif rule == "weighted":  # every channel: the mean of X (of U for weights="ones")
             maps = feats.mean(1, keepdim=True)
         else:
             sel = self._select(e, selection, z, k).selected.to(feats.dtype)
@@ -258,5 +305,62 @@ class SEAttribution(HeatmapAttribution):
             maps = (feats * sel.reshape(shape)).sum(1, keepdim=True) / sel.sum(1).reshape(
                 sel.shape[0], *([1] * (feats.dim() - 1))
             )
-        maps = self.footing(maps, x, self.geometry(self.se_block, x, extra))
+        maps = self.footing(maps, x, self.geometry(layer, x, extra))
         return (maps, logits) if return_logits else maps
+
+    def _unweighted(self, x: torch.Tensor, extra: tuple):
+        """``weights="ones"``: the scores, U and the layer U comes out of (for its geometry).
+
+        U is the SE block's input when the model has one (and no ``layer`` was given),
+        else the output of the layer Grad-CAM reads.
+        """
+        if self._layer_arg is None and self.se_block is not None:
+            logits, u, _, _ = self._capture(x, extra)
+            return logits, u, self.se_block
+        # imported here: baselines registers after the SE explanation (the tables' order)
+        from .baselines import feature_module, layer_activations
+
+        if self._layer is None:
+            self._layer = feature_module(self.model, self._layer_arg, x)
+        logits, u = layer_activations(self, self._layer, x, extra)
+        return logits, u, self._layer
+
+
+def _check_ones(selection: str, class_aware: bool) -> None:
+    if selection != "weighted" or class_aware:
+        raise ValueError(
+            "weights='ones' (s := 1) keeps every channel unweighted: selection must be "
+            f"'weighted' and class_aware False, got {selection!r} and {class_aware}"
+        )
+
+
+@register_explainer(
+    "activation-mean",
+    description="channel mean of U, no SE weighting: the SE map with s := 1 (gradient-free)",
+)
+class ActivationMeanAttribution(SEAttribution):
+    """The gradient-free baseline of the SE explanation: its map with s replaced by ones.
+
+    ``SEAttribution(model, weights="ones")``, one code path with the SE explanation's
+    ``"weighted"`` rule: the channel mean of U (the SE block's input), clamped at 0,
+    upsampled with the same geometry and min-max normalised. Whatever SE adds over it is
+    what the SE weighting adds. Class-agnostic (``target`` is ignored). Works on a model
+    without an SE block too: U is then the output of the layer Grad-CAM reads (the last
+    spatial feature layer), or of ``layer`` when given.
+
+    Example:
+        >>> import torch
+        >>> from squeezex.models import SmallCNN
+        >>> am = ActivationMeanAttribution(SmallCNN(num_classes=6).eval())
+        >>> am.attribute(torch.rand(2, 3, 64, 64)).shape
+        torch.Size([2, 1, 64, 64])
+    """
+
+    needs_se = False
+    FOOTING = (
+        "SE block input U (else Grad-CAM's layer), unweighted channel mean, gradient-free, "
+        "{upsampling}"
+    )
+
+    def __init__(self, model: nn.Module, layer: str | nn.Module | None = None, **kwargs) -> None:
+        super().__init__(model, weights="ones", layer=layer, **kwargs)

@@ -5,6 +5,8 @@ Families (each module's docstring says what its metrics measure and how to read 
 - :mod:`.localisation` — against ground-truth masks or boxes (higher is better);
 - :mod:`.faithfulness` — against the model: deletion / insertion, infidelity,
   sensitivity (deletion, infidelity, sensitivity: lower is better; insertion: higher);
+- :mod:`.road` — ROAD (remove and debias): removal by noisy linear imputation, most and
+  least relevant first (MoRF lower is better, LeRF higher);
 - :mod:`.sanity` — cascading model randomisation (lower similarity is better);
 - :mod:`.complexity` — the Gini sparseness of a map (descriptive);
 - :mod:`.artifacts` — the checkerboard of strided backward passes (lower is better).
@@ -27,6 +29,7 @@ from .faithfulness import (
 )
 from .localisation import (
     box_pointing_game,
+    coverage,
     energy_pointing_game,
     iou,
     iou_at,
@@ -35,12 +38,14 @@ from .localisation import (
     relevance_mass_accuracy,
     relevance_rank_accuracy,
 )
+from .road import impute_noisy_linear, road_curve, road_lerf_auc, road_morf_auc, road_score
 from .sanity import cascading_randomization, randomization_layers, spearman, ssim
 from .vocabulary import FAMILIES, METRICS, Metric, higher_is_better, metric
 
 __all__ = [
     "pointing_game",
     "box_pointing_game",
+    "coverage",
     "energy_pointing_game",
     "iou",
     "iou_at",
@@ -53,6 +58,11 @@ __all__ = [
     "insertion_auc",
     "perturbation_baseline",
     "infidelity_score",
+    "impute_noisy_linear",
+    "road_curve",
+    "road_morf_auc",
+    "road_lerf_auc",
+    "road_score",
     "sensitivity_score",
     "cascading_randomization",
     "randomization_layers",

@@ -10,9 +10,10 @@ They need the model (no masks), and read as follows:
   pixels back in the map's order; the probability should rise fast: **higher insertion
   AUC is better**.
 - :func:`infidelity_score` (Yeh et al., NeurIPS 2019; Captum's ``infidelity``): the mean
-  squared error between the map's predicted effect of a small Gaussian perturbation I,
-  Iᵀ·map, and the real change of the model's output, f(x) − f(x − I). **Lower is better**
-  (0: the map is the model's local linear behaviour).
+  squared error between the map's predicted effect of a perturbation I, Iᵀ·map, and the
+  real change of the model's output, f(x) − f(x − I). **Lower is better**. The default
+  perturbation removes random squares (to the deletion baseline); Yeh et al.'s small
+  Gaussian noise is an option, but it measures the model more than the map (see there).
 - :func:`sensitivity_score` (Yeh et al.; Captum's ``sensitivity_max``): how much the map
   changes when the input moves within a small ball, max ‖map(x+δ) − map(x)‖ / ‖map(x)‖.
   **Lower is better** (a stable explanation), though a constant map scores a perfect 0,
@@ -345,25 +346,69 @@ class _SeededNoise:
         return chunk.transpose(0, 1).reshape(n_rows, *self.noise.shape[2:])
 
 
+def _square_masks(n_perturb: int, x: torch.Tensor, square: int, p: float, g) -> torch.Tensor:
+    """n_perturb × N × 1 × H × W masks of removed squares: each draw tiles the image into
+    ``square``-pixel cells (the grid shifted by its own random offset) and removes each
+    cell with probability ``p``; a draw that would remove nothing inside the image gets
+    the cell under a random pixel instead."""
+    n, h, w = x.shape[0], x.shape[-2], x.shape[-1]
+    gh, gw = h // square + 2, w // square + 2
+    cells = torch.rand((n_perturb, n, gh, gw), generator=g) < p
+    oy, ox = torch.randint(0, square, (2, n_perturb, 1), generator=g)
+    rows = (torch.arange(h) + oy) // square  # n_perturb × H: the cell row of each pixel row
+    cols = (torch.arange(w) + ox) // square
+    k = torch.arange(n_perturb)[:, None, None, None]
+    i = torch.arange(n)[None, :, None, None]
+
+    def pixels():
+        return cells[k, i, rows[:, None, :, None], cols[:, None, None, :]]
+
+    empty = ~pixels().flatten(2).any(2)
+    if empty.any():  # never a draw that removes nothing (its change would be 0 = 0)
+        kk, ii = empty.nonzero(as_tuple=True)
+        r = torch.randint(0, h, (len(kk),), generator=g)
+        c = torch.randint(0, w, (len(kk),), generator=g)
+        cells[kk, ii, rows[kk, r], cols[kk, c]] = True
+    masks = pixels()[:, :, None]
+    return masks.reshape(n_perturb, n, 1, *([1] * (x.dim() - 4)), h, w).to(x.device)
+
+
 def infidelity_score(
     model: nn.Module,
     inputs: torch.Tensor,
     maps: torch.Tensor,
     target: Any,
     *,
+    perturbation: str = "squares",
     n_perturb: int = 10,
-    noise: float = 0.1,
+    noise: float | None = None,
+    square: int | None = None,
+    p: float | None = None,
+    baseline: str | float | torch.Tensor = "zero",
     seed: int = 0,
     normalize: bool = True,
     batch_size: int | None = None,
     additional_forward_args: Any = None,
 ) -> torch.Tensor:
-    """Explanation infidelity (Yeh et al., 2019) with seeded Gaussian perturbations.
+    """Explanation infidelity (Yeh et al., 2019), with seeded perturbations.
 
-    Wraps ``captum.metrics.infidelity``: for perturbations I ~ N(0, noise²) of every
-    input value, infidelity = mean over I of (Iᵀ·Φ − (f(x) − f(x − I)))², where f is the
-    model's output (logit) at ``target`` and Φ the map broadcast over the input's
-    channels (N×1×H×W → N×C×H×W). Lower is better.
+    Wraps ``captum.metrics.infidelity``: for perturbations I, infidelity = mean over I of
+    (Iᵀ·Φ − (f(x) − f(x − I)))², where f is the model's output (logit) at ``target`` and
+    Φ the map broadcast over the input's channels (N×1×H×W → N×C×H×W). Lower is better.
+
+    Two perturbations:
+
+    * ``"squares"`` (default): random ``square``-pixel squares of the image are replaced
+      by ``baseline`` (the deletion baseline), i.e. I = (x − baseline) on the squares and
+      0 elsewhere. Removing a region changes the output by roughly the evidence the region
+      carried, which is what a map claims to show, so the score ranks maps: measured on
+      an8Flower single-6c (8-px squares, zero baseline) random 3.52 = a constant map 3.52,
+      SE 0.97, Grad-CAM 0.70, the signed gradient 0.41.
+    * ``"gaussian"``: I ~ N(0, noise²) on every value (Yeh et al.'s default). With a
+      small σ the output change of a ReLU network is mostly second order, so this measures
+      the *model's* non-linearity more than the map: on the same model every
+      non-negative map — random and constant included — sat at ≈ 0.26. Kept for
+      comparison with published numbers; the benchmark does not rank it.
 
     Args:
         model: a classifier returning N×classes scores (run in eval mode).
@@ -371,8 +416,15 @@ def infidelity_score(
         maps: N×1×… heatmaps at input resolution.
         target: one class index for every sample, one per sample, or ``None`` for the
             class predicted on ``inputs``.
+        perturbation: ``"squares"`` or ``"gaussian"``.
         n_perturb: perturbations per sample.
-        noise: standard deviation of the Gaussian perturbation.
+        noise: standard deviation of the Gaussian perturbation (default 0.1; only with
+            ``"gaussian"``).
+        square: side of the removed squares in pixels (default: 1/8 of the image side;
+            only with ``"squares"``).
+        p: probability that a square is removed (default 0.1; at least one is, per draw;
+            only with ``"squares"``).
+        baseline: what removed squares become (see :func:`perturbation_baseline`).
         seed: seeds the perturbations (own generator; global RNG untouched).
         normalize: Captum's ``normalize``: rescale the map by the least-squares optimal
             β first, so the score does not depend on the map's scale. On by default
@@ -387,15 +439,10 @@ def infidelity_score(
     x = _check_inputs(inputs, model)
     maps = _check_maps(maps, x)
     n_perturb = _positive_int("n_perturb", n_perturb)
-    if not noise > 0:
-        raise ValueError(f"noise must be a positive standard deviation, got {noise!r}")
+    draws = _infidelity_draws(x, perturbation, n_perturb, noise, square, p, baseline, seed)
     n = x.shape[0]
     extra = as_tuple(additional_forward_args)
     tgt = _targets(model, x, target, extra, n if batch_size is None else max(batch_size, n))
-    g = torch.Generator().manual_seed(seed)
-    draws = _SeededNoise(
-        (torch.randn((n_perturb, *x.shape), generator=g, dtype=torch.float64) * noise).to(x)
-    )
 
     def perturb(inp: torch.Tensor):
         pert = draws.take(inp.shape[0])
@@ -415,6 +462,31 @@ def infidelity_score(
             normalize=normalize,
         )
     return out.reshape(n)
+
+
+def _infidelity_draws(x, perturbation, n_perturb, noise, square, p, baseline, seed) -> _SeededNoise:
+    """Every perturbation I of :func:`infidelity_score`, drawn up front."""
+    g = torch.Generator().manual_seed(seed)
+    if perturbation not in ("squares", "gaussian"):
+        raise ValueError(f"perturbation must be 'squares' or 'gaussian', got {perturbation!r}")
+    given = [k for k, v in (("noise", noise), ("square", square), ("p", p)) if v is not None]
+    wrong = [k for k in given if (k == "noise") == (perturbation == "squares")]
+    if wrong:
+        raise ValueError(f"{', '.join(wrong)} does not apply to {perturbation!r} perturbations")
+    if perturbation == "gaussian":
+        noise = 0.1 if noise is None else noise
+        if not noise > 0:
+            raise ValueError(f"noise must be a positive standard deviation, got {noise!r}")
+        return _SeededNoise(
+            (torch.randn((n_perturb, *x.shape), generator=g, dtype=torch.float64) * noise).to(x)
+        )
+    p = 0.1 if p is None else p
+    if not 0 < p <= 1:
+        raise ValueError(f"p must be in (0, 1], got {p!r}")
+    side = max(1, min(x.shape[-2:]) // 8) if square is None else _positive_int("square", square)
+    removed = _square_masks(n_perturb, x, side, p, g)
+    delta = x - perturbation_baseline(x, baseline)
+    return _SeededNoise(removed * delta.unsqueeze(0))
 
 
 def sensitivity_score(

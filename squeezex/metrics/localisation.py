@@ -11,6 +11,7 @@ image, :func:`mask_auc`'s is 0.5 (a map that ranks mask and background pixels al
 
 from __future__ import annotations
 
+import math
 import operator
 from collections.abc import Sequence
 
@@ -18,6 +19,7 @@ import torch
 import torch.nn.functional as F
 
 __all__ = [
+    "coverage",
     "pointing_game",
     "energy_pointing_game",
     "iou",
@@ -29,7 +31,9 @@ __all__ = [
 ]
 
 
-def _check(maps: torch.Tensor, masks: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+def _check(
+    maps: torch.Tensor, masks: torch.Tensor, nonempty: bool = True
+) -> tuple[torch.Tensor, torch.Tensor]:
     if maps.dim() < 3 or maps.shape[1] != 1:
         raise ValueError(f"maps must be N×1×H×W (or N×1×T×H×W), got shape {tuple(maps.shape)}")
     if masks.dim() != maps.dim() or masks.shape[0] != maps.shape[0]:
@@ -43,7 +47,7 @@ def _check(maps: torch.Tensor, masks: torch.Tensor) -> tuple[torch.Tensor, torch
             "explain at input resolution"
         )
     masks = masks.bool().any(1, keepdim=True)
-    if not masks.flatten(1).any(1).all():
+    if nonempty and not masks.flatten(1).any(1).all():
         raise ValueError("every sample needs a non-empty mask")
     return maps.float().flatten(1), masks.flatten(1)
 
@@ -278,3 +282,35 @@ def mask_auc(maps: torch.Tensor, masks: torch.Tensor) -> torch.Tensor:
         u = ranks[pos].sum() - n_pos * (n_pos + 1) / 2
         out[i] = u / (n_pos * n_neg)
     return out.float()
+
+
+def coverage(maps: torch.Tensor, parts: torch.Tensor, level: float = 0.5) -> torch.Tensor:
+    """Share of the K parts of an explanation that the map covers.
+
+    A part counts as covered when the map reaches at least ``level`` × its maximum
+    somewhere inside it. For a class decided by two parts (an8Flower double-12c: leaf
+    and bud), a map on one of them is half an explanation: the pointing game scores it
+    1, coverage 0.5. Parts with no visible pixel are left out; a constant map covers
+    nothing (0). Higher is better.
+
+    Args:
+        maps: N×1×H×W (or N×1×T×H×W) heatmaps.
+        parts: boolean N×K×… masks, one channel per part (not united).
+        level: the share of the map's maximum a part must reach.
+
+    Returns:
+        N floats in [0, 1] (NaN for a sample with no visible part).
+    """
+    if not 0 < level <= 1:
+        raise ValueError(f"level must be in (0, 1], got {level!r}")
+    flat_maps, _ = _check(maps, parts, nonempty=False)
+    k = parts.shape[1]
+    flat_parts = parts.bool().reshape(parts.shape[0], k, -1).to(flat_maps.device)
+    hi, lo = flat_maps.max(1).values, flat_maps.min(1).values
+    inside = torch.where(
+        flat_parts, flat_maps[:, None], torch.full_like(flat_maps[:, None], -math.inf)
+    )
+    reached = inside.max(2).values >= (level * hi)[:, None]
+    visible = flat_parts.any(2)
+    covered = (reached & visible).sum(1).float() / visible.sum(1).float()
+    return torch.where(hi > lo, covered, torch.zeros_like(covered))

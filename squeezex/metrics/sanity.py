@@ -22,7 +22,7 @@ from torch import nn
 from ..common import eval_mode, normalize_target
 from .localisation import _average_ranks
 
-__all__ = ["cascading_randomization", "spearman", "ssim", "randomization_layers"]
+__all__ = ["cascading_randomization", "spearman", "ssim", "randomization_layers", "INITS"]
 
 
 def _pair(a: torch.Tensor, b: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -168,20 +168,30 @@ def randomization_layers(model: nn.Module, inputs: Any) -> list[str]:
 
 
 def _fill(p: torch.Tensor) -> None:
-    """N(0, s²) with s the parameter's own spread (its RMS if constant, else 1)."""
+    """Redraw from N(m, s²) with m and s the parameter's own mean and spread (its RMS if
+    it has no spread, 1 if that is 0 too): the scale is kept, what was learned is not."""
+    m = float(p.mean()) if p.numel() else 0.0
     s = float(p.std()) if p.numel() > 1 else 0.0
     if not s > 0:
         s = float(p.square().mean().sqrt()) or 1.0
-    p.normal_(0.0, s)
+    p.normal_(m, s)
 
 
-def _randomise(module: nn.Module, seed: int, recurse: bool) -> None:
+#: How :func:`cascading_randomization` re-initialises a layer.
+INITS = ("redraw", "reset")
+
+
+def _randomise(module: nn.Module, seed: int, recurse: bool, init: str = "redraw") -> None:
     """Re-initialise ``module``'s parameters from ``seed`` (global RNG state restored).
 
-    A module with ``reset_parameters`` (Conv, Linear, BatchNorm, …) uses it, i.e. its
-    own initialisation, so the randomised layer keeps a realistic scale (BatchNorm goes
-    back to the identity and fresh running statistics); other parameters are drawn from
-    a normal with their own spread.
+    ``init="redraw"`` (the default; Adebayo et al. re-initialise with random weights):
+    every parameter is drawn afresh from a normal with the parameter's own mean and
+    spread — a convolution gets new random filters of its trained scale, a BatchNorm new
+    scales and shifts around its trained ones — so the layer keeps its scale but none of
+    its learned structure. ``init="reset"``: a module with ``reset_parameters`` (Conv,
+    Linear, BatchNorm, …) uses it, i.e. its own initialisation: BatchNorm goes back to the
+    *identity* (scale 1, shift 0, fresh running statistics); other parameters are
+    redrawn.
     """
     modules = list(module.modules()) if recurse else [module]
     devices = (
@@ -195,7 +205,7 @@ def _randomise(module: nn.Module, seed: int, recurse: bool) -> None:
             own = list(m.parameters(recurse=False))
             if not own:
                 continue
-            reset = getattr(m, "reset_parameters", None)
+            reset = getattr(m, "reset_parameters", None) if init == "reset" else None
             if callable(reset):
                 reset()
             else:
@@ -231,6 +241,7 @@ def cascading_randomization(
     *,
     layers: Sequence[str] | None = None,
     seed: int = 0,
+    init: str = "redraw",
     batch_size: int | None = None,
     return_maps: bool = False,
 ) -> dict:
@@ -253,13 +264,18 @@ def cascading_randomization(
             each name); default :func:`randomization_layers` (modules with parameters
             of their own, output first).
         seed: seeds each layer's re-initialisation (global RNG state is restored).
+        init: ``"redraw"`` (default: fresh random weights with each parameter's own mean
+            and spread) or ``"reset"`` (the modules' ``reset_parameters``; BatchNorm
+            becomes the identity).
         batch_size: explain this many samples at a time (default: all at once).
         return_maps: also return the maps, original first: (L+1)×N×1×….
 
     Returns:
-        ``{"layers": [L names, top first], "spearman": L×N, "ssim": L×N}`` (float
-        tensors; row k compares the maps after randomising ``layers[:k+1]`` with the
-        original maps), plus ``"maps"`` when asked.
+        ``{"layers": [L names, top first], "kinds": [L module class names], "spearman":
+        L×N, "ssim": L×N}`` (float tensors; row k compares the maps after randomising
+        ``layers[:k+1]`` with the original maps; a map that became constant has no rank
+        order, so its Spearman is NaN — count those apart, do not score them), plus
+        ``"maps"`` when asked.
     """
     if not isinstance(model, nn.Module):
         raise ValueError(f"model must be a torch.nn.Module, got {type(model).__name__}")
@@ -268,6 +284,8 @@ def cascading_randomization(
     if batch_size is not None and (isinstance(batch_size, bool) or batch_size < 1):
         raise ValueError(f"batch_size must be a positive integer or None, got {batch_size!r}")
     tgt = normalize_target(target, n, x.device)
+    if init not in INITS:
+        raise ValueError(f"init must be one of {INITS}, got {init!r}")
     work = copy.deepcopy(model)
     if layers is None:
         names, recurse = randomization_layers(work, inputs), False
@@ -288,13 +306,14 @@ def cascading_randomization(
     sp, ss, maps = [], [], [original]
     for name in names:
         layer_seed = int(torch.randint(0, 2**62, (1,), generator=g))
-        _randomise(work.get_submodule(name), layer_seed, recurse)
+        _randomise(work.get_submodule(name), layer_seed, recurse, init)
         m = _explain(make_explainer, work, inputs, tgt, batch_size)
         sp.append(spearman(original, m))
         ss.append(ssim(original, m))
         if return_maps:
             maps.append(m)
-    out = {"layers": names, "spearman": torch.stack(sp), "ssim": torch.stack(ss)}
+    kinds = [type(work.get_submodule(name)).__name__ for name in names]
+    out = {"layers": names, "kinds": kinds, "spearman": torch.stack(sp), "ssim": torch.stack(ss)}
     if return_maps:
         out["maps"] = torch.stack(maps)
     return out

@@ -20,6 +20,7 @@ from .complexity import gini
 from .faithfulness import deletion_auc, infidelity_score, insertion_auc, sensitivity_score
 from .localisation import (
     box_pointing_game,
+    coverage,
     energy_pointing_game,
     iou,
     iou_at,
@@ -28,6 +29,7 @@ from .localisation import (
     relevance_mass_accuracy,
     relevance_rank_accuracy,
 )
+from .road import road_lerf_auc, road_morf_auc, road_score
 from .sanity import spearman, ssim
 
 __all__ = ["Metric", "METRICS", "FAMILIES", "DIRECTIONS", "metric", "higher_is_better"]
@@ -83,7 +85,7 @@ def _m(*args, **kwargs) -> tuple[str, Metric]:
 
 _MASKS, _MODEL = "maps + masks", "model + maps"
 _SANITY = (
-    "Spearman rank correlation of the maps with the original model's after re-initialising "
+    "Spearman rank correlation of the maps with the original model's after redrawing "
     "the model's layers from the output down"
 )
 
@@ -98,16 +100,26 @@ METRICS: dict[str, Metric] = dict(
         _m("iou", "localisation", "higher", "IoU of the mask and the map above its mean", _MASKS, iou),
         _m("auc", "localisation", "higher", "ROC AUC of the map as a detector of mask pixels (0.5: chance)", _MASKS, mask_auc),
         _m("iou_at", "localisation", "higher", "IoU of the mask and the map above fixed thresholds", _MASKS, iou_at),
+        _m("coverage", "localisation", "higher", "share of the class's informative parts where the map reaches half its maximum", "maps + part masks", coverage),
+        _m("cue_mass", "localisation", "descriptive", "share of positive relevance on the planted cue", "maps + cue mask", relevance_mass_accuracy,
+           reason="which region a faithful map favours depends on what the model relies on: read it beside the model's measured reliance on the cue"),
+        _m("object_mass", "localisation", "descriptive", "share of positive relevance on the object (the discriminative part)", "maps + part mask", relevance_mass_accuracy,
+           reason="which region a faithful map favours depends on what the model relies on: read it beside the model's measured reliance on the cue"),
         _m("box_pointing_game", "localisation", "higher", "the map's maximum lies in a box", "maps + boxes", box_pointing_game),
         _m("checkerboard", "artifact", "lower", "share of spectral energy at the stride harmonics", "maps + strides", checkerboard_energy),
         _m("gini", "complexity", "descriptive", "Gini sparseness of the map", "maps", gini,
            reason="sparser is not better in itself: a sparse map can be sparse in the wrong place"),
         _m("deletion_auc", "faithfulness", "lower", "class probability as the map's top pixels are removed (area)", _MODEL, deletion_auc),
         _m("insertion_auc", "faithfulness", "higher", "class probability as the map's top pixels are put back (area)", _MODEL, insertion_auc),
-        _m("infidelity", "faithfulness", "lower", "Captum infidelity under Gaussian noise (normalised map)", _MODEL, infidelity_score),
+        _m("road_morf", "faithfulness", "lower", "ROAD: class probability as the most relevant pixels are imputed (noisy linear), mean over fractions", _MODEL, road_morf_auc),
+        _m("road_lerf", "faithfulness", "higher", "ROAD: class probability as the least relevant pixels are imputed, mean over fractions", _MODEL, road_lerf_auc),
+        _m("road", "faithfulness", "higher", "ROAD LeRF − MoRF (Rong et al. 2022): the gap between keeping and removing the map's top", _MODEL, road_score),
+        _m("infidelity", "faithfulness", "lower", "Captum infidelity when random squares are removed to the deletion baseline (normalised map)", _MODEL, infidelity_score),
         _m("sensitivity", "faithfulness", "lower", "Captum max-sensitivity of the map to small input noise", "explainer", sensitivity_score),
-        _m("sanity_top", "sanity", "lower", _SANITY + ", after the top 3 layers (lower: the map follows the model)", "explainer"),
+        _m("sanity_top", "sanity", "lower", _SANITY + ", down to the last convolution (lower: the map follows the model)", "explainer"),
         _m("sanity_all", "sanity", "lower", _SANITY + ", after every layer (lower: the map follows the model)", "explainer"),
+        _m("sanity_constant", "sanity", "descriptive", "share of maps that are constant once every layer is randomised (or were from the start): no rank order, so not scored", "explainer",
+           reason="a map that goes blank has changed, but says nothing: counted apart, neither good nor bad"),
         _m("spearman", "sanity", "lower", "Spearman rank correlation of two maps (per randomisation step)", "two maps", spearman),
         _m("ssim", "sanity", "lower", "structural similarity of two maps (per randomisation step)", "two maps", ssim),
         _m("ms_per_image", "cost", "lower", "wall time to explain one image", "timing", unit="ms"),

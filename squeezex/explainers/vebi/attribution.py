@@ -90,6 +90,10 @@ class VEBIAttribution(HeatmapAttribution):
     """
 
     needs_gradients = True
+    FOOTING = (
+        "relevant features fitted on the training data (μ-lasso), guided backward pass "
+        "from the top 3 to the input, input resolution"
+    )
 
     def __init__(
         self,

@@ -87,6 +87,24 @@ def model_fingerprint(model: nn.Module) -> str:
     return h.hexdigest()[:16]
 
 
+#: Relative tolerance of :class:`RelevantFeatures`: a weight below this share of its
+#: class's largest weight is treated as 0.
+WEIGHT_TOL = 1e-6
+
+
+def _prune(coef: np.ndarray, tol: float) -> np.ndarray:
+    """``coef`` with every weight below ``tol`` × its row's maximum set to 0."""
+    coef = np.array(coef, dtype=np.float64)
+    top = coef.max(axis=1, keepdims=True) if coef.size else coef
+    coef[coef < tol * top] = 0.0
+    return coef
+
+
+def _relevant(coef: np.ndarray) -> list[np.ndarray]:
+    """Per class, the indices of its non-zero weights, largest first."""
+    return [np.flatnonzero(c)[np.argsort(-c[c > 0], kind="stable")] for c in coef]
+
+
 class RelevantFeatures:
     """The relevant internal features of each class, found by the μ-lasso (VEBI stage 1).
 
@@ -102,11 +120,15 @@ class RelevantFeatures:
         labels: ``"true"`` (ground truth, default) or ``"predicted"`` (the model's).
         batch_size, device, progress: for the feature pass.
         output: the head of a model that returns several (an index or a key).
+        tol: weights below ``tol`` × the class's largest weight are set to 0 and are not
+            relevant features (LARS leaves weights like 2e-17 that are zero in all but
+            name; without the tolerance they counted as relevant and, through the rank
+            rule, could enter the top-3 heatmap).
 
     Attributes:
         layers_: the layers used. ``features_``: (layer, channel) of each column.
-        coef_: C×m non-negative weights. ``relevant_``: per class, the indices of its
-        non-zero weights, largest first. ``train_features_``: the N×m fit features.
+        coef_: C×m non-negative weights (those below the tolerance set to 0).
+        ``relevant_``: per class, the indices of its non-zero weights, largest first. ``train_features_``: the N×m fit features.
 
     Example:
         >>> rf = RelevantFeatures(mu=5).fit(model, train_set)      # doctest: +SKIP
@@ -124,7 +146,9 @@ class RelevantFeatures:
         device: str | torch.device = "cpu",
         progress: bool = True,
         output: int | str | None = None,
+        tol: float = WEIGHT_TOL,
     ) -> None:
+        self.tol = tol
         self.mu = mu
         self.output = output
         self.layers = layers
@@ -159,8 +183,8 @@ class RelevantFeatures:
                 coef[j] = mu_lasso(X, target, self.mu, gram=gram)
         self.layers_ = fs.layers
         self.features_ = fs.features
-        self.coef_ = coef
-        self.relevant_ = [np.flatnonzero(c)[np.argsort(-c[c > 0], kind="stable")] for c in coef]
+        self.coef_ = _prune(coef, self.tol)
+        self.relevant_ = _relevant(self.coef_)
         self.classes_ = np.arange(n_classes)
         self.n_features_in_ = X.shape[1]
         self.train_features_ = X
@@ -211,6 +235,7 @@ class RelevantFeatures:
                 "layers": self.layers,
                 "labels": self.labels,
                 "output": self.output,
+                "tol": float(self.tol),
             },
             "layers_": list(self.layers_),
             "features_": [[layer, int(c)] for layer, c in self.features_],
@@ -230,13 +255,14 @@ class RelevantFeatures:
             raise FileNotFoundError(f"no VEBI fit at {path}")
         state = torch.load(path, map_location="cpu", weights_only=True)
         p = state["params"]
-        self = cls(mu=p["mu"], layers=p["layers"], labels=p["labels"], output=p.get("output"))
+        self = cls(
+            mu=p["mu"], layers=p["layers"], labels=p["labels"], output=p.get("output"),
+            tol=p.get("tol", WEIGHT_TOL),
+        )  # fmt: skip
         self.layers_ = state["layers_"]
         self.features_ = [(layer, int(c)) for layer, c in state["features_"]]
-        self.coef_ = state["coef_"].numpy()
-        self.relevant_ = [
-            np.flatnonzero(c)[np.argsort(-c[c > 0], kind="stable")] for c in self.coef_
-        ]
+        self.coef_ = _prune(state["coef_"].numpy(), self.tol)
+        self.relevant_ = _relevant(self.coef_)
         self.classes_ = np.arange(len(self.coef_))
         self.n_features_in_ = self.coef_.shape[1]
         self.train_features_ = state["train_features_"].numpy()
