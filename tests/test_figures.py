@@ -240,7 +240,7 @@ def test_figures_leave_matplotlib_state_alone(run):
 
 # -- make_figures and the command line -----------------------------------------------------------
 def _expected(run):
-    figs = ["qualitative", "faithfulness", "se-distribution", "vebi-features"]
+    figs = ["qualitative", "faithfulness", "road", "se-distribution", "vebi-features"]
     figs += ["cost-vs-pointing_game"] + [f"bars-{m}" for m in run.metrics()]
     names = {f"{f}.{ext}" for f in figs for ext in ("pdf", "png")}
     tables = {"results.tex"} | {

@@ -177,10 +177,13 @@ def test_explorer_leaves_the_users_model_as_it_was(se_model, data):
 
 
 def test_explorer_takes_a_registered_dataset_by_name(se_model):
+    from squeezex.datasets import get_dataset
+
     get, n, classes = X.as_samples("an8flower-single-6c")
-    assert n == 300 and classes[0] == "red leaf" and get(0)[2].dtype == torch.bool
+    test_size = 6 * get_dataset("an8flower-single-6c").n_test  # the registered test split
+    assert n == test_size and classes[0] == "red leaf" and get(0)[2].dtype == torch.bool
     e = Explorer(se_model, "an8flower-single-6c", methods=["se"])
-    assert e.n == 300 and "red leaf" in str(e.target.options)
+    assert e.n == test_size and "red leaf" in str(e.target.options)
 
 
 def test_explorer_names_bad_arguments(se_model, data):
@@ -228,7 +231,8 @@ def test_run_ranks_by_the_metric_direction_and_finds_best_and_worst(run_dir):
     assert run.maps("se").shape == (len(v), 1, 32, 32)
     assert run.data()["images"].shape == (len(v), 3, 32, 32)
     curves = run.curves("se")
-    assert len(curves["deletion"]) == len(curves["fractions"]) == 21
+    steps = run.results["config"]["deletion_steps"]
+    assert len(curves["deletion"]) == len(curves["fractions"]) == steps + 1
     with pytest.raises(KeyError, match="no metric|no scores"):
         run.ranking("no_such_metric")
 
