@@ -132,7 +132,7 @@ def _figures_parser(sub) -> None:
 def _generate_parser(sub) -> None:
     from .datasets import list_datasets
 
-    datasets = list_datasets()
+    datasets = list_datasets("single-label")  # class folders: multi-label ones have none
     g = sub.add_parser("generate", help="write a generated dataset split as PNG folders")
     g.add_argument("--dataset", default=datasets[0], choices=datasets, help="a registered dataset")
     g.add_argument("--split", default="train", choices=["train", "test"])

@@ -90,7 +90,8 @@ class HeatmapCache:
 
 def as_samples(dataset) -> tuple:
     """``(get, n, classes)`` for a dataset: ``get(i)`` → (image C×H×W float, target int,
-    mask 1×H×W bool or None).
+    mask 1×H×W bool or None); for a multi-label dataset (``task == "multi-label"``, e.g.
+    faces) → (image, the K 0/1 attributes, the K×H×W attribute masks).
 
     Accepts squeezex datasets (items ``(image, target, mask)``), any map-style dataset of
     ``(image, target)`` pairs, a tuple of tensors ``(images, targets[, masks])``, or the
@@ -118,6 +119,7 @@ def as_samples(dataset) -> tuple:
         n = len(images)
         classes = None
     else:
+        multi = getattr(dataset, "task", None) == "multi-label"
         if not hasattr(dataset, "__getitem__") or not hasattr(dataset, "__len__"):
             raise TypeError(
                 f"dataset must be a map-style dataset or (images, targets[, masks]), "
@@ -129,6 +131,8 @@ def as_samples(dataset) -> tuple:
             if not isinstance(item, tuple | list) or len(item) < 2:
                 raise ValueError("dataset items must be (image, target) or (image, target, mask)")
             mask = item[2] if len(item) > 2 and isinstance(item[2], torch.Tensor) else None
+            if multi:  # (image, K attributes, K×H×W masks): kept whole
+                return item[0].float(), torch.as_tensor(item[1]), mask
             return item[0].float(), int(item[1]), mask
 
         n = len(dataset)
@@ -147,10 +151,12 @@ def make_explainers(model, methods: Sequence[str], **options) -> dict[str, Heatm
 
 
 @torch.no_grad()
-def predict(model, x: torch.Tensor) -> tuple[int, torch.Tensor]:
-    """Predicted class and class probabilities of one image (C×H×W)."""
+def predict(model, x: torch.Tensor, multi_label: bool = False) -> tuple[int, torch.Tensor]:
+    """Predicted class and class probabilities of one image (C×H×W); for a multi-label
+    model the most confident attribute and each attribute's own (sigmoid) probability."""
     with eval_mode(model):
-        p = model(x[None]).softmax(1)[0]
+        out = model(x[None])[0]
+    p = out.sigmoid() if multi_label else out.softmax(0)
     return int(p.argmax()), p
 
 

@@ -55,6 +55,8 @@ __all__ = [
     "se_distribution",
     "vebi_features",
     "cost_vs_localisation",
+    "attribute_grid",
+    "bias_curve",
     "make_figures",
     "FORMATS",
 ]
@@ -620,11 +622,96 @@ def _place_labels(fig: Figure, ax, x, y, labels, colours) -> None:
         taken.append((b.x0, b.y0, b.x1, b.y1))
 
 
+# -- multi-label runs (faces) -------------------------------------------------------------------
+def attribute_grid(
+    run: Run,
+    dataset: str | None = None,
+    seed: int | None = None,
+    methods: list[str] | None = None,
+    face: int | None = None,
+    width: float = TWO_COLUMN,
+) -> Figure:
+    """One face, one row per attribute it has: each method's map *for that attribute*.
+
+    A class-aware map (``se-class``, Grad-CAM, VEBI) changes from row to row and should
+    land on the row's attribute (outlined); a class-agnostic map (``se``, ``se-paper``)
+    is the same in every row — one map per face, which can show one attribute at most.
+
+    Args:
+        face: the face's index in the test split (default: the first face with the most
+            present attributes).
+        Others as :func:`qualitative_grid`.
+
+    Raises:
+        ValueError: the run's dataset is not multi-label, or ``face`` has no pair.
+    """
+    data = run.data(dataset)
+    if "face_index" not in data:
+        raise ValueError("attribute_grid needs a multi-label dataset (faces)")
+    faces = data["face_index"].tolist()
+    if face is None:
+        face = max(dict.fromkeys(faces), key=faces.count)
+    pairs = [p for p, f in enumerate(faces) if f == face]
+    if not pairs:
+        raise ValueError(f"face {face} has no (face, attribute) pair in the test split")
+    return qualitative_grid(run, dataset, seed, methods, indices=pairs, width=width)
+
+
+def bias_curve(run: Run, methods: list[str] | None = None, width: float = TWO_COLUMN) -> Figure:
+    """The bias sweep (faces-bias datasets of the run, by ρ): left, the model's accuracy
+    on the biased attribute on the decorrelated test split and its reliance on the mark;
+    right, each method's relevance mass on the mark (solid) and on the attribute
+    (dashed), with 95 % intervals. A method that reveals the bias moves its mass to the
+    mark as the model comes to rely on it.
+
+    Raises:
+        ValueError: the run has no biased dataset.
+    """
+    from .bench.attributes import bias_table
+
+    table = bias_table(run, methods)
+    if not table:
+        raise ValueError("the run has no faces-bias dataset")
+    rho = [t["rho"] for t in table]
+    styles = method_styles(run)
+    with matplotlib.rc_context(STYLE):
+        fig = Figure(figsize=(width, width * 0.36), layout="constrained")
+        left, right = fig.subplots(1, 2, gridspec_kw={"width_ratios": [1, 1.6]})
+        left.plot(rho, [t["accuracy"] for t in table], "o-", color="black",
+                  label=f"accuracy on {table[0]['attribute']} (decorrelated test)")  # fmt: skip
+        left.plot(rho, [t["reliance"] for t in table], "s--", color=OKABE_ITO["vermillion"],
+                  label="reliance on the mark")  # fmt: skip
+        left.set(xlabel="ρ (training tie of mark and attribute)", ylim=(-0.02, 1.02))
+        left.legend(fontsize=6, frameon=False, loc="lower left")
+        names = list(dict.fromkeys(m for t in table for m in t["methods"]))
+        for m in names:
+            st = styles.get(m, {})
+            for metric, ls in (("cue_mass", "-"), ("object_mass", "--")):
+                rows = [t["methods"].get(m, {}).get(metric) for t in table]
+                ok = [(x, r) for x, r in zip(rho, rows, strict=True) if r is not None]
+                if not ok:
+                    continue
+                xs, rs = zip(*ok, strict=True)
+                y = [r["value"] for r in rs]
+                err = [[v - r["ci_low"] for v, r in zip(y, rs, strict=True)],
+                       [r["ci_high"] - v for v, r in zip(y, rs, strict=True)]]  # fmt: skip
+                right.errorbar(xs, y, yerr=err, ls=ls, color=st.get("color"), marker=st.get(
+                    "marker", "o"), ms=3, lw=1, capsize=2,
+                    label=_label(run, m) if metric == "cue_mass" else None)  # fmt: skip
+        right.set(xlabel="ρ", ylabel="relevance mass (— mark, - - attribute)")
+        right.legend(fontsize=6, frameon=False, ncols=2)
+        for ax in (left, right):
+            _despine(ax)
+    return fig
+
+
 # -- everything into one folder ------------------------------------------------------------------
 def _jobs(run: Run, dataset: str, seed: int) -> list[tuple]:
     """(name, draw) for every figure of one (dataset, seed) of the run."""
     metrics = list(dict.fromkeys(r["metric"] for r in run.block(dataset, seed)))
     jobs = [("qualitative", lambda: qualitative_grid(run, dataset, seed))]
+    if "face_index" in run.data(dataset):  # multi-label: one face, every attribute
+        jobs.append(("attributes", lambda: attribute_grid(run, dataset, seed)))
     jobs += [(f"bars-{m}", lambda m=m: metric_bars(run, m, dataset, seed)) for m in metrics]
     jobs += [
         ("faithfulness", lambda: faithfulness_curves(run, dataset, seed)),
@@ -652,7 +739,9 @@ def make_figures(
     Figures (per dataset and seed of the run; file names get ``_<dataset>`` and
     ``_seed<k>`` suffixes only when the run has several): ``qualitative``,
     ``bars-<metric>`` for every metric, ``faithfulness``, ``se-distribution``,
-    ``vebi-features``, ``cost-vs-pointing_game``. Tables: ``results.tex`` (every metric)
+    ``vebi-features``, ``cost-vs-pointing_game``; for a multi-label dataset also
+    ``attributes`` (:func:`attribute_grid`), and for a run with faces-bias datasets
+    ``bias`` (:func:`bias_curve`, one for the run). Tables: ``results.tex`` (every metric)
     and ``results-<family>.tex`` (one per metric family, narrow enough for a column).
     A figure whose inputs the run did not compute is skipped with a logged (and, if
     ``verbose``, printed) reason; a damaged file is an error, never a skip. Every file
@@ -698,6 +787,9 @@ def make_figures(
                 # little, and each file must not depend on which were written before
                 fig = fig if k == 0 else make()
                 written.append(save_figure(fig, out / f"{name}{suffix}.{fmt}", dpi=dpi))
+    if any(m.get("bias") for m in run.results.get("models", {}).values()):
+        for fmt in formats:  # the bias sweep spans the run's datasets
+            written.append(save_figure(bias_curve(run), out / f"bias.{fmt}", dpi=dpi))
     return written
 
 

@@ -13,7 +13,15 @@ from tqdm.auto import tqdm
 from .common import eval_mode, make_loader, split_batch
 from .io import atomic_torch_save
 
-__all__ = ["fit", "evaluate", "predict", "FitResult", "save_checkpoint", "load_checkpoint"]
+__all__ = [
+    "fit",
+    "evaluate",
+    "predict",
+    "attribute_accuracy",
+    "FitResult",
+    "save_checkpoint",
+    "load_checkpoint",
+]
 
 
 @dataclass
@@ -40,6 +48,10 @@ def fit(
 ) -> FitResult:
     """Train ``model`` with AdamW and a one-cycle schedule on ``(input, target, …)`` items.
 
+    Class-index targets train with cross-entropy; N×K 0/1 targets (a multi-label dataset
+    such as :class:`~squeezex.datasets.SyntheticFaces`) with a binary cross-entropy on
+    every output, and the training accuracy is then the mean attribute accuracy.
+
     Shuffling uses its own generator seeded with ``seed`` (global RNG untouched). The
     model is left in eval mode.
     """
@@ -62,13 +74,13 @@ def fit(
             x, y = split_batch(batch)
             x, y = x.to(device), y.to(device)
             out = model(x)
-            loss = F.cross_entropy(out, y)
+            loss = _loss(out, y)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
             sched.step()
             loss_sum += loss.item() * len(y)
-            correct += (out.argmax(1) == y).sum().item()
+            correct += (_decide(out, y) == y).float().mean(tuple(range(1, y.dim()))).sum().item()
             total += len(y)
         result.losses.append(loss_sum / total)
         result.train_accuracy.append(correct / total)
@@ -78,25 +90,52 @@ def fit(
     return result
 
 
+def _loss(out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    if y.dim() == 2:  # multi-label: one binary decision per output
+        if y.shape != out.shape:
+            raise ValueError(
+                f"multi-label targets must be N×{out.shape[1]} like the model's output, "
+                f"got {tuple(y.shape)}"
+            )
+        return F.binary_cross_entropy_with_logits(out, y.to(out.dtype))
+    return F.cross_entropy(out, y)
+
+
+def _decide(out: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
+    """The class (argmax) or, for multi-label targets, each output's 0/1 decision."""
+    multi = out.dim() == 2 and y is not None and y.dim() == 2
+    return (out > 0).long() if multi else out.argmax(1)
+
+
 @torch.no_grad()
 def predict(
     model: nn.Module, data, *, batch_size: int = 256, device="cpu"
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Predicted classes and true targets over ``data`` (eval mode, restored after)."""
+    """Predicted classes and true targets over ``data`` (eval mode, restored after); for
+    multi-label targets (N×K), the N×K 0/1 decisions (logit > 0)."""
     loader = make_loader(data, batch_size)
     preds, targets = [], []
     with eval_mode(model):
         for batch in loader:
             x, y = split_batch(batch)
-            preds.append(model(x.to(device)).argmax(1).cpu())
-            targets.append(torch.as_tensor(y))
+            y = torch.as_tensor(y)
+            preds.append(_decide(model(x.to(device)), y).cpu())
+            targets.append(y)
     return torch.cat(preds), torch.cat(targets)
 
 
 def evaluate(model: nn.Module, data, *, batch_size: int = 256, device="cpu") -> float:
-    """Top-1 accuracy of ``model`` on ``data``."""
+    """Top-1 accuracy of ``model`` on ``data`` (multi-label: the mean attribute accuracy)."""
     pred, target = predict(model, data, batch_size=batch_size, device=device)
     return (pred == target).float().mean().item()
+
+
+def attribute_accuracy(model: nn.Module, data, *, batch_size: int = 256, device="cpu") -> list:
+    """Per-attribute accuracy of a multi-label ``model`` on ``data`` (K floats)."""
+    pred, target = predict(model, data, batch_size=batch_size, device=device)
+    if target.dim() != 2:
+        raise ValueError("attribute_accuracy needs multi-label (N×K) targets")
+    return (pred == target).float().mean(0).tolist()
 
 
 def save_checkpoint(path, model: nn.Module, **meta) -> Path:

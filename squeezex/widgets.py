@@ -53,7 +53,10 @@ class Explorer(W.VBox):
     Args:
         model: a classifier (with an SE block for the SE methods and the SE-vector chart).
         dataset: a squeezex dataset (items ``(image, target, mask)``), any map-style
-            dataset of ``(image, target)``, or a tuple ``(images, targets[, masks])``.
+            dataset of ``(image, target)``, or a tuple ``(images, targets[, masks])``. A
+            multi-label dataset (faces: ``task == "multi-label"``) turns the target
+            picker into an attribute picker: the map explains the chosen attribute
+            and is scored against that attribute's region (none when it is absent).
         methods: registry names offered in the method picker.
         selected: the methods shown at first (default: the first two of ``methods``).
         options: per-method factory keyword arguments (e.g. VEBI's ``relevant``).
@@ -88,6 +91,7 @@ class Explorer(W.VBox):
             raise ValueError(f"selected {selected} must be among methods {methods}")
         self.model = model.to(device)  # its training flags are the user's: never changed
         self.device = torch.device(device)
+        self.multi_label = getattr(dataset, "task", None) == "multi-label"
         self._get, self.n, ds_classes = X.as_samples(dataset)
         self.classes = list(classes) if classes is not None else ds_classes
         self.methods = methods
@@ -119,10 +123,11 @@ class Explorer(W.VBox):
         )
         n_classes = len(self.classes) if self.classes else self._num_classes()
         names = self.classes or [str(c) for c in range(n_classes)]
+        first = "most confident" if self.multi_label else "predicted"
         self.target = W.Dropdown(
-            options=[("predicted", _PREDICTED)] + [(f"{c}: {nm}", c) for c, nm in enumerate(names)],
+            options=[(first, _PREDICTED)] + [(f"{c}: {nm}", c) for c, nm in enumerate(names)],
             value=_PREDICTED,
-            description="target",
+            description="attribute" if self.multi_label else "target",
         )
         self.rule = W.Dropdown(options=list(SELECTIONS), value="weighted", description="SE rule")
         self.z = W.FloatSlider(1.282, min=0.0, max=3.0, step=0.05, description="z")
@@ -161,15 +166,32 @@ class Explorer(W.VBox):
         image, label, mask = self._get(int(self.sample.value))
         self._x = image.to(self.device)
         self._label = label
-        self._mask = mask
-        self._pred, self._probs = X.predict(self.model, self._x)
+        self._pred, self._probs = X.predict(self.model, self._x, self.multi_label)
         t = self.target.value
         self._target = self._pred if t == _PREDICTED else int(t)
         name = self._name
+        if self.multi_label:  # the chosen attribute's region; none when it is absent
+            k = self._target
+            self._mask = mask[k : k + 1] if mask is not None and label[k] else None
+            self.info.value = self._attribute_info(label)
+            return
+        self._mask = mask
         self.info.value = (
             f"sample {self.sample.value}: label <b>{escape(name(label))}</b>, predicted "
             f"<b>{escape(name(self._pred))}</b> (p = {float(self._probs[self._pred]):.2f}); "
             f"explaining <b>{escape(name(self._target))}</b>"
+        )
+
+    def _attribute_info(self, attributes: torch.Tensor) -> str:
+        """The info line of a multi-label sample: what it has, what the model says."""
+        has = [self._name(k) for k in torch.nonzero(attributes).flatten().tolist()]
+        said = [self._name(k) for k in torch.nonzero(self._probs > 0.5).flatten().tolist()]
+        k = self._target
+        state = "present" if attributes[k] else "absent: no region to score"
+        return (
+            f"sample {self.sample.value}: attributes <b>{escape(', '.join(has) or 'none')}</b>; "
+            f"the model says <b>{escape(', '.join(said) or 'none')}</b>; explaining "
+            f"<b>{escape(self._name(k))}</b> (p = {float(self._probs[k]):.2f}, {state})"
         )
 
     def _name(self, c: int) -> str:
@@ -280,7 +302,9 @@ class Explorer(W.VBox):
             fig = Figure(figsize=(1.6 * (len(names) + 1), 1.9), layout="constrained")
             axes = fig.subplots(1, len(names) + 1, squeeze=False)[0]
             overlay(axes[0], self._x.cpu(), None, mask)
-            axes[0].set_title(f"{self._name(self._label)}")
+            # multi-label: the attribute explained (the label is the whole attribute vector)
+            title = self._name(self._target if self.multi_label else self._label)
+            axes[0].set_title(title)
             for ax, m in zip(axes[1:], names, strict=True):
                 overlay(ax, self._x.cpu(), self._maps[m], mask, alpha=float(self.opacity.value))
                 ax.set_title(m)

@@ -323,3 +323,23 @@ def test_an_empty_run_folder_is_named(tmp_path):
     (tmp_path / "results.json").write_text(json.dumps({"schema": 3, "rows": [{}]}))
     with pytest.raises(CorruptRunError, match="older squeezex"):
         Run(tmp_path)
+
+
+def test_a_changed_dataset_default_recomputes_its_cells(tmp_path, monkeypatch):
+    """Registered defaults (a dataset's test size, epochs, pointing tolerance) are not in
+    the run's fingerprint: the cells remember the spec and the model they were made
+    from, and are recomputed when either changed."""
+    from dataclasses import replace
+
+    from squeezex.datasets import registry as R
+
+    cfg = _cfg(tmp_path, methods=["random"], families=["localisation"])
+    first = run(cfg)
+    assert first["pointing_tolerance"] == {}
+    spec = R.get_dataset("an8flower-single-6c")
+    monkeypatch.setitem(R._REGISTRY, spec.name, replace(spec, pointing_tolerance=3))
+    changed = run(cfg)
+    assert changed["cells"] and not any(c["reused"] for c in changed["cells"])
+    assert changed["pointing_tolerance"] == {"an8flower-single-6c": 3}
+    again = run(cfg)
+    assert all(c["reused"] for c in again["cells"])

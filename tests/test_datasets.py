@@ -149,14 +149,18 @@ def test_registry_lists_the_benchmark_datasets_and_builds_them():
 
     assert list_datasets() == [
         "an8flower-single-6c", "an8flower-double-12c", "an8flower-hard",
-        "cue-only", "object-only", "confounded", "scenes-6c",
+        "cue-only", "object-only", "confounded",
+        "faces", "faces-bias-0", "faces-bias-50", "faces-bias-90", "faces-bias", "scenes-6c",
+    ]  # fmt: skip
+    assert list_datasets("multi-label") == [
+        "faces", "faces-bias-0", "faces-bias-50", "faces-bias-90", "faces-bias",
     ]  # fmt: skip
     spec = get_dataset("scenes-6c")
     assert spec.task == "single-label" and spec.masks and spec.train.batch_size == 16
     assert get_dataset("an8flower-single-6c").vebi_mu == 5.0
     test = spec.build("test", n_per_class=1, size=48, seed=3)
     assert len(test) == 6 and test.images.shape == (6, 3, 48, 48)
-    with pytest.raises(ValueError, match="unknown dataset 'faces'.*scenes-6c"):
-        get_dataset("faces")
+    with pytest.raises(ValueError, match="unknown dataset 'celeba'.*scenes-6c"):
+        get_dataset("celeba")
     with pytest.raises(ValueError, match="split must be"):
         spec.build("val")

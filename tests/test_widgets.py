@@ -186,6 +186,29 @@ def test_explorer_takes_a_registered_dataset_by_name(se_model):
     assert e.n == test_size and "red leaf" in str(e.target.options)
 
 
+def test_explorer_on_faces_picks_an_attribute_and_scores_against_its_region():
+    from squeezex.datasets import SyntheticFaces
+    from squeezex.models import build_model
+
+    faces = SyntheticFaces("test", n=4, seed=0)
+    model = build_model("small", len(faces.classes), se=True, seed=0).eval()
+    e = Explorer(model, faces, methods=["se-class", "gradcam"])
+    assert e.target.description == "attribute" and "Wearing_Hat" in str(e.target.options)
+    i = int(torch.nonzero(faces.targets[:, 3]).flatten()[0])  # a face with a hat
+    e.sample.value = i
+    e.target.value = 3
+    assert torch.equal(e._mask[0], faces.masks[i, 3]) and "Wearing_Hat" in e.info.value
+    assert "present" in e.info.value and "<table>" in e.scores.value
+    hat = e._maps["gradcam"].clone()
+    j = int(torch.nonzero(faces.targets[i] == 0).flatten()[0])  # an attribute it lacks
+    e.target.value = j
+    assert e._mask is None and "absent" in e.info.value and "no scores" in e.scores.value
+    assert not torch.equal(hat, e._maps["gradcam"])  # explained for the other attribute
+    assert e.to_png()[:8] == b"\x89PNG\r\n\x1a\n"  # the static fallback too
+    _, probs = X.predict(model, faces[i][0], multi_label=True)
+    assert torch.allclose(probs, torch.sigmoid(model(faces[i][0][None])[0]).detach())
+
+
 def test_explorer_names_bad_arguments(se_model, data):
     with pytest.raises(ValueError, match="methods is empty"):
         Explorer(se_model, data, methods=[])

@@ -11,7 +11,9 @@ One concept per module:
   :class:`Run`), which checks what it loads and cleans up after killed runs;
 * :mod:`.results`, :mod:`.tables` — results.json, CSV and LaTeX as views of every cell
   in the folder;
-* :mod:`.reader` — :class:`Run`, the reader that figures and widgets use.
+* :mod:`.reader` — :class:`Run`, the reader that figures and widgets use;
+* :mod:`.attributes` — multi-label runs (faces): where a class-agnostic map points, and
+  the bias sweep.
 
 Example:
     >>> from squeezex.bench import BenchConfig, Run, run  # doctest: +SKIP
@@ -19,6 +21,7 @@ Example:
     >>> Run("data/runs/mine").ranking("pointing_game")  # doctest: +SKIP
 """
 
+from .attributes import agnostic_report, bias_table
 from .config import (
     DEFAULT_DATASETS,
     DEFAULT_METHODS,
@@ -36,6 +39,8 @@ from .store import CorruptRunError, RunStore, RunWarning, dequantise, load_resul
 from .tables import csv_text, family_tables, format_table, latex_table
 
 __all__ = [
+    "agnostic_report",
+    "bias_table",
     "DEFAULT_DATASETS",
     "model_reliance",
     "BenchConfig",

@@ -66,6 +66,12 @@ class Cell:
     timing: dict = field(default_factory=dict)
     fit: dict | None = None
     sanity: dict | None = None
+    #: multi-label datasets: attribute → the indices of its (image, attribute) pairs
+    groups: dict[str, list[int]] | None = None
+    #: the checkpoint file of the model explained (its name holds the training key)
+    model: str | None = None
+    #: the dataset spec's key (``DatasetSpec.key()``) when the cell was made
+    spec: str | None = None
 
     def rows(self) -> list[dict]:
         k = self.key
@@ -73,6 +79,23 @@ class Cell:
             summarise(v, dataset=k.dataset, seed=k.seed, method=k.method, metric=name,
                       family=fam, kind=k.kind)
             for name, (fam, v) in self.values.items()
+        ]  # fmt: skip
+
+    def attribute_rows(self) -> list[dict]:
+        """Per attribute (multi-label datasets): the rows of the metrics with one value
+        per (image, attribute) pair, over that attribute's pairs; each carries an
+        ``attribute`` field. Metrics computed on a subset (sanity, ROAD, sensitivity)
+        and per-cell numbers (cost) have no per-attribute rows."""
+        if not self.groups:
+            return []
+        k, n = self.key, len(self.maps)
+        return [
+            summarise(np.asarray(v, dtype=np.float64).reshape(-1)[idx], dataset=k.dataset,
+                      seed=k.seed, method=k.method, metric=name, family=fam, kind=k.kind,
+                      attribute=attr)
+            for name, (fam, v) in self.values.items()
+            if np.asarray(v).size == n and name not in SUBSET_METRICS
+            for attr, idx in self.groups.items()
         ]  # fmt: skip
 
     def samples(self) -> dict[str, list[float]]:
@@ -90,11 +113,14 @@ class Cell:
             "key": {**self.key.__dict__},
             "n": len(self.maps),
             "rows": self.rows(),
+            "attribute_rows": self.attribute_rows(),
             "samples": self.samples(),
             "curves": self.curves,
             "timing": self.timing,
             "fit": self.fit,
             "sanity": self.sanity,
+            "model": self.model,
+            "spec": self.spec,
         }
 
 
@@ -118,6 +144,15 @@ class Unit:
     #: named ground-truth regions (N×1×H×W bool): a planted cue and the object, or the
     #: informative parts of the class (see :func:`_region_metrics`)
     regions: dict = field(default_factory=dict)
+    #: how the faithfulness curves read the model: ``"softmax"`` or, for a multi-label
+    #: model, ``"sigmoid"`` (each attribute's own probability)
+    output: str = "softmax"
+    #: multi-label datasets: attribute → the indices of its (image, attribute) pairs
+    groups: dict[str, list[int]] | None = None
+    #: the pointing game's slack in pixels (the dataset's ``pointing_tolerance``)
+    pointing_tolerance: int = 0
+    #: what the cells depend on besides the config and the model (``DatasetSpec.key()``)
+    spec_key: str | None = None
 
     def keys(self, methods) -> list[CellKey]:
         """The method cells, then the reference cells."""
@@ -164,7 +199,7 @@ def compute_cell(unit: Unit, key: CellKey) -> Cell:
     score every metric family of the run."""
     families = unit.cfg.families
     if key.kind == "reference":
-        cell = Cell(key, {}, unit.references[key.method])
+        cell = Cell(key, {}, unit.references[key.method], groups=unit.groups)
         make = None
     else:
         kwargs, fit_summary = unit.fit_kwargs(key.method)
@@ -173,8 +208,10 @@ def compute_cell(unit: Unit, key: CellKey) -> Cell:
             return explainer_info(key.method).build(model, **kwargs)
 
         maps, ms = _explain(make(unit.model), unit)
-        cell = Cell(key, {}, maps, fit=fit_summary)
+        cell = Cell(key, {}, maps, fit=fit_summary, groups=unit.groups)
         cell.timing = {"ms_per_image": ms, "forward_ms_per_image": unit.forward_ms}
+    cell.model = unit.checkpoint.name if unit.checkpoint is not None else None
+    cell.spec = unit.spec_key
     cell.values.update(_map_metrics(unit, cell.maps, families))
     if "faithfulness" in families:
         cell.values.update(_faithfulness(unit, cell.maps, make, cell.curves))
@@ -205,7 +242,8 @@ def _map_metrics(unit: Unit, maps: torch.Tensor, families) -> dict:
     out = {}
     if "localisation" in families:
         for k, fn in M.LOCALISATION.items():
-            out[k] = ("localisation", fn(maps, unit.masks).numpy())
+            kw = {"tolerance": unit.pointing_tolerance} if k == "pointing_game" else {}
+            out[k] = ("localisation", fn(maps, unit.masks, **kw).numpy())
         out.update(_region_metrics(maps, unit.regions))
     if "artifact" in families:
         out["checkerboard"] = ("artifact", M.checkerboard_energy(maps, unit.periods).numpy())
@@ -249,7 +287,7 @@ def _faithfulness(unit: Unit, maps: torch.Tensor, make, curves: dict) -> dict:
     x, y = unit.x.to(cfg.device), unit.y.to(cfg.device)
     m = maps.to(x.device)
     out = {}
-    kw = {"steps": cfg.deletion_steps, "baseline": cfg.deletion_baseline}
+    kw = {"steps": cfg.deletion_steps, "baseline": cfg.deletion_baseline, "output": unit.output}
     for mode, curve in (("deletion", M.deletion_curve), ("insertion", M.insertion_curve)):
         fractions, scores = curve(unit.model, x, m, y, **kw)
         auc = torch.trapezoid(scores, fractions, dim=1)
@@ -274,7 +312,7 @@ def _road(unit: Unit, maps: torch.Tensor, curves: dict) -> dict:
     m = maps[idx].to(x.device)
     out = {}
     for order in ("morf", "lerf"):
-        fractions, scores = M.road_curve(unit.model, x, m, y, order=order)
+        fractions, scores = M.road_curve(unit.model, x, m, y, order=order, output=unit.output)
         out[f"road_{order}"] = ("faithfulness", mean_height(fractions, scores).cpu().numpy())
         curves["road_fractions"] = fractions.tolist()
         curves[f"road_{order}"] = scores.mean(0).cpu().tolist()

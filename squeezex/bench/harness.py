@@ -29,7 +29,7 @@ from .models import splits, train_models
 from .results import write_results
 from .store import RunStore, check_data, check_interpretation, check_models, check_se
 
-__all__ = ["run"]
+__all__ = ["run", "explanation_view", "split_record", "attribute_groups"]
 
 
 def run(cfg: BenchConfig) -> dict:
@@ -53,6 +53,7 @@ def _run_dataset(cfg: BenchConfig, store: RunStore, dname: str, done: list[dict]
     train, test = splits(cfg, dname)
     models, summary = train_models(cfg, get_dataset(dname), train, test)
     store.artifact(store.models_path(dname), lambda: summary, check_models, fresh=True)
+    test = explanation_view(test)
     store.artifact(store.data_path(dname), lambda: split_record(test), check_data)
     for seed in cfg.explained_seeds:
         model, ckpt = models[seed]
@@ -69,11 +70,23 @@ def _run_dataset(cfg: BenchConfig, store: RunStore, dname: str, done: list[dict]
 
 
 def _cell(store: RunStore, unit: Unit, key: CellKey) -> dict:
-    """Reuse the cell when the store has it intact, else compute and write it."""
-    if store.read_cell(key, n=len(unit.x)) is not None:
+    """Reuse the cell when the store has it intact and made from the same model and
+    dataset spec (a changed registered default — a dataset's epochs, its test size, its
+    pointing tolerance — is not in the run's fingerprint: it trains a new checkpoint or
+    changes the spec's key, and the cells are computed anew), else compute and write it."""
+    record = store.read_cell(key, n=len(unit.x))
+    model = unit.checkpoint.name if unit.checkpoint is not None else None
+    same = record is not None and record.get("model", model) == model
+    if same and record.get("spec", unit.spec_key) == unit.spec_key:
         return {"key": key.id, "reused": True}
     store.write_cell(compute_cell(unit, key))
     return {"key": key.id, "reused": False}
+
+
+def explanation_view(test):
+    """What a run explains of a test split: the split itself, or for a multi-label
+    dataset its (image, present attribute) pairs (``test.explanation_view()``)."""
+    return test.explanation_view() if hasattr(test, "explanation_view") else test
 
 
 def split_record(test) -> dict:
@@ -86,7 +99,7 @@ def split_record(test) -> dict:
     }
     if hasattr(test, "object_masks"):
         data["object_masks"] = test.object_masks.clone()
-    for name in ("regions", "cue_targets", "object_targets"):
+    for name in ("regions", "cue_targets", "object_targets", "face_index"):
         if getattr(test, name, None) is not None:
             v = getattr(test, name)
             data[name] = {k: t.clone() for k, t in v.items()} if name == "regions" else v.clone()
@@ -112,11 +125,26 @@ def make_unit(cfg, store: RunStore, dname: str, seed: int, model, ckpt, train, t
         lambda: se_vectors(model, x.to(cfg.device), cfg.batch_size),
         lambda d: check_se(d, len(x)),
     )
+    spec = get_dataset(dname)
+    multi = spec.task == "multi-label"
     return Unit(
         cfg, dname, seed, model, train, x, test.targets, test.masks,
         stride_periods(model, xd), forward_ms(model, x.to(cfg.device), cfg.batch_size),
         refs, ckpt, regions=dict(getattr(test, "regions", None) or {}),
+        output="sigmoid" if multi else "softmax",
+        groups=attribute_groups(test) if multi else None,
+        pointing_tolerance=spec.pointing_tolerance, spec_key=spec.key(),
     )  # fmt: skip
+
+
+def attribute_groups(pairs) -> dict[str, list[int]]:
+    """Attribute name → the indices of its (image, attribute) pairs."""
+    t = pairs.targets.tolist()
+    return {
+        name: idx
+        for k, name in enumerate(pairs.classes)
+        if (idx := [i for i, v in enumerate(t) if v == k])
+    }
 
 
 @torch.no_grad()

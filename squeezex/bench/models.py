@@ -11,7 +11,14 @@ from pathlib import Path
 
 from ..datasets import DatasetSpec
 from ..models import build_model
-from ..training import evaluate, fit, load_checkpoint, predict, save_checkpoint
+from ..training import (
+    attribute_accuracy,
+    evaluate,
+    fit,
+    load_checkpoint,
+    predict,
+    save_checkpoint,
+)
 from .config import BenchConfig
 from .store import RunWarning
 
@@ -90,10 +97,15 @@ def train_models(cfg: BenchConfig, spec: DatasetSpec, train, test):
         the accuracy summary)``.
     """
     acc_se, acc_plain, seconds, explained, reliance = [], [], [], {}, {}
+    per_attribute = {"se": [], "plain": []}
+    multi = spec.task == "multi-label"
     for s in cfg.train_seeds:
         for se in (True, False):
             model, secs, path = _train_one(cfg, spec, train, se, s)
             (acc_se if se else acc_plain).append(evaluate(model, test, device=cfg.device))
+            if multi:
+                acc = attribute_accuracy(model, test, device=cfg.device)
+                per_attribute["se" if se else "plain"].append(acc)
             seconds.append(secs)
             if se and s in cfg.explained_seeds:
                 explained[s] = (model.to(cfg.device), path)
@@ -101,18 +113,27 @@ def train_models(cfg: BenchConfig, spec: DatasetSpec, train, test):
                 reliance[str(s)] = model_reliance(model, test, cfg.device)
     summary = model_summary(cfg, acc_se, acc_plain, seconds)
     summary.update(n_train=len(train), n_test=len(test))
+    if multi:
+        summary.update(attributes=list(test.classes), attribute_accuracy=per_attribute)
     if reliance:
         summary["reliance"] = reliance
+    if getattr(test, "bias_rho", None) is not None:
+        summary["bias"] = {"rho": test.bias_rho, "attribute": test.classes[test.cue_attribute]}
     return explained, summary
 
 
 def model_reliance(model, test, device: str = "cpu") -> dict:
     """What a model of a cue dataset follows on its test split: the share of the images
     whose cue and object disagree on which the model predicts the cue's class
-    (``reliance``) or the object's (``object``)."""
+    (``reliance``) or the object's (``object``). On a biased faces split the classes are
+    the biased attribute's yes/no: the mark says yes, the attribute's label says no (or
+    the reverse), and ``reliance`` is the share of those faces the model answers as the
+    mark does."""
     from ..datasets.cues import cue_reliance
 
     preds, _ = predict(model, test, device=device)
+    if preds.dim() == 2:  # multi-label: the decision on the attribute the cue is tied to
+        preds = preds[:, test.cue_attribute]
     return cue_reliance(preds, test.cue_targets, test.object_targets)
 
 

@@ -104,6 +104,18 @@ class Run:
         """The (dataset, seed) pairs that have rows, in order."""
         return list(dict.fromkeys((r["dataset"], int(r["seed"])) for r in self.rows))
 
+    def attribute_rows(
+        self, metric: str | None = None, dataset: str | None = None, seed: int | None = None
+    ) -> list[dict]:
+        """Multi-label datasets: the rows per attribute (each with an ``attribute`` field)
+        of one (dataset, seed), of one metric if given; ``[]`` for single-label runs."""
+        dataset, seed = self._check(dataset, seed)
+        return [
+            r for r in self.results.get("attribute_rows", [])
+            if r["dataset"] == dataset and r["seed"] == seed
+            and (metric is None or r["metric"] == metric)
+        ]  # fmt: skip
+
     def kind(self, method: str) -> str:
         for r in self.rows:
             if r["method"] == method:

@@ -90,6 +90,7 @@ def assemble(store: RunStore, cfg: BenchConfig, cells: list[dict] | None = None)
         "model": models.get(first, {}),
         "models": models,
         "rows": rows,
+        "attribute_rows": [row for r in records for row in r.get("attribute_rows") or []],
         "metrics": {k: _describe(k) for k in names},
         "higher_is_better": {k: METRICS[k].higher_is_better for k in names if k in METRICS},
         "fits": fits,
@@ -97,6 +98,7 @@ def assemble(store: RunStore, cfg: BenchConfig, cells: list[dict] | None = None)
         "sanity": sanity,
         "timing": timing,
         "footing": _footing(records),
+        "pointing_tolerance": _tolerances(datasets),
         "discrimination": separation,
         "most_discriminating": most_discriminating(separation),
         "se_vs_activation_mean": paired_comparison(store, records, "se", "activation-mean"),
@@ -119,6 +121,14 @@ def _footing(records: list[dict]) -> dict:
     return out
 
 
+def _tolerances(datasets: list[str]) -> dict[str, int]:
+    """Dataset → the pointing game's slack in pixels, where it is not 0."""
+    from ..datasets import get_dataset, list_datasets
+
+    known = set(list_datasets())
+    return {d: t for d in datasets if d in known and (t := get_dataset(d).pointing_tolerance)}
+
+
 def _describe(name: str) -> dict:
     m = METRICS.get(name)
     if m is None:
@@ -137,5 +147,9 @@ def write_results(store: RunStore, cfg: BenchConfig, cells: list[dict] | None = 
     results = assemble(store, cfg, cells)
     atomic_write_json(store.root / "results.json", results)
     atomic_write_text(store.root / "results.csv", csv_text(results["rows"]))
+    if results["attribute_rows"]:  # multi-label datasets: the same metrics per attribute
+        atomic_write_text(
+            store.root / "results-attributes.csv", csv_text(results["attribute_rows"])
+        )
     atomic_write_text(store.root / "results.tex", latex_table(results))
     return results

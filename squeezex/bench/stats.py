@@ -42,4 +42,7 @@ def summarise(values, **fields) -> dict:
     mean = float(finite.mean()) if len(finite) else float("nan")
     lo, hi = bootstrap_ci(v) if len(finite) > 1 else (mean, mean)
     row = {**fields, "value": mean, "ci_low": lo, "ci_high": hi, "n": int(len(finite))}
-    return {k: row[k] for k in ROW_FIELDS if k in row}
+    out = {k: row[k] for k in ROW_FIELDS if k in row}
+    if "attribute" in fields:  # per-attribute rows of a multi-label dataset
+        out["attribute"] = fields["attribute"]
+    return out

@@ -65,6 +65,7 @@ def format_table(results: dict, families: list[str] | None = None, intervals: bo
         for fam in _families(rows):
             if families is None or fam in families:
                 lines += _family_table([r for r in rows if r["family"] == fam], fam, intervals)
+        lines += attribute_table(results, dname, seed)
         lines += _model_lines(results, dname, seed)
         lines += _report_lines(results, f"{dname}/{seed}")
         lines.append("")
@@ -73,6 +74,10 @@ def format_table(results: dict, families: list[str] | None = None, intervals: bo
     if lower:
         lines.append(f"lower is better: {', '.join(lower)}; intervals: 95 % bootstrap")
     lines += _fit_lines(results)
+    lines += [
+        f"pointing_game on {d}: the maximum within {t} px of the mask (the dataset's slack)"
+        for d, t in results.get("pointing_tolerance", {}).items()
+    ]
     lines += _footing_lines(results)
     best = results.get("most_discriminating")
     if best and len(results.get("discrimination", {})) > 1:
@@ -136,11 +141,59 @@ def _model_lines(results: dict, dname: str, seed: int) -> list[str]:
             f"test accuracy with SE {mo['accuracy_mean']:.3f} ± {mo['accuracy_sd']:.3f}, "
             f"without SE {mo['accuracy_without_se_mean']:.3f} ± "
             f"{mo['accuracy_without_se_sd']:.3f} (mean ± sd over seeds {mo['seeds']})"
+            + ("; mean attribute accuracy" if mo.get("attribute_accuracy") else "")
         )
+        out += _attribute_accuracy_lines(mo)
+        if mo.get("bias"):
+            b = mo["bias"]
+            out.append(
+                f"bias: a corner mark tied to {b['attribute']} in training, ρ = {b['rho']:g}"
+            )
     fwd = results.get("timing", {}).get(f"{dname}/{seed}/forward_ms_per_image")
     if fwd is not None:
         out.append(f"plain forward {fwd:.2f} ms/img")
     return out
+
+
+def attribute_table(results: dict, dname: str, seed: int, metric: str = "pointing_game") -> list:
+    """Multi-label datasets: ``metric`` per method × attribute (over the (image,
+    attribute) pairs where the attribute is present), and the mean over attributes."""
+    rows = [
+        r for r in results.get("attribute_rows", [])
+        if r["dataset"] == dname and r["seed"] == seed and r["metric"] == metric
+    ]  # fmt: skip
+    if not rows:
+        return []
+    attrs = list(dict.fromkeys(r["attribute"] for r in rows))
+    methods = list(dict.fromkeys(r["method"] for r in rows))
+    value = {(r["method"], r["attribute"]): r["value"] for r in rows}
+    width = max(len(m) for m in methods) + 7
+    col = max(len(a) for a in attrs) + 2
+    head = f"{metric + ' per attribute':<{width}}" + "".join(f"{a:>{col}}" for a in attrs)
+    out = [head + f"{'mean':>{col}}", "-" * (len(head) + col)]
+    for m in methods:
+        vals = [value.get((m, a), math.nan) for a in attrs]
+        finite = [v for v in vals if math.isfinite(v)]
+        mean = sum(finite) / len(finite) if finite else math.nan
+        out.append(f"{m:<{width}}" + "".join(f"{_fmt(v):>{col}}" for v in [*vals, mean]))
+    n = {a: max(r["n"] for r in rows if r["attribute"] == a) for a in attrs}
+    out.append("pairs per attribute: " + ", ".join(f"{a} {k}" for a, k in n.items()))
+    return out + [""]
+
+
+def _attribute_accuracy_lines(mo: dict) -> list[str]:
+    """Per-attribute test accuracy with and without SE, mean over the training seeds."""
+    acc = mo.get("attribute_accuracy")
+    if not acc or not acc.get("se"):
+        return []
+
+    def mean(per_seed):
+        return [sum(v) / len(v) for v in zip(*per_seed, strict=True)]
+
+    se, plain = mean(acc["se"]), mean(acc["plain"])
+    return ["per-attribute accuracy with SE / without: " + ", ".join(
+        f"{a} {x:.3f}/{y:.3f}" for a, x, y in zip(mo["attributes"], se, plain, strict=True)
+    )]  # fmt: skip
 
 
 def _fit_lines(results: dict) -> list[str]:

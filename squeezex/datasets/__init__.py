@@ -2,8 +2,10 @@
 for real data in local folders."""
 
 from .an8flower import An8Flower, An8FlowerFolder
+from .celeba import ATTRIBUTE_PARTS, CELEBA_ATTRIBUTES, MASK_PARTS, CelebA, CelebAMaskHQ
 from .cues import CueDataset, CueFlowers, cue_reliance, decode_cue, plant_cue
 from .digits import Digits, mnist
+from .faces import ATTRIBUTES, AttributePairs, SyntheticFaces, make_faces
 from .folders import write_folders
 from .imagenet import ImageNetBoxes
 from .registry import (
@@ -26,6 +28,15 @@ __all__ = [
     "plant_cue",
     "decode_cue",
     "cue_reliance",
+    "SyntheticFaces",
+    "AttributePairs",
+    "make_faces",
+    "ATTRIBUTES",
+    "CelebA",
+    "CelebAMaskHQ",
+    "CELEBA_ATTRIBUTES",
+    "MASK_PARTS",
+    "ATTRIBUTE_PARTS",
     "Digits",
     "mnist",
     "VOCMasks",

@@ -34,6 +34,12 @@ def write_folders(dataset, out, *, prefix: str = "") -> tuple[Path, Path]:
     for name in ("images", "masks", "targets", "classes"):
         if not hasattr(dataset, name):
             raise ValueError(f"{type(dataset).__name__} has no {name!r}: it cannot be written")
+    if getattr(dataset, "task", None) == "multi-label" or dataset.targets.dim() != 1:
+        raise ValueError(
+            f"{type(dataset).__name__} is multi-label (one 0/1 target per attribute): it has "
+            "no class folders to write; use it from Python (e.g. squeezex.datasets."
+            "SyntheticFaces), or save its tensors with torch.save"
+        )
     out = Path(out)
     mask_out = Path(str(out) + "_MASK")
     for root in (out, mask_out):

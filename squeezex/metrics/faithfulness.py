@@ -42,6 +42,7 @@ __all__ = [
     "deletion_curve",
     "insertion_curve",
     "deletion_auc",
+    "probabilities",
     "insertion_auc",
     "infidelity_score",
     "sensitivity_score",
@@ -66,6 +67,25 @@ def _check_maps(maps: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
     if not torch.isfinite(maps).all():
         raise ValueError("maps contain NaN or infinite values")
     return maps.to(device=x.device)
+
+
+#: How a model's scores become the probability a curve records.
+OUTPUTS = ("softmax", "sigmoid")
+
+
+def _check_output(output: str) -> None:
+    if output not in OUTPUTS:
+        raise ValueError(f"output must be one of {OUTPUTS}, got {output!r}")
+
+
+def probabilities(logits: torch.Tensor, output: str = "softmax") -> torch.Tensor:
+    """The class probabilities (float64) of N×classes scores: ``"softmax"`` over the
+    classes (single-label), or ``"sigmoid"`` of each output on its own (multi-label: each
+    output is one attribute's yes/no, and a softmax across attributes would make
+    them compete)."""
+    _check_output(output)
+    x = logits.double()
+    return x.softmax(1) if output == "softmax" else x.sigmoid()
 
 
 def _logits(model: nn.Module, x: torch.Tensor, extra: tuple) -> torch.Tensor:
@@ -161,7 +181,9 @@ def _curve(
     batch_size: int,
     additional_forward_args: Any,
     blur_sigma,
+    output: str = "softmax",
 ) -> tuple[torch.Tensor, torch.Tensor]:
+    _check_output(output)
     x = _check_inputs(inputs, model)
     maps = _check_maps(maps, x)
     steps = _positive_int("steps", steps)
@@ -193,7 +215,7 @@ def _curve(
                 img = torch.where(changed, base[i], x[i])
             else:
                 img = torch.where(changed, x[i], base[i])
-            prob = _logits(model, img, select_rows(extra, i, n)).double().softmax(1)
+            prob = probabilities(_logits(model, img, select_rows(extra, i, n)), output)
             scores[t] = prob.gather(1, tgt[i][:, None])[:, 0]
     return fractions.float(), scores.view(n, steps + 1).float()
 
@@ -212,6 +234,8 @@ _CURVE_ARGS = """
             broadcastable to ``inputs`` (see :func:`perturbation_baseline`).
         batch_size: images per forward pass; all N·(steps+1) images of the curves go
             through the model in chunks of this size (the result does not depend on it).
+        output: ``"softmax"`` (default) or ``"sigmoid"`` for a multi-label model (see
+            :func:`probabilities`).
         additional_forward_args: extra positional arguments for the model; tensors whose
             first dimension is N are indexed along with the samples.
         blur_sigma: the ``"blur"`` baseline's σ in pixels (default 5 % of the image side).
@@ -230,6 +254,7 @@ def deletion_curve(
     batch_size: int = 64,
     additional_forward_args: Any = None,
     blur_sigma: float | None = None,
+    output: str = "softmax",
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """The deletion curve: the class probability as the map's top pixels are removed.
 
@@ -250,6 +275,7 @@ def deletion_curve(
         batch_size,
         additional_forward_args,
         blur_sigma,
+        output,
     )
 
 
@@ -264,6 +290,7 @@ def insertion_curve(
     batch_size: int = 64,
     additional_forward_args: Any = None,
     blur_sigma: float | None = None,
+    output: str = "softmax",
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """The insertion curve: the class probability as the map's top pixels are put back.
 
@@ -284,6 +311,7 @@ def insertion_curve(
         batch_size,
         additional_forward_args,
         blur_sigma,
+        output,
     )
 
 

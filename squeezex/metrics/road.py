@@ -48,7 +48,14 @@ from scipy.sparse.linalg import splu
 from torch import nn
 
 from ..common import as_tuple, eval_mode, select_rows
-from .faithfulness import _check_inputs, _check_maps, _logits, _positive_int, _targets
+from .faithfulness import (
+    _check_inputs,
+    _check_maps,
+    _logits,
+    _positive_int,
+    _targets,
+    probabilities,
+)
 
 __all__ = [
     "impute_noisy_linear",
@@ -258,6 +265,7 @@ def road_curve(
     seed: int = 0,
     batch_size: int = 64,
     additional_forward_args: Any = None,
+    output: str = "softmax",
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """The ROAD curve: the class probability as pixels are removed and imputed.
 
@@ -289,11 +297,13 @@ def road_curve(
             on it).
         additional_forward_args: extra positional arguments for the model; tensors whose
             first dimension is N are indexed along with the samples.
+        output: ``"softmax"`` (default) or ``"sigmoid"`` for a multi-label model.
 
     Returns:
         ``(fractions, scores)``: the fractions actually removed (counts / P, float32)
         and the N×len(fractions) class probabilities.
     """
+    probabilities(torch.zeros(1, 1), output)  # checks the name
     x = _check_inputs(inputs, model)
     if x.dim() != 4:
         raise ValueError(f"ROAD needs N×C×H×W images, got clips {tuple(x.shape)}")
@@ -326,7 +336,7 @@ def road_curve(
                 img = torch.where(removed[:, None], img + noise * eps, img)
             img = img.to(x)
             idx = i.to(x.device)
-            prob = _logits(model, img, select_rows(extra, idx, n)).double().softmax(1)
+            prob = probabilities(_logits(model, img, select_rows(extra, idx, n)), output)
             scores[idx * s + j.to(x.device)] = prob.gather(1, tgt[idx][:, None])[:, 0]
     return (counts.double() / p).float(), scores.view(n, s).float()
 

@@ -82,7 +82,8 @@ def interpret(
     names = list(class_names) if class_names is not None else getattr(dataset, "classes", None)
     feats, images, heats, examples = [], [], [], []
     for j in tqdm(classes, desc="average visualisations", disable=not progress, leave=False):
-        idx_class = torch.nonzero(fs.targets == j).flatten()
+        t = fs.targets
+        idx_class = torch.nonzero(t[:, j] == 1 if t.dim() == 2 else t == j).flatten()
         rel = relevant.relevant(j)[:max_features] if len(idx_class) else []
         imgs, hs, exs = [], [], []
         for layer, c, _ in rel:

@@ -173,12 +173,15 @@ class RelevantFeatures:
             output=self.output,
         )
         y = fs.targets if self.labels == "true" else fs.predictions
+        if y.dim() == 2 and self.labels == "predicted":
+            raise ValueError("labels='predicted' needs single-label data; these targets are N×K")
         n_classes = _num_outputs(fs, y)
         X = fs.X.numpy()
         gram = X.T @ X if X.shape[1] <= _GRAM_MAX else None
         coef = np.zeros((n_classes, X.shape[1]))
         for j in tqdm(range(n_classes), desc="μ-lasso", disable=not self.progress, leave=False):
-            target = (y.numpy() == j).astype(np.float64)
+            # one-vs-rest: the class's images, or (multi-label) the images with attribute j
+            target = (y[:, j].numpy() == 1 if y.dim() == 2 else y.numpy() == j).astype(np.float64)
             if target.any():
                 coef[j] = mu_lasso(X, target, self.mu, gram=gram)
         self.layers_ = fs.layers
@@ -293,6 +296,13 @@ def data_fingerprint(X: np.ndarray, labels: np.ndarray) -> str:
 def _num_outputs(fs: FeatureSet, y) -> int:
     """The number of classes: the width of the model's output in the feature pass."""
     n = fs.n_outputs
+    if y.dim() == 2:  # multi-label 0/1 targets, one column per output
+        if y.shape[1] != n or not bool(((y == 0) | (y == 1)).all()):
+            raise ValueError(
+                f"multi-label targets must be N×{n} (one 0/1 column per output of the "
+                f"model), got {tuple(y.shape)}"
+            )
+        return n
     if int(y.max()) >= n or int(y.min()) < 0:
         raise ValueError(
             f"labels must be in [0, {n}) (the model outputs {n} scores), "
