@@ -75,8 +75,9 @@ def _bench_parser(sub) -> None:
         "--seeds", type=_positive, default=3, help="training seeds for the accuracy claim"
     )
     b.add_argument("--size", type=_positive, default=64, help="image side in pixels")
-    b.add_argument("--n-train", type=_positive, default=None, help="training images per class")
-    b.add_argument("--n-test", type=_positive, default=None, help="test images per class")
+    per = " images per class (faces: in all)"
+    b.add_argument("--n-train", type=_positive, default=None, help="training" + per)
+    b.add_argument("--n-test", type=_positive, default=None, help="test" + per)
     b.add_argument("--epochs", type=_positive, default=12)
     b.add_argument(
         "--pool", choices=["max", "avg"], default="max", help="global pooling of the CNN head"

@@ -661,7 +661,9 @@ def bias_curve(run: Run, methods: list[str] | None = None, width: float = TWO_CO
     """The bias sweep (faces-bias datasets of the run, by ρ): left, the model's accuracy
     on the biased attribute on the decorrelated test split and its reliance on the mark;
     right, each method's relevance mass on the mark (solid) and on the attribute
-    (dashed), with 95 % intervals. A method that reveals the bias moves its mass to the
+    (dashed), with 95 % intervals, and the constant map's (chance). Methods that
+    coincide on the model (the class-aware SE map and Grad-CAM on a global-pool head)
+    draw on top of each other. A method that reveals the bias moves its mass to the
     mark as the model comes to rely on it.
 
     Raises:
@@ -669,6 +671,9 @@ def bias_curve(run: Run, methods: list[str] | None = None, width: float = TWO_CO
     """
     from .bench.attributes import bias_table
 
+    if methods is None:  # the methods, and the constant map as chance (other references
+        # — the oracle's mass on the attribute — would squash the scale)
+        methods = [m for m in run.methods if run.kind(m) == "method" or m == "constant"]
     table = bias_table(run, methods)
     if not table:
         raise ValueError("the run has no faces-bias dataset")
@@ -682,7 +687,7 @@ def bias_curve(run: Run, methods: list[str] | None = None, width: float = TWO_CO
         left.plot(rho, [t["reliance"] for t in table], "s--", color=OKABE_ITO["vermillion"],
                   label="reliance on the mark")  # fmt: skip
         left.set(xlabel="ρ (training tie of mark and attribute)", ylim=(-0.02, 1.02))
-        left.legend(fontsize=6, frameon=False, loc="lower left")
+        left.legend(fontsize=6, frameon=False, loc="center left")
         names = list(dict.fromkeys(m for t in table for m in t["methods"]))
         for m in names:
             st = styles.get(m, {})
@@ -699,7 +704,7 @@ def bias_curve(run: Run, methods: list[str] | None = None, width: float = TWO_CO
                     "marker", "o"), ms=3, lw=1, capsize=2,
                     label=_label(run, m) if metric == "cue_mass" else None)  # fmt: skip
         right.set(xlabel="ρ", ylabel="relevance mass (— mark, - - attribute)")
-        right.legend(fontsize=6, frameon=False, ncols=2)
+        right.legend(fontsize=6, frameon=False, ncols=2, loc="upper left")
         for ax in (left, right):
             _despine(ax)
     return fig
@@ -710,7 +715,7 @@ def _jobs(run: Run, dataset: str, seed: int) -> list[tuple]:
     """(name, draw) for every figure of one (dataset, seed) of the run."""
     metrics = list(dict.fromkeys(r["metric"] for r in run.block(dataset, seed)))
     jobs = [("qualitative", lambda: qualitative_grid(run, dataset, seed))]
-    if "face_index" in run.data(dataset):  # multi-label: one face, every attribute
+    if _multi_label(run, dataset):  # one face, every attribute
         jobs.append(("attributes", lambda: attribute_grid(run, dataset, seed)))
     jobs += [(f"bars-{m}", lambda m=m: metric_bars(run, m, dataset, seed)) for m in metrics]
     jobs += [
@@ -724,6 +729,16 @@ def _jobs(run: Run, dataset: str, seed: int) -> list[tuple]:
         ),
     ]
     return jobs
+
+
+def _multi_label(run: Run, dataset: str) -> bool:
+    """Whether the run's test split of ``dataset`` is (face, attribute) pairs; ``False``
+    when the run lacks its test split (the figures that need it are skipped, with the
+    reason, by :func:`make_figures`)."""
+    try:
+        return "face_index" in run.data(dataset)
+    except FileNotFoundError:
+        return False
 
 
 def make_figures(
@@ -787,10 +802,14 @@ def make_figures(
                 # little, and each file must not depend on which were written before
                 fig = fig if k == 0 else make()
                 written.append(save_figure(fig, out / f"{name}{suffix}.{fmt}", dpi=dpi))
-    if any(m.get("bias") for m in run.results.get("models", {}).values()):
-        for fmt in formats:  # the bias sweep spans the run's datasets
-            written.append(save_figure(bias_curve(run), out / f"bias.{fmt}", dpi=dpi))
-    return written
+    return written + _run_figures(run, out, formats, dpi)
+
+
+def _run_figures(run: Run, out: Path, formats, dpi: int) -> list[Path]:
+    """The figures that span the run's datasets: the bias sweep (faces-bias datasets)."""
+    if not any(m.get("bias") for m in run.results.get("models", {}).values()):
+        return []
+    return [save_figure(bias_curve(run), out / f"bias.{fmt}", dpi=dpi) for fmt in formats]
 
 
 def _draw(name: str, make, verbose: bool):

@@ -80,7 +80,8 @@ def fit(
             opt.step()
             sched.step()
             loss_sum += loss.item() * len(y)
-            correct += (_decide(out, y) == y).float().mean(tuple(range(1, y.dim()))).sum().item()
+            hit = (_decide(out, y) == y).float()  # multi-label: each image's attribute share
+            correct += (hit.mean(1) if hit.dim() == 2 else hit).sum().item()
             total += len(y)
         result.losses.append(loss_sum / total)
         result.train_accuracy.append(correct / total)

@@ -16,14 +16,10 @@ from collections import defaultdict
 
 import torch
 
+from ..metrics import pointing_game
 from .reader import Run
 
 __all__ = ["agnostic_report", "bias_table"]
-
-
-def _peak(maps: torch.Tensor) -> torch.Tensor:
-    """The flat index of each map's maximum (N)."""
-    return maps.flatten(1).argmax(1)
 
 
 def agnostic_report(run: Run, method: str, dataset: str | None = None, seed=None) -> dict:
@@ -34,7 +30,8 @@ def agnostic_report(run: Run, method: str, dataset: str | None = None, seed=None
         (their mean count), ``same_map`` (the share of those faces whose pairs all got
         the same map: 1.0 for a class-agnostic method), ``hits_any`` (share of faces
         whose *first* pair's map peaks inside the region of one of the face's
-        attributes), ``hits_per_pair`` (share of the pairs whose own map peaks inside
+        attributes; "inside" with the dataset's pointing tolerance, as in the run's
+        pointing game), ``hits_per_pair`` (share of the pairs whose own map peaks inside
         their own attribute's region: what the per-attribute pointing game averages),
         ``landed_on`` (attribute → share of the faces whose first map peaks in its
         region, among faces where it is present).
@@ -45,6 +42,7 @@ def agnostic_report(run: Run, method: str, dataset: str | None = None, seed=None
     data = run.data(dataset)
     if "face_index" not in data:
         raise ValueError("agnostic_report needs a multi-label run (no face_index in its data)")
+    dataset = dataset or run.datasets[0]
     maps = run.maps(method, dataset, seed)
     faces = defaultdict(list)
     for p, f in enumerate(data["face_index"].tolist()):
@@ -52,14 +50,17 @@ def agnostic_report(run: Run, method: str, dataset: str | None = None, seed=None
     multi = [ps for ps in faces.values() if len(ps) >= 2]
     if not multi:
         return {"faces": 0}
-    masks, classes = data["masks"].flatten(1), data["classes"]
-    peaks = _peak(maps)
-    hit = masks[torch.arange(len(peaks)), peaks]  # each pair's map peaks in its own region
+    # "inside" as the run's pointing game has it (the dataset's slack, if any)
+    tol = run.results.get("pointing_tolerance", {}).get(dataset, 0)
+    masks, classes = data["masks"], data["classes"]
+    hit = pointing_game(maps, masks, tolerance=tol).bool()  # each pair's own map
     landed, present = defaultdict(int), defaultdict(int)
     same = any_hit = 0
     for ps in multi:
         same += all(torch.equal(maps[ps[0]], maps[q]) for q in ps[1:])
-        where = [classes[int(data["targets"][q])] for q in ps if masks[q, peaks[ps[0]]]]
+        first = maps[ps[0] : ps[0] + 1].expand(len(ps), -1, -1, -1)
+        on = pointing_game(first, masks[ps], tolerance=tol).bool()  # the face's first map
+        where = [classes[int(data["targets"][q])] for q, o in zip(ps, on, strict=True) if o]
         any_hit += bool(where)
         for q in ps:
             name = classes[int(data["targets"][q])]

@@ -428,7 +428,6 @@ class AttributePairs(TensorSplit):
             self.regions = {k: v[face] & on for k, v in faces.regions.items()}
 
 
-
 #: How the benchmark trains on faces. Measured (small CNN with SE, seed 2, 200 test faces):
 #: 1,200 faces × 30 epochs in batches of 64 reached 0.86 mean attribute accuracy on the
 #: benchmark's test split (and without SE 0.74: underfit seeds); batches of 32 gave 0.979

@@ -82,8 +82,7 @@ def interpret(
     names = list(class_names) if class_names is not None else getattr(dataset, "classes", None)
     feats, images, heats, examples = [], [], [], []
     for j in tqdm(classes, desc="average visualisations", disable=not progress, leave=False):
-        t = fs.targets
-        idx_class = torch.nonzero(t[:, j] == 1 if t.dim() == 2 else t == j).flatten()
+        idx_class = _members(fs.targets, j)
         rel = relevant.relevant(j)[:max_features] if len(idx_class) else []
         imgs, hs, exs = [], [], []
         for layer, c, _ in rel:
@@ -100,6 +99,11 @@ def interpret(
         examples.append(torch.stack(exs) if exs else torch.zeros(0, n_images, dtype=torch.long))
     labels = [names[j] if names is not None else str(j) for j in classes]
     return Interpretation(labels, feats, images, heats, examples, stride_fix, n_images)
+
+
+def _members(targets: torch.Tensor, j: int) -> torch.Tensor:
+    """The images of class ``j`` (multi-label N×K targets: the images with attribute j)."""
+    return torch.nonzero(targets[:, j] == 1 if targets.dim() == 2 else targets == j).flatten()
 
 
 def _average(model, relevant, fs, dataset, idx_class, feature, n_images, stride_fix, device):
