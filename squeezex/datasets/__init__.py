@@ -2,6 +2,7 @@
 for real data in local folders."""
 
 from .an8flower import An8Flower, An8FlowerFolder
+from .ava import AVASpeakers
 from .celeba import ATTRIBUTE_PARTS, CELEBA_ATTRIBUTES, MASK_PARTS, CelebA, CelebAMaskHQ
 from .cues import CueDataset, CueFlowers, cue_reliance, decode_cue, plant_cue
 from .digits import Digits, mnist
@@ -32,6 +33,7 @@ __all__ = [
     "AttributePairs",
     "make_faces",
     "ATTRIBUTES",
+    "AVASpeakers",
     "CelebA",
     "CelebAMaskHQ",
     "CELEBA_ATTRIBUTES",
