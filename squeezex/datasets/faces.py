@@ -442,31 +442,26 @@ FACES_TRAINING = TrainOptions(epochs=20, batch_size=32)
 FACES_POINTING_TOLERANCE = 2
 
 
+#: What every faces dataset registers with (one training recipe, test size and slack).
+_FACES_SPEC = dict(
+    task="multi-label", n_train=2000, n_test=40, train=FACES_TRAINING, vebi_mu=5.0,
+    pointing_tolerance=FACES_POINTING_TOLERANCE,
+)  # fmt: skip
+
+
 @register_dataset(
     "faces",
     description="synthetic faces, 7 CelebA attributes each in its own region (multi-label)",
-    task="multi-label",
-    n_train=2000,
-    n_test=40,
-    train=FACES_TRAINING,
-    vebi_mu=5.0,
-    pointing_tolerance=FACES_POINTING_TOLERANCE,
+    **_FACES_SPEC,
 )
 def _faces(split: str, *, n_per_class: int, size: int, seed: int) -> SyntheticFaces:
     return SyntheticFaces(split, n=n_per_class, size=size, seed=seed)
 
 
 def _register_bias(name: str, rho: float) -> None:
-    @register_dataset(
-        name,
-        description=f"faces with a corner mark tied to Wearing_Earrings in training (ρ = {rho:g})",
-        task="multi-label",
-        n_train=2000,
-        n_test=40,
-        train=FACES_TRAINING,
-        vebi_mu=5.0,
-        pointing_tolerance=FACES_POINTING_TOLERANCE,
-    )
+    description = f"faces with a corner mark tied to Wearing_Earrings in training (ρ = {rho:g})"
+
+    @register_dataset(name, description=description, **_FACES_SPEC)
     def _build(split: str, *, n_per_class: int, size: int, seed: int) -> SyntheticFaces:
         return SyntheticFaces(split, n=n_per_class, size=size, seed=seed, bias_rho=rho)
 
