@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from pathlib import Path
 
 __all__ = ["main"]
 
@@ -75,7 +76,7 @@ def _bench_parser(sub) -> None:
         "--seeds", type=_positive, default=3, help="training seeds for the accuracy claim"
     )
     b.add_argument("--size", type=_positive, default=64, help="image side in pixels")
-    per = " images per class (faces: in all)"
+    per = " images per class (faces, speakers: in all)"
     b.add_argument("--n-train", type=_positive, default=None, help="training" + per)
     b.add_argument("--n-test", type=_positive, default=None, help="test" + per)
     b.add_argument("--epochs", type=_positive, default=12)
@@ -180,8 +181,11 @@ def _bench(args) -> int:
     results = run(cfg)
     print(format_table(results))
     reused = sum(c["reused"] for c in results["cells"])
+    written = ["results.json", "results.csv", "results.tex"]
+    root = Path(cfg.out)
+    written += [f for f in ("results-attributes.csv", "examples.png") if (root / f).is_file()]
     print(
-        f"\nwrote {cfg.out}/results.json, results.csv, results.tex, examples.png "
+        f"\nwrote {cfg.out}/{', '.join(written)} "
         f"({reused} of {len(results['cells'])} cells reused from an earlier run)"
     )
     return 0

@@ -29,7 +29,13 @@ from .models import splits, train_models
 from .results import write_results
 from .store import RunStore, check_data, check_interpretation, check_models, check_se
 
-__all__ = ["run", "explanation_view", "split_record", "attribute_groups"]
+__all__ = [
+    "run",
+    "explanation_view",
+    "split_record",
+    "attribute_groups",
+    "reuse_or_compute",
+]
 
 
 def run(cfg: BenchConfig) -> dict:
@@ -45,7 +51,12 @@ def run(cfg: BenchConfig) -> dict:
     if not cfg.resume:  # the tables must not list the cells just removed
         write_results(store, cfg, done)
     for dname in cfg.datasets:
-        _run_dataset(cfg, store, dname, done)
+        if get_dataset(dname).task == "audio-visual":
+            from .speakers import run_speakers
+
+            run_speakers(cfg, store, dname, done)
+        else:
+            _run_dataset(cfg, store, dname, done)
     return write_results(store, cfg, done)
 
 
@@ -62,24 +73,25 @@ def _run_dataset(cfg: BenchConfig, store: RunStore, dname: str, done: list[dict]
         bar = tqdm(keys, desc=f"{dname} seed {seed}", disable=not cfg.progress, leave=False)
         for key in bar:
             bar.set_postfix_str(key.method)
-            done.append(_cell(store, unit, key))
+            done.append(reuse_or_compute(store, unit, key))
             write_results(store, cfg, done)
         _save_interpretation(store, unit)
         if dname == cfg.datasets[0] and seed == cfg.explained_seeds[0]:
             _examples(store, unit, test)
 
 
-def _cell(store: RunStore, unit: Unit, key: CellKey) -> dict:
+def reuse_or_compute(store: RunStore, unit, key: CellKey, compute=compute_cell) -> dict:
     """Reuse the cell when the store has it intact and made from the same model and
     dataset spec (a changed registered default — a dataset's epochs, its test size, its
     pointing tolerance — is not in the run's fingerprint: it trains a new checkpoint or
-    changes the spec's key, and the cells are computed anew), else compute and write it."""
+    changes the spec's key, and the cells are computed anew), else compute it
+    (``compute(unit, key)``) and write it."""
     record = store.read_cell(key, n=len(unit.x))
     model = unit.checkpoint.name if unit.checkpoint is not None else None
     same = record is not None and record.get("model", model) == model
     if same and record.get("spec", unit.spec_key) == unit.spec_key:
         return {"key": key.id, "reused": True}
-    store.write_cell(compute_cell(unit, key))
+    store.write_cell(compute(unit, key))
     return {"key": key.id, "reused": False}
 
 

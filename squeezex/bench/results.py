@@ -111,10 +111,14 @@ def assemble(store: RunStore, cfg: BenchConfig, cells: list[dict] | None = None)
 
 def _footing(records: list[dict]) -> dict:
     """Method → on what footing its maps are made (layer, gradients, upsampling)."""
+    from ..explainers.speakers import speaker_footing
+
     out, known = {}, set(list_explainers())
     for r in records:
         name, kind = r["key"]["method"], r["key"]["kind"]
-        if kind == "reference":
+        if (text := speaker_footing(r["key"]["dataset"], name, kind)) is not None:
+            out[f"{name} ({r['key']['dataset']})"] = text
+        elif kind == "reference":
             out[name] = REFERENCE_FOOTING.get(name, "reference map (not the model's)")
         elif name in known:
             out[name] = explainer_info(name).footing

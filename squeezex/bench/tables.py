@@ -66,6 +66,7 @@ def format_table(results: dict, families: list[str] | None = None, intervals: bo
             if families is None or fam in families:
                 lines += _family_table([r for r in rows if r["family"] == fam], fam, intervals)
         lines += attribute_table(results, dname, seed)
+        lines += kind_table(results, dname, seed)
         lines += _model_lines(results, dname, seed)
         lines += _report_lines(results, f"{dname}/{seed}")
         lines.append("")
@@ -138,7 +139,8 @@ def _model_lines(results: dict, dname: str, seed: int) -> list[str]:
     mo = results.get("models", {}).get(dname)
     if mo:
         out.append(
-            f"test accuracy with SE {mo['accuracy_mean']:.3f} ± {mo['accuracy_sd']:.3f}, "
+            f"{mo.get('score', 'test accuracy')} with SE {mo['accuracy_mean']:.3f} ± "
+            f"{mo['accuracy_sd']:.3f}, "
             f"without SE {mo['accuracy_without_se_mean']:.3f} ± "
             f"{mo['accuracy_without_se_sd']:.3f} (mean ± sd over seeds {mo['seeds']})"
             + ("; mean attribute accuracy" if mo.get("attribute_accuracy") else "")
@@ -151,7 +153,8 @@ def _model_lines(results: dict, dname: str, seed: int) -> list[str]:
             )
     fwd = results.get("timing", {}).get(f"{dname}/{seed}/forward_ms_per_image")
     if fwd is not None:
-        out.append(f"plain forward {fwd:.2f} ms/img")
+        unit = "clip" if mo and mo.get("kinds") else "img"
+        out.append(f"plain forward {fwd:.2f} ms/{unit}")
     return out
 
 
@@ -178,6 +181,41 @@ def attribute_table(results: dict, dname: str, seed: int, metric: str = "pointin
         out.append(f"{m:<{width}}" + "".join(f"{_fmt(v):>{col}}" for v in [*vals, mean]))
     n = {a: max(r["n"] for r in rows if r["attribute"] == a) for a in attrs}
     out.append("pairs per attribute: " + ", ".join(f"{a} {k}" for a, k in n.items()))
+    return out + [""]
+
+
+#: The per-kind table of an audio-visual dataset: (method, metric) rows.
+KIND_ROWS = (
+    ("se", "frame_pointing_game"), ("gradcam", "frame_pointing_game"),
+    ("random", "frame_pointing_game"), ("se", "speech_mass"), ("gradcam", "speech_mass"),
+    ("random", "speech_mass"), ("se", "fusion_visual"), ("se", "fusion_audio"),
+    ("se", "ablation_visual_dprob"), ("se", "ablation_audio_dprob"),
+    ("feature-ablation", "fa_visual"), ("feature-ablation", "fa_audio"),
+)  # fmt: skip
+
+
+def kind_table(results: dict, dname: str, seed: int) -> list[str]:
+    """Audio-visual datasets: the per-clip metrics by clip kind (speaking and the hard
+    negatives), read from the per-group rows (whose ``attribute`` field is the kind)."""
+    kinds = (results.get("models", {}).get(dname) or {}).get("kinds")
+    if not kinds:
+        return []
+    value = {
+        (r["method"], r["metric"], r["attribute"]): r["value"]
+        for r in results.get("attribute_rows", [])
+        if r["dataset"] == dname and r["seed"] == seed
+    }
+    rows = [(m, k) for m, k in KIND_ROWS if any((m, k, c) in value for c in kinds)]
+    if not rows:
+        return []
+    width = max(len(f"{m} {k}") for m, k in rows) + 2
+    col = max(len(c) for c in kinds) + 3
+    head = f"{'by clip kind':<{width}}" + "".join(f"{c:>{col}}" for c in kinds)
+    out = [head, "-" * len(head)]
+    for m, k in rows:
+        vals = [value.get((m, k, c), math.nan) for c in kinds]
+        out.append(f"{m + ' ' + k:<{width}}" + "".join(f"{_fmt(v):>{col}}" for v in vals))
+    out.append("clips per kind: " + ", ".join(f"{c} {n}" for c, n in kinds.items()))
     return out + [""]
 
 

@@ -19,6 +19,7 @@ from .registry import (
     register_dataset,
 )
 from .scenes import DISTRACTOR_SHAPES, SHAPES, SceneArrays, Scenes, make_scenes
+from .speakers import KINDS, SyntheticSpeakers, make_speakers
 from .voc import VOC_CLASSES, VOCMasks
 
 __all__ = [
@@ -34,6 +35,9 @@ __all__ = [
     "make_faces",
     "ATTRIBUTES",
     "AVASpeakers",
+    "SyntheticSpeakers",
+    "make_speakers",
+    "KINDS",
     "CelebA",
     "CelebAMaskHQ",
     "CELEBA_ATTRIBUTES",

@@ -37,7 +37,7 @@ __all__ = [
 #: Task kinds a spec can declare. ``"multi-label"`` datasets (faces) hold N×K 0/1
 #: ``targets`` and K×H×W masks per item, train with a binary cross-entropy, and are
 #: explained per (image, present attribute) through their ``explanation_view()``.
-TASKS = ("single-label", "multi-label")
+TASKS = ("single-label", "multi-label", "audio-visual")
 
 
 @dataclass(frozen=True)
@@ -58,7 +58,8 @@ class DatasetSpec:
         builder: ``builder(split, *, n_per_class, size, seed)`` → the dataset.
         description: one line for ``--help`` and the README.
         task: one of :data:`TASKS`.
-        n_train, n_test: default images per class of the two splits (for a
+        n_train, n_test: default images per class of the two splits (for an
+            ``"audio-visual"`` dataset: clips; for a
             ``"multi-label"`` dataset: images).
         train: training options that differ from the run's defaults.
         vebi_mu: VEBI's L1 budget μ on this dataset (``None``: 10, the paper's value
@@ -149,4 +150,4 @@ def build_dataset(name: str, split: str, **kwargs):
 
 def _load() -> None:
     """Import the modules that register datasets (they register on import)."""
-    from . import an8flower, cues, faces, scenes  # noqa: F401
+    from . import an8flower, cues, faces, scenes, speakers  # noqa: F401

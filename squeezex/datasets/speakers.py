@@ -24,8 +24,11 @@ from typing import NamedTuple
 
 import numpy as np
 import torch
+from torch.utils.data import Dataset
 
-__all__ = ["KINDS", "SpeakerArrays", "make_speakers"]
+from .registry import TrainOptions, register_dataset
+
+__all__ = ["KINDS", "SpeakerArrays", "SyntheticSpeakers", "make_speakers"]
 
 #: The clip kinds and their shares.
 KINDS = {"speaking": 3, "silent": 1, "dubbed": 1, "still": 1}
@@ -141,3 +144,82 @@ def make_speakers(
         torch.from_numpy(np.stack(out["speech"])),
         out["kinds"],
     )
+
+
+class SyntheticSpeakers(Dataset):
+    """Synthetic talking-head clips (see the module docstring), an explicit ``seed``.
+
+    Items: ``(frames T×1×H×W, waveform, label, mouth masks T×H×W, speech T)``: the clip in
+    [0, 1], its 16 kHz audio, 1 when the face speaks, the mouth's pixels per frame and the
+    speech segments per video frame. Per-frame labels (what the detector predicts and the
+    AVA mAP scores) are :attr:`frame_labels`: a frame is *speaking* when the clip is a
+    speaking clip and its audio holds speech in that frame, as AVA labels frames.
+
+    Args:
+        n: clips.
+        frames, size: frames per clip (>= 8) and their side in pixels (32–128; 64 default).
+        seed, split: what the clips are a function of (with the index).
+
+    Example:
+        >>> from squeezex.datasets import SyntheticSpeakers
+        >>> data = SyntheticSpeakers(12, seed=0)
+        >>> frames, wave, label, masks, speech = data[0]
+        >>> frames.shape, wave.shape, masks.shape, speech.shape
+        (torch.Size([16, 1, 64, 64]), torch.Size([10240]), torch.Size([16, 64, 64]), torch.Size([16]))
+    """
+
+    classes = ("not speaking", "speaking")
+    fps = 25.0
+    sample_rate = 16000
+
+    def __init__(
+        self, n: int, *, frames: int = 16, size: int = 64, seed: int = 0, split: str = "train"
+    ) -> None:
+        a = make_speakers(n, frames=frames, size=size, seed=seed, split=split)
+        self.frames, self.audio, self.labels = a.frames, a.audio, a.labels
+        self.mouth_masks, self.speech, self.kinds = a.mouth_masks, a.speech, a.kinds
+        self.seed, self.split, self.size, self.n_frames = seed, split, size, frames
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def __getitem__(self, i: int):
+        return (
+            self.frames[i],
+            self.audio[i],
+            int(self.labels[i]),
+            self.mouth_masks[i],
+            self.speech[i],
+        )
+
+    @property
+    def frame_labels(self) -> torch.Tensor:
+        """N×T long: speaking clip and speech in that frame."""
+        return (self.labels[:, None].bool() & self.speech).long()
+
+    def kind_groups(self) -> dict[str, list[int]]:
+        """Kind → the indices of its clips (the hard-negative breakdown)."""
+        return {k: [i for i, v in enumerate(self.kinds) if v == k] for k in KINDS}
+
+    def __repr__(self) -> str:
+        counts = ", ".join(f"{k} {v}" for k, v in self.kind_counts().items())
+        return (
+            f"SyntheticSpeakers({len(self)} clips of {self.n_frames}×{self.size}×{self.size}, "
+            f"split={self.split!r}, seed={self.seed}: {counts})"
+        )
+
+    def kind_counts(self) -> dict[str, int]:
+        return {k: len(v) for k, v in self.kind_groups().items()}
+
+
+@register_dataset(
+    "speakers",
+    description="synthetic talking heads with 16 kHz audio and hard negatives (audio-visual)",
+    task="audio-visual",
+    n_train=480,
+    n_test=120,
+    train=TrainOptions(epochs=12, batch_size=16, lr=3e-3),
+    pointing_tolerance=2,
+)
+def _speakers(split: str, *, n_per_class: int, size: int, seed: int) -> SyntheticSpeakers:
+    return SyntheticSpeakers(n_per_class, size=size, seed=seed, split=split)

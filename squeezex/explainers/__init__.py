@@ -47,6 +47,15 @@ from .registry import (
     list_explainers,
     register_explainer,
 )
+from .speakers import (
+    SPEAKER_METHODS,
+    SpeakerGradCAM,
+    SpeakerRandom,
+    SpeakerSEAttribution,
+    ablation_importance,
+    fusion_importance,
+    modality_ablation,
+)
 from .vebi import (
     Interpretation,
     RelevantFeatures,
@@ -59,6 +68,13 @@ from .vebi import (
 )
 
 __all__ = [
+    "SpeakerSEAttribution",
+    "SpeakerGradCAM",
+    "SpeakerRandom",
+    "SPEAKER_METHODS",
+    "fusion_importance",
+    "modality_ablation",
+    "ablation_importance",
     "VEBIAttribution",
     "RelevantFeatures",
     "Interpretation",

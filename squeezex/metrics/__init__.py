@@ -17,6 +17,14 @@ harness loops over) and :data:`HIGHER_IS_BETTER` are views of it.
 """
 
 from .artifacts import checkerboard_energy, stride_periods
+from .ava import (
+    ava_map,
+    frame_map,
+    frame_pointing_game,
+    speech_mass,
+    speech_share,
+    voc_average_precision,
+)
 from .complexity import gini
 from .faithfulness import (
     deletion_auc,
@@ -43,6 +51,12 @@ from .sanity import cascading_randomization, randomization_layers, spearman, ssi
 from .vocabulary import FAMILIES, METRICS, Metric, higher_is_better, metric
 
 __all__ = [
+    "ava_map",
+    "voc_average_precision",
+    "frame_map",
+    "frame_pointing_game",
+    "speech_mass",
+    "speech_share",
     "pointing_game",
     "box_pointing_game",
     "coverage",

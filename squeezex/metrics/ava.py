@@ -15,8 +15,16 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 import numpy as np
+import torch
 
-__all__ = ["voc_average_precision", "ava_map"]
+__all__ = [
+    "voc_average_precision",
+    "ava_map",
+    "frame_map",
+    "frame_pointing_game",
+    "speech_mass",
+    "speech_share",
+]
 
 
 def voc_average_precision(scores, labels) -> float:
@@ -72,3 +80,68 @@ def ava_map(predictions: Iterable, ground_truth: Iterable) -> float:
         scores.append(pred[k])
         labels.append(int(row[3]))
     return voc_average_precision(scores, labels)
+
+
+# -- clips: per-frame detection and the localisation of its explanations --------------------
+def frame_map(probabilities, labels) -> float:
+    """The AP over every (clip, frame) row — :func:`ava_map` on clips whose rows are their
+    frames (one entity per clip, so matching is by position): ``probabilities`` and
+    ``labels`` are N×T."""
+    p, y = torch.as_tensor(probabilities), torch.as_tensor(labels)
+    if p.shape != y.shape:
+        raise ValueError(f"probabilities {tuple(p.shape)} and labels {tuple(y.shape)} differ")
+    return voc_average_precision(p.flatten().cpu().numpy(), y.flatten().cpu().numpy())
+
+
+def frame_pointing_game(maps, masks, tolerance: int = 0) -> torch.Tensor:
+    """Per clip, the share of its frames whose map maximum falls on the mouth (within
+    ``tolerance`` px), over the frames whose mask has pixels (NaN for a clip with none).
+
+    Args:
+        maps: N×1×T×H×W heatmaps.
+        masks: N×T×H×W bool (the mouth per frame).
+    """
+    from .localisation import pointing_game
+
+    if maps.dim() != 5 or masks.dim() != 4 or maps.shape[2:] != masks.shape[1:]:
+        raise ValueError(
+            f"maps must be N×1×T×H×W and masks N×T×H×W on the same grid, got "
+            f"{tuple(maps.shape)} and {tuple(masks.shape)}"
+        )
+    n, t = masks.shape[:2]
+    frames = maps.transpose(1, 2).flatten(0, 1)  # (N·T)×1×H×W
+    hit = pointing_game(frames, masks.flatten(0, 1)[:, None], tolerance=tolerance).reshape(n, t)
+    valid = masks.flatten(2).any(2)
+    total = (hit * valid).sum(1)
+    count = valid.sum(1)
+    return torch.where(count > 0, total / count.clamp(min=1), torch.full_like(total, float("nan")))
+
+
+def speech_mass(maps, speech) -> torch.Tensor:
+    """Per clip, the share of the audio map's relevance that falls in the speech segments
+    along time (summed over frequency); NaN for a clip without speech or with an all-zero
+    map. A random map scores the clip's share of speech frames (:func:`speech_share`).
+
+    Args:
+        maps: N×1×F×A heatmaps on the spectrogram (A audio frames, a multiple of T).
+        speech: N×T bool, speech per video frame.
+    """
+    if maps.dim() != 4 or speech.dim() != 2 or maps.shape[-1] % speech.shape[1]:
+        raise ValueError(
+            f"maps must be N×1×F×A with A a multiple of the T of speech (N×T), got "
+            f"{tuple(maps.shape)} and {tuple(speech.shape)}"
+        )
+    per = maps.shape[-1] // speech.shape[1]
+    profile = maps.clamp(min=0).sum(dim=(1, 2))  # N×A
+    inside = speech.bool().repeat_interleave(per, dim=1)
+    total = profile.sum(1)
+    mass = (profile * inside).sum(1) / total.clamp(min=1e-12)
+    ok = (total > 0) & inside.any(1)
+    return torch.where(ok, mass, torch.full_like(mass, float("nan")))
+
+
+def speech_share(speech) -> torch.Tensor:
+    """Per clip, the share of its frames with speech (NaN without speech): what a map
+    uniform in time scores on :func:`speech_mass`."""
+    s = torch.as_tensor(speech).float().mean(1)
+    return torch.where(s > 0, s, torch.full_like(s, float("nan")))

@@ -16,6 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from .artifacts import checkerboard_energy
+from .ava import frame_pointing_game, speech_mass
 from .complexity import gini
 from .faithfulness import deletion_auc, infidelity_score, insertion_auc, sensitivity_score
 from .localisation import (
@@ -35,7 +36,8 @@ from .sanity import spearman, ssim
 __all__ = ["Metric", "METRICS", "FAMILIES", "DIRECTIONS", "metric", "higher_is_better"]
 
 #: Metric families, in the order tables show them.
-FAMILIES = ("localisation", "artifact", "complexity", "faithfulness", "sanity", "cost")
+#: ``modality``: how much each stream of an audio-visual model counts (speakers only).
+FAMILIES = ("localisation", "artifact", "complexity", "faithfulness", "sanity", "cost", "modality")
 DIRECTIONS = ("higher", "lower", "descriptive")
 
 
@@ -84,6 +86,10 @@ def _m(*args, **kwargs) -> tuple[str, Metric]:
 
 
 _MASKS, _MODEL = "maps + masks", "model + maps"
+_MODALITY = (
+    "which stream should count depends on the clip (a dubbed clip is told apart by its "
+    "mouth, a silent one by its audio): read it per clip kind"
+)
 _SANITY = (
     "Spearman rank correlation of the maps with the original model's after redrawing "
     "the model's layers from the output down"
@@ -124,6 +130,17 @@ METRICS: dict[str, Metric] = dict(
         _m("ssim", "sanity", "lower", "structural similarity of two maps (per randomisation step)", "two maps", ssim),
         _m("ms_per_image", "cost", "lower", "wall time to explain one image", "timing", unit="ms"),
         _m("cost_ratio", "cost", "lower", "time per image over a plain forward pass of the same batch", "timing", unit="× forward"),
+        _m("frame_pointing_game", "localisation", "higher", "share of a clip's frames whose map maximum lies on the mouth", "clip maps + mouth masks", frame_pointing_game),
+        _m("speech_mass", "localisation", "higher", "share of the spectrogram map's relevance inside the speech segments (time axis)", "audio maps + speech segments", speech_mass),
+        _m("ms_per_clip", "cost", "lower", "wall time to explain one clip (both streams)", "timing", unit="ms"),
+        _m("fusion_visual", "modality", "descriptive", "mean of the fusion SE vector over the visual slice (per clip)", "model", reason=_MODALITY),
+        _m("fusion_audio", "modality", "descriptive", "mean of the fusion SE vector over the audio slice (per clip)", "model", reason=_MODALITY),
+        _m("fa_visual", "modality", "descriptive", "Captum FeatureAblation: drop of the clip's speaking probability with black frames", "model", reason=_MODALITY),
+        _m("fa_audio", "modality", "descriptive", "Captum FeatureAblation: drop of the clip's speaking probability with silent audio", "model", reason=_MODALITY),
+        _m("ablation_visual_dprob", "modality", "descriptive", "change of the clip's speaking probability when the visual fusion-SE entries below the SE rule's threshold are zeroed", "model", reason=_MODALITY),
+        _m("ablation_audio_dprob", "modality", "descriptive", "change of the clip's speaking probability when the audio fusion-SE entries below the SE rule's threshold are zeroed", "model", reason=_MODALITY),
+        _m("ablation_visual_dmap", "modality", "descriptive", "change of the frame mAP when the visual fusion-SE entries below the SE rule's threshold are zeroed", "model", reason=_MODALITY),
+        _m("ablation_audio_dmap", "modality", "descriptive", "change of the frame mAP when the audio fusion-SE entries below the SE rule's threshold are zeroed", "model", reason=_MODALITY),
     ]
 )  # fmt: skip
 
