@@ -9,6 +9,10 @@ default the run's first) and returns a ``matplotlib.figure.Figure`` in the paper
 Every method keeps one colour, line style and marker across figures
 (:func:`method_styles`); reference maps are grey and hatched or dash-dotted.
 
+These are the figures of image datasets; an audio-visual dataset (``speakers``) gets its
+own, from :mod:`squeezex.speaker_figures`, and :func:`make_figures` picks by the dataset's
+registry task.
+
 Example:
     >>> from squeezex.bench import Run
     >>> run = Run("data/runs/demo")  # doctest: +SKIP
@@ -33,7 +37,7 @@ from .bench import CorruptRunError, Run
 from .bench.tables import family_tables, latex_table
 from .explainers.diagnostics import se_vector_report
 from .explainers.se import PAPER_Z, select_channels
-from .io import atomic_write_text
+from .io import atomic_write_bytes, atomic_write_text
 from .viz import (
     HEATMAP_CMAP,
     LINE_COLOURS,
@@ -712,7 +716,13 @@ def bias_curve(run: Run, methods: list[str] | None = None, width: float = TWO_CO
 
 # -- everything into one folder ------------------------------------------------------------------
 def _jobs(run: Run, dataset: str, seed: int) -> list[tuple]:
-    """(name, draw) for every figure of one (dataset, seed) of the run."""
+    """(name, draw) for every figure of one (dataset, seed) of the run: for an
+    audio-visual dataset the speaker figures (:func:`squeezex.speaker_figures.speaker_jobs`),
+    none of the image figures."""
+    if _task(dataset) == "audio-visual":
+        from .speaker_figures import speaker_jobs
+
+        return speaker_jobs(run, dataset, seed)
     metrics = list(dict.fromkeys(r["metric"] for r in run.block(dataset, seed)))
     jobs = [("qualitative", lambda: qualitative_grid(run, dataset, seed))]
     if _multi_label(run, dataset):  # one face, every attribute
@@ -729,6 +739,27 @@ def _jobs(run: Run, dataset: str, seed: int) -> list[tuple]:
         ),
     ]
     return jobs
+
+
+def _task(dataset: str) -> str | None:
+    """The registry task of ``dataset`` (``None`` for a name no longer registered)."""
+    from .datasets import get_dataset
+
+    try:
+        return get_dataset(dataset).task
+    except ValueError:
+        return None
+
+
+def _speaker_gif(run: Run, dataset: str, seed: int, path: Path, verbose: bool) -> list[Path]:
+    """An audio-visual dataset's animated clip (:func:`squeezex.speaker_figures.speaker_gif`)
+    written to ``path``, or nothing (an image dataset, or skipped with the reason)."""
+    if _task(dataset) != "audio-visual":
+        return []
+    from .speaker_figures import speaker_gif
+
+    data = _draw(path.name, lambda: speaker_gif(run, dataset, seed), verbose)
+    return [] if data is None else [atomic_write_bytes(path, data)]
 
 
 def _multi_label(run: Run, dataset: str) -> bool:
@@ -756,8 +787,13 @@ def make_figures(
     ``bars-<metric>`` for every metric, ``faithfulness``, ``se-distribution``,
     ``vebi-features``, ``cost-vs-pointing_game``; for a multi-label dataset also
     ``attributes`` (:func:`attribute_grid`), and for a run with faces-bias datasets
-    ``bias`` (:func:`bias_curve`, one for the run). Tables: ``results.tex`` (every metric)
-    and ``results-<family>.tex`` (one per metric family, narrow enough for a column).
+    ``bias`` (:func:`bias_curve`, one for the run). An audio-visual dataset (registry task
+    ``"audio-visual"``, e.g. ``speakers``) gets none of the image figures but the speaker
+    figures of :mod:`squeezex.speaker_figures`: ``speaker-clips``, ``speaker-kinds``,
+    ``bars-<metric>`` of its localisation and cost metrics, and ``speaker.gif`` (one clip's
+    per-frame heatmaps, animated; written whatever ``formats`` says). Tables:
+    ``results.tex`` (every metric) and ``results-<family>.tex`` (one per metric family,
+    narrow enough for a column).
     A figure whose inputs the run did not compute is skipped with a logged (and, if
     ``verbose``, printed) reason; a damaged file is an error, never a skip. Every file
     is written atomically and deterministically: the same run gives byte-identical files.
@@ -802,6 +838,7 @@ def make_figures(
                 # little, and each file must not depend on which were written before
                 fig = fig if k == 0 else make()
                 written.append(save_figure(fig, out / f"{name}{suffix}.{fmt}", dpi=dpi))
+        written += _speaker_gif(run, dataset, seed, out / f"speaker{suffix}.gif", verbose)
     return written + _run_figures(run, out, formats, dpi)
 
 

@@ -6,6 +6,7 @@
 * :class:`Compare` — a benchmark run folder: pick dataset, seed and metric, see the
   methods ranked with their 95 % intervals, pick a method to see its best and worst
   samples.
+* :class:`SpeakerExplorer` — an active speaker model, clip by clip (:mod:`.speaker_explorer`).
 
 Everything they compute lives in :mod:`squeezex.explore` (plain functions, tested without
 a kernel). A control redraws only what depends on it: opacity and the mask outline
@@ -32,9 +33,10 @@ from matplotlib.figure import Figure
 from . import explore as X
 from .bench import Run
 from .explainers.se import SELECTIONS, SEAttribution
+from .speaker_explorer import SpeakerExplorer
 from .viz import STYLE, overlay
 
-__all__ = ["Explorer", "Compare"]
+__all__ = ["Explorer", "Compare", "SpeakerExplorer"]
 
 _PREDICTED = -1
 

@@ -39,12 +39,18 @@ def splits(cfg: BenchConfig, dataset: str):
 def trained_model(cfg: BenchConfig, dataset: str, seed: int | None = None, *, se: bool = True):
     """The model a run with ``cfg`` trains on ``dataset`` for training ``seed`` (default:
     the first), from its checkpoint when there is one (trained and cached otherwise);
-    in eval mode, on ``cfg.device``."""
+    in eval mode, on ``cfg.device``. On an audio-visual dataset, a
+    :class:`~squeezex.models.SpeakerNet`."""
     from ..datasets import get_dataset
 
     train, _ = splits(cfg, dataset)
     seed = cfg.seed if seed is None else seed
-    model, _, _ = _train_one(cfg, get_dataset(dataset), train, se, seed)
+    spec = get_dataset(dataset)
+    if spec.task == "audio-visual":  # a SpeakerNet
+        from .speakers import speaker_model as train_one
+    else:
+        train_one = _train_one
+    model, _, _ = train_one(cfg, spec, train, se, seed)
     return model.to(cfg.device)
 
 

@@ -1,10 +1,10 @@
 """Read a run folder back: what figures and the Compare widget are drawn from.
 
 :class:`Run` reads ``results.json`` and, through the folder's :class:`RunStore`, the
-cells (per-sample scores, mean curves, uint8 maps), the test split, the SE vectors and
-VEBI's interpretation — each checked as it is loaded: a damaged file raises
-:class:`~squeezex.bench.store.CorruptRunError` naming it, a file the run never made a
-``FileNotFoundError``. Directions come from the metric vocabulary. It loads lazily and
+cells (per-sample scores, mean curves, uint8 maps; an audio-visual run's spectrogram
+maps), the test split, the SE vectors and VEBI's interpretation — each checked as it is
+loaded: a damaged file raises :class:`~squeezex.bench.store.CorruptRunError` naming it, a
+file the run never made a ``FileNotFoundError``. Directions come from the metric vocabulary. It loads lazily and
 caches, so a widget can ask for one method's maps without reading the others.
 
 Example:
@@ -29,6 +29,7 @@ from .store import (
     check_data,
     check_interpretation,
     check_se,
+    dequantise,
     load_results,
 )
 from .tables import direction
@@ -235,9 +236,36 @@ class Run:
             self._maps[key] = self._read(self.store.maps, self._cell_path(method, dataset, seed))
         return self._maps[key]
 
+    def audio_maps(self, method: str, dataset: str | None = None, seed: int | None = None):
+        """Audio-visual runs: the spectrogram maps of ``method``'s cell (written beside it
+        as ``_<method>-audio.pt``) as float N×1×mels×audio-frames in [0, 1].
+
+        Raises:
+            FileNotFoundError: the method has no cell here, or its cell no spectrogram maps
+                (an image dataset, or a cell without maps such as ``feature-ablation``).
+            CorruptRunError: the file is damaged or does not fit the cell.
+        """
+        from .speakers import audio_maps_path
+
+        dataset, seed = self._check(dataset, seed)
+        key = (dataset, seed, method, "audio")
+        if key not in self._maps:
+            n = self.cell(method, dataset, seed)["n"]
+            path = audio_maps_path(self.store, CellKey(dataset, seed, method, self.kind(method)))
+            if not path.is_file():
+                raise FileNotFoundError(
+                    f"no spectrogram maps for {method!r} on {dataset} seed {seed}: {path}"
+                )
+            self._maps[key] = dequantise(
+                self._read(self.store.load, path, lambda a: _check_audio_maps(a, n))
+            )
+        return self._maps[key]
+
     def data(self, dataset: str | None = None) -> dict:
         """The test split: ``images`` (float N×C×H×W in [0, 1]), ``masks``, ``targets``,
-        ``classes`` (and ``object_masks`` where the dataset has them)."""
+        ``classes`` (and ``object_masks`` where the dataset has them). An audio-visual
+        run's clips: ``images`` N×T×1×H×W, ``masks`` N×T×H×W, and ``audio``,
+        ``frame_labels``, ``speech``, ``kinds``."""
         dataset, _ = self._check(dataset, None)
         if dataset not in self._data:
             d = dict(self._read(self.store.load, self.store.data_path(dataset), check_data))
@@ -269,3 +297,12 @@ class Run:
             for r in self.block(dataset, seed)
             if r["metric"] == "ms_per_image"
         }
+
+
+def _check_audio_maps(a, n: int) -> str | None:
+    """Spectrogram maps: an N×1×mels×frames tensor, one per clip of the cell."""
+    if not isinstance(a, torch.Tensor) or a.dim() != 4 or a.shape[1] != 1:
+        return "not N×1×mels×frames spectrogram maps"
+    if len(a) != n:
+        return f"{len(a)} spectrogram maps for a cell of {n} clips"
+    return None

@@ -12,7 +12,7 @@ what a cell explains and scores:
   spectrogram maps (beside it, ``_<method>-audio.pt``), scored by the per-frame pointing
   game on the mouth and the relevance mass inside the speech segments; the ``se`` cell
   also holds the modality rows — fusion-SE importance per clip and modality ablation
-  (probability change per clip, mAP change per run);
+  (the drop of the clip's mean logit, and the mAP change per run);
 * a ``feature-ablation`` cell (kind ``"modality"``, no maps): Captum's ``FeatureAblation``
   with one mask per modality, the baseline of modality importance.
 
@@ -49,7 +49,14 @@ from .models import _checkpoint, model_summary, splits
 from .results import write_results
 from .store import RunStore, RunWarning, check_data, check_models, quantise
 
-__all__ = ["run_speakers", "SpeakerUnit", "compute_speaker_cell", "speaker_methods"]
+__all__ = [
+    "run_speakers",
+    "SpeakerUnit",
+    "compute_speaker_cell",
+    "speaker_methods",
+    "speaker_model",
+    "train_speaker_models",
+]
 
 #: The cell of the modality-importance baseline (Captum's FeatureAblation).
 FEATURE_ABLATION = "feature-ablation"
@@ -124,7 +131,7 @@ def run_speakers(cfg: BenchConfig, store: RunStore, dname: str, done: list[dict]
 
 
 # -- models ---------------------------------------------------------------------------------
-def _train_one(cfg: BenchConfig, spec, train, se: bool, seed: int):
+def speaker_model(cfg: BenchConfig, spec, train, se: bool, seed: int):
     """``(model in eval mode, training seconds (0 if loaded), checkpoint path)``."""
 
     def build():
@@ -159,7 +166,7 @@ def train_speaker_models(cfg: BenchConfig, spec, train, test):
     seconds, explained = [], {}
     for s in cfg.train_seeds:
         for se in (True, False):
-            model, secs, path = _train_one(cfg, spec, train, se, s)
+            model, secs, path = speaker_model(cfg, spec, train, se, s)
             model.to(cfg.device)
             p = speaker_probabilities(model, test.frames.to(cfg.device), test.audio.to(cfg.device))
             maps[se].append(frame_map(p.cpu(), test.frame_labels))
@@ -254,18 +261,17 @@ def _finish(cell: Cell, unit: SpeakerUnit) -> Cell:
 
 def modality_values(model: SpeakerNet, test, video, audio, batch_size: int) -> dict:
     """Fusion-SE importance per clip and the modality ablation (below-threshold entries
-    zeroed): the change of each clip's mean speaking probability and of the frame mAP."""
+    zeroed): the drop of each clip's mean logit (the footing of ``FeatureAblation``'s
+    rows) and the change of the frame mAP."""
     imp = fusion_importance(model, (video, audio))["clip"].cpu()
-    probs = {k: v.cpu() for k, v in modality_ablation(model, video, audio,
-                                                       batch_size=batch_size).items()}  # fmt: skip
-    base = frame_map(probs["none"], test.frame_labels)
+    logits = modality_ablation(model, video, audio, batch_size=batch_size, output="logit")
+    logits = {k: v.cpu() for k, v in logits.items()}
+    base = frame_map(logits["none"], test.frame_labels)  # the ranking: logits or probabilities
     out = {"fusion_visual": ("modality", imp[:, 0].numpy()),
            "fusion_audio": ("modality", imp[:, 1].numpy())}  # fmt: skip
     for m in ("visual", "audio"):
-        change = (probs[m] - probs["none"]).mean(1)
-        out[f"ablation_{m}_dprob"] = ("modality", change.numpy())
-        out[f"ablation_{m}_dmap"] = (
-            "modality",
-            np.array([frame_map(probs[m], test.frame_labels) - base]),
-        )
+        drop = (logits["none"] - logits[m]).mean(1)
+        out[f"ablation_{m}_drop"] = ("modality", drop.numpy())
+        dmap = frame_map(logits[m], test.frame_labels) - base
+        out[f"ablation_{m}_dmap"] = ("modality", np.array([dmap]))
     return out

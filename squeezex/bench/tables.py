@@ -189,7 +189,7 @@ KIND_ROWS = (
     ("se", "frame_pointing_game"), ("gradcam", "frame_pointing_game"),
     ("random", "frame_pointing_game"), ("se", "speech_mass"), ("gradcam", "speech_mass"),
     ("random", "speech_mass"), ("se", "fusion_visual"), ("se", "fusion_audio"),
-    ("se", "ablation_visual_dprob"), ("se", "ablation_audio_dprob"),
+    ("se", "ablation_visual_drop"), ("se", "ablation_audio_drop"),
     ("feature-ablation", "fa_visual"), ("feature-ablation", "fa_audio"),
 )  # fmt: skip
 

@@ -19,7 +19,7 @@ Modality importance: :func:`fusion_importance` (the mean of the fusion SE vector
 modality's slice, per frame and per clip), :func:`modality_ablation` (zero one modality's
 fusion-SE entries below the SE rule's threshold — or all of them — rerun, and compare), and
 the baseline :func:`ablation_importance` (Captum's ``FeatureAblation`` with one mask per
-modality: the drop of the speaking probability when the whole stream is zeroed).
+modality: the drop of the clip's mean logit when the whole stream is zeroed).
 
 Heatmaps are upsampled from the feature grids with ``F.interpolate`` (bilinear per frame;
 on the spectrogram grid likewise): the visual grid has stride 4, the audio grid stride 4
@@ -192,7 +192,7 @@ def speaker_footing(dataset: str, method: str, kind: str) -> str | None:
     if dataset not in list_datasets() or get_dataset(dataset).task != "audio-visual":
         return None
     if kind == "modality":
-        return "no maps: Captum FeatureAblation, one mask per modality (zeros), clip probability"
+        return "no maps: Captum FeatureAblation, one mask per modality (zeros), clip mean logit"
     cls = SPEAKER_METHODS.get(method)
     return cls.FOOTING if cls is not None else None
 
@@ -242,44 +242,54 @@ def _gate(model: SpeakerNet, modality: str, rule: str, z: float):
 
 @torch.no_grad()
 def speaker_probabilities(
-    model: SpeakerNet, video: torch.Tensor, audio: torch.Tensor, batch_size: int = 32
-) -> torch.Tensor:
-    """Per-frame speaking probabilities ``N×T`` (eval mode, in batches)."""
+    model: SpeakerNet, video: torch.Tensor, audio: torch.Tensor, batch_size: int = 32,
+    output: str = "probability",
+) -> torch.Tensor:  # fmt: skip
+    """Per-frame speaking probabilities ``N×T`` (eval mode, in batches); the logits with
+    ``output="logit"``."""
+    if output not in ("probability", "logit"):
+        raise ValueError(f"output must be 'probability' or 'logit', got {output!r}")
     with eval_mode(model):
-        out = [torch.sigmoid(model(video[i : i + batch_size], audio[i : i + batch_size]))
-               for i in range(0, len(video), batch_size)]  # fmt: skip
-    return torch.cat(out)
+        out = torch.cat([model(video[i : i + batch_size], audio[i : i + batch_size])
+                         for i in range(0, len(video), batch_size)])  # fmt: skip
+    return torch.sigmoid(out) if output == "probability" else out
 
 
 def modality_ablation(
     model: SpeakerNet, video, audio, *, rule: str = "paper", z: float = PAPER_Z,
-    batch_size: int = 32,
+    batch_size: int = 32, output: str = "probability",
 ) -> dict[str, torch.Tensor]:  # fmt: skip
-    """Per-frame speaking probabilities with each modality's fusion-SE entries zeroed.
+    """Per-frame outputs with each modality's fusion-SE entries zeroed.
 
     Returns ``{"none": N×T, "visual": N×T, "audio": N×T}`` (``"visual"``: the visual
-    slice's entries below the threshold zeroed — or all of them with ``rule="all"``). The
-    mAP change is :func:`squeezex.metrics.frame_map` of these against the labels."""
+    slice's entries below the threshold zeroed — or all of them with ``rule="all"``) as
+    probabilities, or logits with ``output="logit"``. The mAP change is
+    :func:`squeezex.metrics.frame_map` of these against the labels; the drop of a clip's
+    mean logit (``none − visual``) is on the footing of :func:`ablation_importance`."""
     if not isinstance(model.fusion_se, SEBlock):
         raise ValueError("modality ablation needs a SpeakerNet built with se=True")
     if rule not in ("paper", "all"):
         raise ValueError(f"rule must be 'paper' or 'all', got {rule!r}")
-    out = {"none": speaker_probabilities(model, video, audio, batch_size)}
+    out = {"none": speaker_probabilities(model, video, audio, batch_size, output)}
     for modality in ("visual", "audio"):
         with _gate(model, modality, rule, z):
-            out[modality] = speaker_probabilities(model, video, audio, batch_size)
+            out[modality] = speaker_probabilities(model, video, audio, batch_size, output)
     return out
 
 
 def ablation_importance(model: nn.Module, video, audio, batch_size: int = 32) -> torch.Tensor:
     """Captum's ``FeatureAblation`` with one mask per modality: ``N×2`` (visual, audio),
-    the drop of the clip's mean speaking probability when the whole stream is replaced by
-    zeros (black frames; a silent waveform)."""
+    the drop of the clip's mean per-frame logit when the whole stream is replaced by zeros
+    (black frames; a silent waveform).
 
-    def clip_probability(v, a):
-        return torch.sigmoid(model(v, a)).mean(1)
+    Logits, not probabilities: a speaking clip needs both streams, so either one zeroed
+    sends the probability to ≈ 0 and the two drops tie at the clip's probability (measured
+    on ``speakers``: 0.4948 and 0.4948); the logit keeps how far each removal goes."""
 
-    fa = FeatureAblation(clip_probability)
+    def clip_logit(v, a):
+        return model(v, a).mean(1)
+
+    fa = FeatureAblation(clip_logit)
     out = []
     with eval_mode(model), torch.no_grad():
         for i in range(0, len(video), batch_size):

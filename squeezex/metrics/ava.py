@@ -110,8 +110,12 @@ def frame_pointing_game(maps, masks, tolerance: int = 0) -> torch.Tensor:
         )
     n, t = masks.shape[:2]
     frames = maps.transpose(1, 2).flatten(0, 1)  # (N·T)×1×H×W
-    hit = pointing_game(frames, masks.flatten(0, 1)[:, None], tolerance=tolerance).reshape(n, t)
     valid = masks.flatten(2).any(2)
+    hit = torch.zeros(n * t, dtype=frames.dtype, device=frames.device)
+    ok = valid.flatten()
+    if ok.any():
+        hit[ok] = pointing_game(frames[ok], masks.flatten(0, 1)[ok][:, None], tolerance=tolerance)
+    hit = hit.reshape(n, t)
     total = (hit * valid).sum(1)
     count = valid.sum(1)
     return torch.where(count > 0, total / count.clamp(min=1), torch.full_like(total, float("nan")))

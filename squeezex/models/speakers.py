@@ -12,7 +12,10 @@ Shapes (T video frames at 25 fps, 4 audio frames per video frame, 40 mel filters
   spectrogram ``N×1×40×4T`` inside the model (:class:`LogMel`, no parameters);
 * output: **per-frame logits** ``N×T`` (speaking at that frame).
 
-Visual stream: a 3-D convolution front (3×5×5, spatial stride 2) → a 2-D per-frame trunk
+Visual stream: a 3-D convolution front (3×5×5, spatial stride 2, *replicate* padding: with
+zero padding the first and last frames differ from black frames beyond the clip, which the
+front reads as motion everywhere — measured: the maps of the last frame lit the whole face)
+→ a 2-D per-frame trunk
 (stride 4 in all) → **visual SE** on ``N×C×T×h×w`` (one squeeze per clip, so one channel set
 per clip) → spatial max pooling → temporal convolution → ``N×64×T``. Audio stream: 2-D
 convolutions on the spectrogram (stride 4 in frequency and time, so one column per video
@@ -85,8 +88,8 @@ class SpeakerNet(nn.Module):
         self.frames, self.size, self.se = frames, size, se
         self.samples = int(frames * sample_rate / fps)
         self.front = nn.Sequential(
-            *_bn_relu(nn.Conv3d(1, 16, (3, 5, 5), (1, 2, 2), (1, 2, 2), bias=False), 16,
-                      nn.BatchNorm3d)
+            *_bn_relu(nn.Conv3d(1, 16, (3, 5, 5), (1, 2, 2), (1, 2, 2), bias=False,
+                                padding_mode="replicate"), 16, nn.BatchNorm3d)
         )  # fmt: skip
         self.trunk = nn.Sequential(
             *_bn_relu(nn.Conv2d(16, 32, 3, 2, 1, bias=False), 32),
