@@ -3,6 +3,7 @@ tables as views of every cell, one metric vocabulary, the dataset registry."""
 
 import json
 import warnings
+from pathlib import Path
 
 import pytest
 import torch
@@ -343,3 +344,18 @@ def test_a_changed_dataset_default_recomputes_its_cells(tmp_path, monkeypatch):
     assert changed["pointing_tolerance"] == {"an8flower-single-6c": 3}
     again = run(cfg)
     assert all(c["reused"] for c in again["cells"])
+
+
+def test_a_retrained_checkpoint_of_the_same_name_recomputes_the_cells(tmp_path):
+    """A checkpoint deleted and retrained keeps its name (its training key): the cells
+    record its digest too, so they are not passed off as the new model's."""
+    cfg = _cfg(tmp_path, methods=["random"], families=["localisation"])
+    run(cfg)
+    (ckpt,) = Path(cfg.checkpoints).glob("*-se-0-*.pt")
+    saved = torch.load(ckpt, weights_only=False)
+    state = saved["state_dict"] if "state_dict" in saved else saved
+    name = next(k for k, v in state.items() if v.is_floating_point())
+    state[name] = state[name] + 0.01  # same name, other weights: a retrained model
+    torch.save(saved, ckpt)
+    again = run(cfg)
+    assert again["cells"] and not any(c["reused"] for c in again["cells"])

@@ -27,7 +27,7 @@ from ..models.se import find_se_block
 from .config import BenchConfig
 from .stats import summarise
 
-__all__ = ["CellKey", "Cell", "Unit", "compute_cell"]
+__all__ = ["CellKey", "Cell", "Unit", "compute_cell", "model_id"]
 
 #: Metrics computed on the first few test images only (not one value per test image).
 SUBSET_METRICS = (
@@ -68,7 +68,7 @@ class Cell:
     sanity: dict | None = None
     #: multi-label datasets: attribute → the indices of its (image, attribute) pairs
     groups: dict[str, list[int]] | None = None
-    #: the checkpoint file of the model explained (its name holds the training key)
+    #: the model explained: its checkpoint's name (which holds the training key) and digest
     model: str | None = None
     #: the dataset spec's key (``DatasetSpec.key()``) when the cell was made
     spec: str | None = None
@@ -193,6 +193,17 @@ def _run_fit(unit: Unit, fit_fn) -> tuple[dict, dict]:
     return kwargs, summary
 
 
+def model_id(checkpoint: Path | None) -> str | None:
+    """What a cell records of the model it explained: the checkpoint's name (which holds
+    its training key) and the first 12 hex digits of its SHA-256, so a checkpoint retrained
+    under the same name (deleted, or damaged and retrained) does not pass for the old one."""
+    if checkpoint is None:
+        return None
+    import hashlib
+
+    return f"{checkpoint.name}:{hashlib.sha256(Path(checkpoint).read_bytes()).hexdigest()[:12]}"
+
+
 # -- computing a cell -------------------------------------------------------------------------
 def compute_cell(unit: Unit, key: CellKey) -> Cell:
     """Explain the unit's test images with ``key.method`` (or take the reference map) and
@@ -210,7 +221,7 @@ def compute_cell(unit: Unit, key: CellKey) -> Cell:
         maps, ms = _explain(make(unit.model), unit)
         cell = Cell(key, {}, maps, fit=fit_summary, groups=unit.groups)
         cell.timing = {"ms_per_image": ms, "forward_ms_per_image": unit.forward_ms}
-    cell.model = unit.checkpoint.name if unit.checkpoint is not None else None
+    cell.model = model_id(unit.checkpoint)
     cell.spec = unit.spec_key
     cell.values.update(_map_metrics(unit, cell.maps, families))
     if "faithfulness" in families:

@@ -23,7 +23,7 @@ from ..io import remove_stale_temps
 from ..metrics import stride_periods
 from ..models.se import find_se_block, layer_output_shape
 from ..viz import explanation_grid, save_figure
-from .cells import CellKey, Unit, compute_cell
+from .cells import CellKey, Unit, compute_cell, model_id
 from .config import BenchConfig
 from .models import splits, train_models
 from .results import write_results
@@ -87,7 +87,7 @@ def reuse_or_compute(store: RunStore, unit, key: CellKey, compute=compute_cell) 
     changes the spec's key, and the cells are computed anew), else compute it
     (``compute(unit, key)``) and write it."""
     record = store.read_cell(key, n=len(unit.x))
-    model = unit.checkpoint.name if unit.checkpoint is not None else None
+    model = model_id(unit.checkpoint)
     same = record is not None and record.get("model", model) == model
     if same and record.get("spec", unit.spec_key) == unit.spec_key:
         return {"key": key.id, "reused": True}

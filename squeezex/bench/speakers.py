@@ -43,7 +43,7 @@ from ..io import atomic_torch_save
 from ..metrics import frame_map, frame_pointing_game, speech_mass
 from ..models.speakers import SpeakerNet
 from ..training import fit_speakers, load_checkpoint, save_checkpoint
-from .cells import Cell, CellKey
+from .cells import Cell, CellKey, model_id
 from .config import BenchConfig
 from .models import _checkpoint, model_summary, splits
 from .results import write_results
@@ -254,7 +254,7 @@ def compute_speaker_cell(unit: SpeakerUnit, key: CellKey, store: RunStore | None
 
 
 def _finish(cell: Cell, unit: SpeakerUnit) -> Cell:
-    cell.model = unit.checkpoint.name if unit.checkpoint is not None else None
+    cell.model = model_id(unit.checkpoint)
     cell.spec = unit.spec_key
     return cell
 
