@@ -787,13 +787,10 @@ def make_figures(
     ``bars-<metric>`` for every metric, ``faithfulness``, ``se-distribution``,
     ``vebi-features``, ``cost-vs-pointing_game``; for a multi-label dataset also
     ``attributes`` (:func:`attribute_grid`), and for a run with faces-bias datasets
-    ``bias`` (:func:`bias_curve`, one for the run). An audio-visual dataset (registry task
-    ``"audio-visual"``, e.g. ``speakers``) gets none of the image figures but the speaker
-    figures of :mod:`squeezex.speaker_figures`: ``speaker-clips``, ``speaker-kinds``,
-    ``bars-<metric>`` of its localisation and cost metrics, and ``speaker.gif`` (one clip's
-    per-frame heatmaps, animated; written whatever ``formats`` says). Tables:
-    ``results.tex`` (every metric) and ``results-<family>.tex`` (one per metric family,
-    narrow enough for a column).
+    ``bias`` (:func:`bias_curve`, one for the run). An audio-visual dataset (``speakers``)
+    gets :func:`squeezex.speaker_figures.speaker_jobs` instead, and ``speaker.gif`` whatever
+    ``formats`` says. Tables: ``results.tex`` (every metric) and ``results-<family>.tex``
+    (one per metric family, narrow enough for a column).
     A figure whose inputs the run did not compute is skipped with a logged (and, if
     ``verbose``, printed) reason; a damaged file is an error, never a skip. Every file
     is written atomically and deterministically: the same run gives byte-identical files.
@@ -812,10 +809,7 @@ def make_figures(
         FileNotFoundError: no run folder or no results in it.
         CorruptRunError: a file of the run is damaged (named).
     """
-    formats = [formats] if isinstance(formats, str) else list(formats)
-    bad = [f for f in formats if f not in FORMATS]
-    if not formats or bad:
-        raise ValueError(f"unknown format {', '.join(bad) or '(none)'}; choose from {FORMATS}")
+    formats = _check_formats(formats)
     if isinstance(results_dir, Run):
         run = results_dir
     else:
@@ -840,6 +834,14 @@ def make_figures(
                 written.append(save_figure(fig, out / f"{name}{suffix}.{fmt}", dpi=dpi))
         written += _speaker_gif(run, dataset, seed, out / f"speaker{suffix}.gif", verbose)
     return written + _run_figures(run, out, formats, dpi)
+
+
+def _check_formats(formats) -> list[str]:
+    formats = [formats] if isinstance(formats, str) else list(formats)
+    bad = [f for f in formats if f not in FORMATS]
+    if not formats or bad:
+        raise ValueError(f"unknown format {', '.join(bad) or '(none)'}; choose from {FORMATS}")
+    return formats
 
 
 def _run_figures(run: Run, out: Path, formats, dpi: int) -> list[Path]:

@@ -151,7 +151,9 @@ def test_registry_lists_the_benchmark_datasets_and_builds_them():
         "an8flower-single-6c", "an8flower-double-12c", "an8flower-hard",
         "cue-only", "object-only", "confounded",
         "faces", "faces-bias-0", "faces-bias-50", "faces-bias-90", "faces-bias", "scenes-6c",
+        "speakers",
     ]  # fmt: skip
+    assert list_datasets("audio-visual") == ["speakers"]
     assert list_datasets("multi-label") == [
         "faces", "faces-bias-0", "faces-bias-50", "faces-bias-90", "faces-bias",
     ]  # fmt: skip

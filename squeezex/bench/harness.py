@@ -80,18 +80,19 @@ def _run_dataset(cfg: BenchConfig, store: RunStore, dname: str, done: list[dict]
             _examples(store, unit, test)
 
 
-def reuse_or_compute(store: RunStore, unit, key: CellKey, compute=compute_cell) -> dict:
+def reuse_or_compute(store: RunStore, unit, key: CellKey, compute=None) -> dict:
     """Reuse the cell when the store has it intact and made from the same model and
     dataset spec (a changed registered default — a dataset's epochs, its test size, its
     pointing tolerance — is not in the run's fingerprint: it trains a new checkpoint or
     changes the spec's key, and the cells are computed anew), else compute it
-    (``compute(unit, key)``) and write it."""
+    (``compute(unit, key)``, default :func:`~squeezex.bench.cells.compute_cell`) and
+    write it."""
     record = store.read_cell(key, n=len(unit.x))
     model = model_id(unit.checkpoint)
     same = record is not None and record.get("model", model) == model
     if same and record.get("spec", unit.spec_key) == unit.spec_key:
         return {"key": key.id, "reused": True}
-    store.write_cell(compute(unit, key))
+    store.write_cell((compute or compute_cell)(unit, key))
     return {"key": key.id, "reused": False}
 
 
