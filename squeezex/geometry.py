@@ -84,8 +84,9 @@ def feature_geometry(model: nn.Module, layer: nn.Module, example: torch.Tensor) 
         state["size"] = tuple(output.shape[2:])
 
     def on_layer(module, args, output):
-        if state["done"] is None:
-            state["done"] = tuple(output.shape[2:])
+        if state["done"] is None:  # a token SE block says which grid its tokens form
+            grid = getattr(module, "last_grid", None)
+            state["done"] = tuple(grid) if grid is not None else tuple(output.shape[2:])
 
     handles = [
         m.register_forward_hook(on_strided) for m in model.modules() if isinstance(m, _STRIDED)

@@ -249,7 +249,9 @@ def _explain(explainer, unit: Unit) -> tuple[torch.Tensor, float]:
 
 
 def _map_metrics(unit: Unit, maps: torch.Tensor, families) -> dict:
-    """The families that need only the maps (and the masks)."""
+    """The families that need only the maps (and the masks). With complexity,
+    ``empty_map``: a map that is all zero or not finite is not an explanation (the
+    explainer flags it), and the rows count them."""
     out = {}
     if "localisation" in families:
         for k, fn in M.LOCALISATION.items():
@@ -259,6 +261,9 @@ def _map_metrics(unit: Unit, maps: torch.Tensor, families) -> dict:
     if "artifact" in families:
         out["checkerboard"] = ("artifact", M.checkerboard_energy(maps, unit.periods).numpy())
     if "complexity" in families:
+        flat = maps.flatten(1)
+        empty = ~torch.isfinite(flat).all(1) | (flat.abs().amax(1) == 0)
+        out["empty_map"] = ("complexity", empty.double().numpy())
         out["gini"] = ("complexity", M.gini(maps).numpy())
     return out
 

@@ -114,6 +114,9 @@ class HeatmapAttribution(Attribution):
         self.interpolation = interpolation
         self.eval_mode = eval_mode
         self._geometry: dict[tuple, FeatureGeometry] = {}
+        #: After each ``attribute`` call: sample index → ``"all zero"`` or
+        #: ``"non-finite"`` for the maps that are not explanations (empty: all are).
+        self.flags: dict[int, str] = {}
 
     # -- Captum's interface --------------------------------------------------------------
     def has_convergence_delta(self) -> bool:
@@ -151,7 +154,8 @@ class HeatmapAttribution(Attribution):
                 channels, dtype, device, NaN/inf values, class range), named.
 
         Warns:
-            ExplanationWarning: a map with NaN or inf values, naming the samples.
+            ExplanationWarning: a map with NaN or inf values, or one that is all zero,
+                naming the samples; :attr:`flags` holds them too (see :meth:`_flag`).
         """
         is_tuple = isinstance(inputs, tuple)
         tensors = inputs if is_tuple else (inputs,)
@@ -174,7 +178,7 @@ class HeatmapAttribution(Attribution):
         finally:
             self.forward_model._target = None
         out, *extras = out if isinstance(out, tuple) else (out,)
-        self._warn_non_finite(out)
+        self._flag(out)
         if not is_tuple:
             return (out, *extras) if extras else out
         rest = tuple(
@@ -203,13 +207,38 @@ class HeatmapAttribution(Attribution):
         with torch.no_grad():
             self._forward(x[:1], tuple(e[:1] if is_batched(e, len(x)) else e for e in extra))
 
-    def _warn_non_finite(self, maps: torch.Tensor) -> None:
+    def _flag(self, maps: torch.Tensor) -> None:
+        """Set :attr:`flags` (sample index → why its map is not an explanation) and warn.
+
+        A map is flagged when it has NaN or inf values (the model's activations or
+        gradients are not finite) or when it is **all zero**: every value was ≤ 0 before
+        the common footing's ReLU, so nothing is left to show. That happens when the layer
+        read has negative activations (no ReLU before it: MaxViT's stages, a transformer's
+        tokens, EfficientNet's SiLU can leave a channel mean below 0 everywhere) or when the
+        gradient points away from the class everywhere. What to do: read another layer
+        (``layer=``), use a class-aware map (``se-class``, Grad-CAM), or check the model
+        (an untrained model's maps are often empty).
+        """
         bad = non_finite_rows(maps)
+        empty = [
+            i for i in (maps.flatten(1).abs().amax(1) == 0).nonzero()[:, 0].tolist()
+            if i not in bad
+        ]  # fmt: skip
+        self.flags = {**{i: "non-finite" for i in bad}, **{i: "all zero" for i in empty}}
+        name = type(self).__name__
         if bad:
             warnings.warn(
-                f"{type(self).__name__}: the heatmap of sample(s) {bad[:20]} has NaN or "
-                "infinite values (the model's activations or gradients are not finite); "
-                "they are not explanations",
+                f"{name}: the heatmap of sample(s) {bad[:20]} has NaN or infinite values (the "
+                "model's activations or gradients are not finite); they are not explanations",
+                ExplanationWarning,
+                stacklevel=4,
+            )
+        if empty:
+            warnings.warn(
+                f"{name}: the heatmap of sample(s) {empty[:20]} is all zero (every value was "
+                "≤ 0 before the ReLU: negative activations at the layer read, or a gradient "
+                "against the class); it is not an explanation — try layer=…, se-class or "
+                "Grad-CAM, or check the model is trained",
                 ExplanationWarning,
                 stacklevel=4,
             )

@@ -113,6 +113,7 @@ METRICS: dict[str, Metric] = dict(
            reason="which region a faithful map favours depends on what the model relies on: read it beside the model's measured reliance on the cue"),
         _m("box_pointing_game", "localisation", "higher", "the map's maximum lies in a box", "maps + boxes", box_pointing_game),
         _m("checkerboard", "artifact", "lower", "share of spectral energy at the stride harmonics", "maps + strides", checkerboard_energy),
+        _m("empty_map", "complexity", "lower", "share of maps that are all zero or not finite: not explanations (the explainer warns and flags them)", "maps"),
         _m("gini", "complexity", "descriptive", "Gini sparseness of the map", "maps", gini,
            reason="sparser is not better in itself: a sparse map can be sparse in the wrong place"),
         _m("deletion_auc", "faithfulness", "lower", "class probability as the map's top pixels are removed (area)", _MODEL, deletion_auc),

@@ -14,6 +14,7 @@ Example:
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from contextlib import contextmanager
 
@@ -25,6 +26,8 @@ from ..common import diagnose_inputs, eval_mode
 
 __all__ = [
     "SEBlock",
+    "TokenSEBlock",
+    "LAYOUTS",
     "SEWrapper",
     "attach_se_head",
     "find_feature_layer",
@@ -113,13 +116,99 @@ class SEBlock(SqueezeExcitation):
         return f"channels={self.channels}, reduction={self.reduction}, squeeze={self.squeeze!r}"
 
 
+#: Feature layouts an SE block reads: N×C×… (convolutions), N×…×C (Swin, video Swin),
+#: N×L×D tokens (ViT, MViT), optionally after ``prefix`` class/register tokens.
+LAYOUTS = ("channels_first", "channels_last", "tokens")
+
+
+class TokenSEBlock(SEBlock):
+    """Squeeze-and-Excitation on transformer features: channels-last maps or tokens.
+
+    The SE "channels" are the embedding dimensions. ``layout="channels_last"``: features
+    N×H×W×C (Swin) or N×T×H×W×C (video Swin); the squeeze averages every position.
+    ``layout="tokens"``: features N×(P+L)×D where the first ``prefix`` = P tokens are the
+    class (and register) tokens. The squeeze averages the L patch tokens only (the class
+    token is a summary, not a place), and s scales **every** token, the class token
+    included, so a head that reads only the class token still depends on s. The patch
+    tokens map back to a ``grid`` in raster order: (h, w) for images, (t, h, w) for video
+    (given, or inferred as a square from L); each cell is one patch, so the heatmap's
+    geometry is the patch size and stride (non-overlapping patches tile the input, which
+    is :meth:`~squeezex.geometry.FeatureGeometry.naive`).
+
+    What the SE explanation reads (:meth:`recording`) is the channels-first view of the
+    patch tokens, N×D×h×w (N×D×t×h×w): U, X = s·U and the excitation, as for a CNN.
+    """
+
+    def __init__(
+        self, channels: int, reduction: int = 16, squeeze: str = "sample",
+        layout: str = "channels_last", prefix: int = 0, grid: Sequence[int] | None = None,
+    ) -> None:  # fmt: skip
+        super().__init__(channels, reduction, squeeze)
+        if layout not in LAYOUTS[1:]:
+            raise ValueError(f"layout must be 'channels_last' or 'tokens', got {layout!r}")
+        if prefix < 0 or (prefix and layout != "tokens"):
+            raise ValueError(f"prefix tokens ({prefix}) need layout='tokens' and must be >= 0")
+        self.layout, self.prefix = layout, prefix
+        self.grid = tuple(grid) if grid is not None else None
+        self.last_grid: tuple[int, ...] | None = None  # the grid of the last forward pass
+
+    def channels_first(self, input: torch.Tensor) -> torch.Tensor:
+        """The patch features as N×C×grid (prefix tokens dropped)."""
+        if input.shape[-1] != self.channels or input.dim() < 3:
+            raise ValueError(
+                f"TokenSEBlock expects N×…×{self.channels} features ({self.layout}), got "
+                f"shape {tuple(input.shape)}"
+            )
+        if self.layout == "channels_last":
+            return input.movedim(-1, 1)
+        patches = input[:, self.prefix :]
+        grid = self.grid or _square(patches.shape[1])
+        if math.prod(grid) != patches.shape[1]:
+            raise ValueError(
+                f"{patches.shape[1]} patch tokens do not fill the grid {grid}; give grid= "
+                "(h, w) or (t, h, w) to attach_se_head for this input size"
+            )
+        return patches.transpose(1, 2).reshape(input.shape[0], self.channels, *grid)
+
+    def forward(self, input: torch.Tensor) -> torch.Tensor:
+        u = self.channels_first(input)
+        scale = self._scale(u)  # N×C×1×…
+        self.last_grid = tuple(u.shape[2:])
+        s = scale.reshape(scale.shape[0], *([1] * (input.dim() - 2)), self.channels)
+        out = input * s
+        if self._tape is not None:
+            self._tape["u"], self._tape["x"] = u, u * scale
+        return out
+
+    def extra_repr(self) -> str:
+        return super().extra_repr() + f", layout={self.layout!r}, prefix={self.prefix}"
+
+
+def _square(n: int) -> tuple[int, int]:
+    side = math.isqrt(n)
+    if side * side != n:
+        raise ValueError(
+            f"{n} patch tokens are not a square grid; give grid=(h, w) (or (t, h, w)) to "
+            "attach_se_head"
+        )
+    return side, side
+
+
 class SEWrapper(nn.Sequential):
-    """``body`` followed by ``se``: the layer an SE block was attached to, and the block."""
+    """``body`` followed by ``se``: the layer an SE block was attached to, and the block.
+    A body that returns a tuple (MViT's blocks: tokens and their grid) has its first item
+    scaled and the rest passed on."""
 
     def __init__(self, body: nn.Module, se: SEBlock) -> None:
         super().__init__()
         self.body = body
         self.se = se
+
+    def forward(self, *args, **kwargs):
+        out = self.body(*args, **kwargs)
+        if isinstance(out, tuple):
+            return (self.se(out[0]), *out[1:])
+        return self.se(out)
 
 
 def get_submodule(model: nn.Module, name: str) -> nn.Module:
@@ -139,11 +228,33 @@ def _set_submodule(model: nn.Module, name: str, module: nn.Module) -> None:
     setattr(parent, child, module)
 
 
-def _example_input(model: nn.Module, input_size: Sequence[int] | None) -> torch.Tensor:
+def declared_input_size(model: nn.Module) -> tuple[int, ...] | None:
+    """The (C, H, W) or (C, T, H, W) input a model declares it takes, or ``None``:
+    torchvision's ViT (``image_size``) and MViT (its positional encoding's grid times the
+    patch embedding's stride) accept no other size."""
+    proj = getattr(model, "conv_proj", None)
+    if isinstance(getattr(model, "image_size", None), int) and isinstance(proj, nn.Conv2d):
+        return (proj.in_channels, model.image_size, model.image_size)
+    pos = getattr(model, "pos_encoding", None)
+    if isinstance(proj, nn.Conv3d) and hasattr(pos, "temporal_size"):
+        t, (h, w) = pos.temporal_size, pos.spatial_size
+        st, sh, sw = proj.stride
+        return (proj.in_channels, t * st, h * sh, w * sw)
+    return None
+
+
+def _example_input(
+    model: nn.Module, input_size: Sequence[int] | None, example: torch.Tensor | None = None
+) -> torch.Tensor:
+    """What the layer probes run on: the user's ``example`` (its first sample), else
+    zeros of ``input_size``, of the size the model declares, or of a default size."""
     param = next(model.parameters(), None)
     kw = {"device": param.device, "dtype": param.dtype} if param is not None else {}
-    if input_size is not None:
-        return torch.zeros(1, *input_size, **kw)
+    if example is not None:
+        return torch.as_tensor(example)[:1].detach().to(**kw)
+    size = input_size if input_size is not None else declared_input_size(model)
+    if size is not None:
+        return torch.zeros(1, *size, **kw)
     for m in model.modules():
         if isinstance(m, nn.Conv3d):
             return torch.zeros(1, m.in_channels, 8, 112, 112, **kw)
@@ -158,11 +269,14 @@ def _example_input(model: nn.Module, input_size: Sequence[int] | None) -> torch.
 
 
 @torch.no_grad()
-def find_feature_layer(model: nn.Module, input_size: Sequence[int] | None = None) -> str:
+def find_feature_layer(
+    model: nn.Module, input_size: Sequence[int] | None = None, example: torch.Tensor | None = None
+) -> str:
     """Dotted name of the model's last spatial feature layer.
 
-    Runs one forward pass on zeros (224×224 images or 8×112×112 clips unless
-    ``input_size`` = (C, …) is given) and returns the outermost module that produced the
+    Runs one forward pass on the user's ``example`` (its first sample), or on zeros of
+    ``input_size`` = (C, …), of the size the model declares (:func:`declared_input_size`),
+    or else of 224×224 images / 8×112×112 clips, and returns the outermost module that produced the
     last spatial (N×C×…, at least one spatial axis > 1) tensor before the head. Pooling
     to a vector (adaptive pools) does not count, so VGG's ``avgpool`` is skipped in
     favour of ``features``. The model's ``training`` flag is restored afterwards.
@@ -170,7 +284,7 @@ def find_feature_layer(model: nn.Module, input_size: Sequence[int] | None = None
     Raises:
         ValueError: the model has no spatial feature layer, or cannot run on the example.
     """
-    x = _example_input(model, input_size)
+    x = _example_input(model, input_size, example)
     produced: list[tuple[str, torch.Tensor]] = []
     handles = []
 
@@ -196,10 +310,12 @@ def find_feature_layer(model: nn.Module, input_size: Sequence[int] | None = None
         hint = diagnose_inputs(x, model, "the example input")
         if hint is not None:
             raise ValueError(hint) from exc
+        names = [n for n, _ in model.named_children()]
         raise ValueError(
             f"could not run {type(model).__name__} on an example input of shape "
-            f"{tuple(x.shape)} to find its feature layer ({type(exc).__name__}: {exc}); "
-            "pass layer='dotted.name' or input_size=(C, H, W)"
+            f"{tuple(x.shape)} to find its feature layer ({type(exc).__name__}: "
+            f"{str(exc)[:200]}); pass example=<one of your inputs>, input_size=(C, H, W), "
+            f"or layer='dotted.name' (its top-level children: {names})"
         ) from exc
     finally:
         for h in handles:
@@ -238,21 +354,39 @@ def attach_se_head(
     *,
     squeeze: str = "sample",
     input_size: Sequence[int] | None = None,
+    example: torch.Tensor | None = None,
+    layout: str | None = None,
+    grid: Sequence[int] | None = None,
 ) -> nn.Module:
     """Put an SE block on the output of ``model``'s last spatial feature layer.
 
     The layer (found by :func:`find_feature_layer`, or the dotted name ``layer``) is
-    replaced in place by ``SEWrapper(body=layer, se=SEBlock)``, so everything downstream
+    replaced in place by ``SEWrapper(body=layer, se=block)``, so everything downstream
     sees the SE-scaled features; output shapes do not change. State-dict keys of that
     layer gain a ``body.`` prefix: load pretrained weights before attaching.
 
+    Layouts (``layout``, detected when ``None``: the classifier's input width tells the
+    channel axis): ``"channels_first"`` N×C×… (CNNs, MaxViT, Swin after its permute) gets
+    an :class:`SEBlock`; ``"channels_last"`` N×…×C (video Swin) and ``"tokens"`` N×(P+L)×D
+    (ViT, MViT) get a :class:`TokenSEBlock`, whose channels are the embedding dimensions.
+    **Where the block sits on a class-token model** (torchvision's ViT): the head reads
+    only the class token, so a block on the last tokens would be read only through that
+    token; the block goes on the tokens that *enter the last encoder block* (the ones the
+    class token attends to last), scales every token there (the class token too), and its
+    patch tokens are the map. MViT's blocks pass (tokens, grid) along: the block goes on
+    the output of the second-to-last one, with the grid it reports.
+
     Args:
-        model: any CNN (torchvision image and video models, ``nn.Sequential`` CNNs).
+        model: any CNN or vision transformer (torchvision image and video models,
+            ``nn.Sequential`` CNNs).
         layer: dotted module name; found automatically when ``None``.
         reduction: SE reduction ratio r.
         squeeze: ``"sample"`` (default) or ``"batch"``, see :class:`SEBlock`.
-        input_size: (C, H, W) or (C, T, H, W) of an example input, when the defaults
-            (224×224 images, 8×112×112 clips) do not fit the model.
+        input_size: (C, H, W) or (C, T, H, W) of an input the model takes.
+        example: one of your inputs (a batch; its first sample is used): the probes run
+            on it instead of a size squeezex guesses.
+        layout: force ``"channels_first"``, ``"channels_last"`` or ``"tokens"``.
+        grid: the patch grid of a token layout when it is not square.
 
     Returns:
         The same ``model`` object, modified.
@@ -263,11 +397,30 @@ def attach_se_head(
     """
     if find_se_block(model, required=False) is not None:
         raise ValueError(f"{type(model).__name__} already has an SE block")
-    name = layer if layer is not None else find_feature_layer(model, input_size)
+    x = _example_input(model, input_size, example)
+    name = layer if layer is not None else find_feature_layer(model, example=x)
     target = get_submodule(model, name)
     if isinstance(target, SEWrapper | SEBlock):
         raise ValueError(f"{name!r} is already an SE block")
-    shape = layer_output_shape(model, target, _example_input(model, input_size))
+    shape = layer_output_shape(model, target, x)
+    layout = layout or _layout(model, shape, grid)
+    if layout not in LAYOUTS:
+        raise ValueError(f"layout must be one of {LAYOUTS}, got {layout!r}")
+    if layout == "channels_first":
+        _check_spatial(model, name, shape, input_size)
+        se = SEBlock(shape[1], reduction, squeeze)
+    else:
+        if layer is None and layout == "tokens":
+            name, grid = _token_site(model, name, x, grid)
+        se = TokenSEBlock(shape[-1], reduction, squeeze, layout, _prefix_tokens(model), grid)
+    param = next(model.parameters(), None)
+    if param is not None:
+        se = se.to(device=param.device, dtype=param.dtype)
+    _set_submodule(model, name, SEWrapper(get_submodule(model, name), se))
+    return model
+
+
+def _check_spatial(model: nn.Module, name: str, shape, input_size) -> None:
     one_d = any(isinstance(m, nn.Conv1d) for m in model.modules())  # 1-D signal models
     if shape is None or len(shape) not in ((3, 4, 5) if one_d else (4, 5)):
         got = "no tensor" if shape is None else "N×" + "×".join(map(str, shape[1:]))
@@ -276,13 +429,52 @@ def attach_se_head(
             f"{type(model).__name__}.{name} outputs {got}: the SE block goes on a spatial "
             f"feature map N×C×H×W (or N×C×T×H×W), such as layer={_layer_hint(model, input_size)}"
         )
-    channels = shape[1]
-    param = next(model.parameters(), None)
-    se = SEBlock(channels, reduction, squeeze)
-    if param is not None:
-        se = se.to(device=param.device, dtype=param.dtype)
-    _set_submodule(model, name, SEWrapper(target, se))
-    return model
+
+
+def _layout(model: nn.Module, shape, grid=None) -> str:
+    """The channel axis of a feature map: the classifier's input width tells it (a linear
+    layer takes the embedding width of tokens and channels-last maps). Tokens must also
+    come after a class token or fill a grid (a square, or the ``grid`` given)."""
+    if shape is None or len(shape) < 3:
+        return "channels_first"  # refused with the usual message
+    widths = {m.in_features for m in model.modules() if isinstance(m, nn.Linear)}
+    if shape[-1] not in widths or shape[1] in widths:
+        return "channels_first"
+    if len(shape) > 3:
+        return "channels_last"
+    prefix = _prefix_tokens(model)
+    n = shape[1] - prefix
+    fits = (n > 0 and math.isqrt(n) ** 2 == n) or (grid is not None and math.prod(grid) == n)
+    return "tokens" if fits or prefix else "channels_first"
+
+
+def _prefix_tokens(model: nn.Module) -> int:
+    """Class and register tokens before the patch tokens (torchvision's ViT
+    ``class_token`` (1, 1, D), MViT's ``pos_encoding.class_token`` (D,))."""
+    n = 0
+    for name, p in model.named_parameters():
+        if name.rsplit(".", 1)[-1] in ("class_token", "cls_token", "register_tokens"):
+            n += 1 if p.dim() == 1 else p.shape[-2]  # (D,), (k, D) or (1, k, D)
+    return n
+
+
+def _token_site(model: nn.Module, name: str, x: torch.Tensor, grid):
+    """Where a token model's block goes (see :func:`attach_se_head`) and its grid."""
+    blocks = getattr(getattr(model, "encoder", None), "layers", None)
+    if isinstance(blocks, nn.Sequential) and hasattr(model, "class_token"):  # ViT
+        names = [f"encoder.layers.{n}" for n, _ in blocks.named_children()]
+        return (names[-2] if len(names) > 1 else "encoder.dropout"), grid
+    blocks = getattr(model, "blocks", None)
+    if isinstance(blocks, nn.ModuleList) and hasattr(model, "pos_encoding") and len(blocks) > 1:
+        thw = []  # MViT: blocks return (tokens, [t, h, w])
+        h = blocks[-2].register_forward_hook(lambda m, a, o: thw.append(tuple(o[1])))
+        try:
+            with eval_mode(model), torch.no_grad():
+                model(x)
+        finally:
+            h.remove()
+        return f"blocks.{len(blocks) - 2}", grid or thw[-1]
+    return name, grid
 
 
 def _layer_hint(model: nn.Module, input_size=None) -> str:
