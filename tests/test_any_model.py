@@ -184,3 +184,26 @@ def test_the_benchmark_counts_empty_maps():
     out = _map_metrics(Unit(), maps, ["complexity"])
     assert out["empty_map"][0] == "complexity"
     assert out["empty_map"][1].tolist() == [0.0, 1.0, 0.0]
+
+
+def test_layer_map_methods_read_the_token_blocks_channels_first_view():
+    from squeezex import get_explainer
+    from squeezex.explainers.baselines import feature_module
+
+    model = _vit()
+    x = torch.rand(3, 3, 32, 32)
+    attach_se_head(model, example=x)
+    se = find_se_block(model)
+    assert feature_module(model) is se.view
+    got = {}
+
+    def seen(module, args, out):
+        got.setdefault("shape", tuple(out.shape))
+
+    h = se.view.register_forward_hook(seen)
+    try:
+        maps = get_explainer("gradcam", model).attribute(x, target=1)
+    finally:
+        h.remove()
+    assert got["shape"] == (3, 32, 4, 4) and maps.shape == (3, 1, 32, 32)
+    assert torch.isfinite(maps).all()

@@ -110,15 +110,16 @@ def pixel_map(attributions: torch.Tensor) -> torch.Tensor:
 
 
 def feature_module(model: nn.Module, layer: str | nn.Module | None = None, x=None) -> nn.Module:
-    """The layer a CAM-style method reads: ``layer`` if given, else the SE block's output,
-    else the model's last spatial feature layer."""
+    """The layer a CAM-style method reads: ``layer`` if given, else the SE block's output
+    (a :class:`~squeezex.models.se.TokenSEBlock`'s channels-first ``view`` of its patch
+    tokens), else the model's last spatial feature layer."""
     if isinstance(layer, nn.Module):
         return layer
     if isinstance(layer, str):
         return get_submodule(model, layer)
     se = find_se_block(model, required=False)
-    if se is not None:
-        return se
+    if se is not None:  # a token block's channels-first view: tokens as a feature map
+        return getattr(se, "view", se)
     size = tuple(x.shape[1:]) if x is not None else None
     return get_submodule(model, find_feature_layer(model, size))
 

@@ -136,7 +136,9 @@ class TokenSEBlock(SEBlock):
     is :meth:`~squeezex.geometry.FeatureGeometry.naive`).
 
     What the SE explanation reads (:meth:`recording`) is the channels-first view of the
-    patch tokens, N×D×h×w (N×D×t×h×w): U, X = s·U and the excitation, as for a CNN.
+    patch tokens, N×D×h×w (N×D×t×h×w): U, X = s·U and the excitation, as for a CNN. The
+    block's output is rebuilt from ``view(s·U)`` (an identity module), so Grad-CAM and the
+    other layer-map methods read the tokens as a feature map through ``view``.
     """
 
     def __init__(
@@ -151,6 +153,9 @@ class TokenSEBlock(SEBlock):
         self.layout, self.prefix = layout, prefix
         self.grid = tuple(grid) if grid is not None else None
         self.last_grid: tuple[int, ...] | None = None  # the grid of the last forward pass
+        #: An identity on the channels-first view s·U (N×C×grid): CAM-style methods hook
+        #: it (squeezex's reshape transform: tokens as a feature map, gradients included).
+        self.view = nn.Identity()
 
     def channels_first(self, input: torch.Tensor) -> torch.Tensor:
         """The patch features as N×C×grid (prefix tokens dropped)."""
@@ -174,11 +179,16 @@ class TokenSEBlock(SEBlock):
         u = self.channels_first(input)
         scale = self._scale(u)  # N×C×1×…
         self.last_grid = tuple(u.shape[2:])
-        s = scale.reshape(scale.shape[0], *([1] * (input.dim() - 2)), self.channels)
-        out = input * s
+        x = self.view(u * scale)  # N×C×grid: what layer-map methods (Grad-CAM) read
         if self._tape is not None:
-            self._tape["u"], self._tape["x"] = u, u * scale
-        return out
+            self._tape["u"], self._tape["x"] = u, x
+        if self.layout == "channels_last":
+            return x.movedim(1, -1)
+        patches = x.flatten(2).transpose(1, 2)
+        if not self.prefix:
+            return patches
+        s = scale.reshape(scale.shape[0], 1, self.channels)
+        return torch.cat([input[:, : self.prefix] * s, patches], dim=1)
 
     def extra_repr(self) -> str:
         return super().extra_repr() + f", layout={self.layout!r}, prefix={self.prefix}"
