@@ -16,10 +16,8 @@ def _name(req: str) -> str:
 
 def test_environment_yml_lists_the_pyproject_dependencies():
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
-    declared = {
-        (_name(d), d.replace(" ", ""))
-        for d in project["dependencies"] + project["optional-dependencies"]["dev"]
-    }
+    extras = [d for group in project["optional-dependencies"].values() for d in group]
+    declared = {(_name(d), d.replace(" ", "")) for d in project["dependencies"] + extras}
     env = yaml.safe_load((ROOT / "environment.yml").read_text())
     pip = next(d["pip"] for d in env["dependencies"] if isinstance(d, dict))
     listed = {(_name(d), d.replace(" ", "")) for d in pip if not d.startswith("-e")}

@@ -67,6 +67,9 @@ from .vebi import (
     mu_lasso,
 )
 
+# isort: split
+from .. import adapters  # noqa: F401  (registers pgc-*/tc-* last, when the libraries are installed)
+
 __all__ = [
     "SpeakerSEAttribution",
     "SpeakerGradCAM",

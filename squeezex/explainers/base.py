@@ -224,7 +224,9 @@ class HeatmapAttribution(Attribution):
             i for i in (maps.flatten(1).abs().amax(1) == 0).nonzero()[:, 0].tolist()
             if i not in bad
         ]  # fmt: skip
-        self.flags = {**{i: "non-finite" for i in bad}, **{i: "all zero" for i in empty}}
+        flagged = {i: "non-finite" for i in bad}
+        flagged.update((i, "all zero") for i in empty)
+        self.flags = flagged
         name = type(self).__name__
         if bad:
             warnings.warn(
