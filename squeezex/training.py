@@ -62,10 +62,7 @@ def fit(
         raise ValueError(f"epochs must be >= 1, got {epochs}")
     loader = make_loader(data, batch_size, shuffle=True, seed=seed)
     model.to(device).train()
-    opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay)
-    sched = torch.optim.lr_scheduler.OneCycleLR(
-        opt, max_lr=lr, total_steps=epochs * len(loader), pct_start=0.25
-    )
+    opt, sched = _optimiser(model, lr, weight_decay, epochs * len(loader))
     result = FitResult()
     start = time.perf_counter()
     bar = tqdm(range(epochs), desc=desc, disable=not progress, leave=False)
@@ -90,6 +87,15 @@ def fit(
     result.seconds = time.perf_counter() - start
     model.eval()
     return result
+
+
+def _optimiser(model: nn.Module, lr: float, weight_decay: float, total_steps: int):
+    """AdamW and its one-cycle schedule (25 % warm-up), as every squeezex model trains."""
+    opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay)
+    sched = torch.optim.lr_scheduler.OneCycleLR(
+        opt, max_lr=lr, total_steps=total_steps, pct_start=0.25
+    )
+    return opt, sched
 
 
 def _loss(out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
@@ -198,10 +204,7 @@ def fit_speakers(
     n = len(labels)
     steps = -(-n // batch_size)
     model.to(device).train()
-    opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay)
-    sched = torch.optim.lr_scheduler.OneCycleLR(
-        opt, max_lr=lr, total_steps=epochs * steps, pct_start=0.25
-    )
+    opt, sched = _optimiser(model, lr, weight_decay, epochs * steps)
     g = torch.Generator().manual_seed(seed)
     result, start = FitResult(), time.perf_counter()
     bar = tqdm(range(epochs), desc=desc, disable=not progress, leave=False)

@@ -68,31 +68,46 @@ def _checkpoint(cfg: BenchConfig, spec: DatasetSpec, n_train: int, se: bool, see
     return Path(cfg.checkpoints) / f"{spec.name}-{'se' if se else 'plain'}-{seed}-{tag}.pt", key
 
 
-def _train_one(cfg: BenchConfig, spec: DatasetSpec, train, se: bool, seed: int):
-    """``(model in eval mode, training seconds (0 if loaded), checkpoint path)``."""
-    model = build_model("small", len(train.classes), se=se, seed=seed, pool=cfg.pool)
-    path, key = _checkpoint(cfg, spec, len(train), se, seed)
+def cached_model(cfg: BenchConfig, spec: DatasetSpec, n_train: int, se: bool, seed: int,
+                 build, train):  # fmt: skip
+    """``(model in eval mode, training seconds (0 if loaded), checkpoint path)``: ``build()``
+    loaded from its checkpoint, or (none, or a damaged one: warned) trained with
+    ``train(model)`` → seconds and saved atomically."""
+    model = build()
+    path, key = _checkpoint(cfg, spec, n_train, se, seed)
     if path is not None and path.is_file():
         try:
             load_checkpoint(path, model)
             return model.eval(), 0.0, path
         except ValueError as exc:
             warnings.warn(f"{exc}; retraining it", RunWarning, stacklevel=3)
-            model = build_model("small", len(train.classes), se=se, seed=seed, pool=cfg.pool)
-    result = fit(
-        model,
-        train,
-        epochs=spec.train.epochs or cfg.epochs,
-        lr=spec.train.lr or cfg.lr,
-        batch_size=spec.train.batch_size or cfg.batch_size,
-        seed=seed,
-        device=cfg.device,
-        progress=cfg.progress,
-        desc=f"train {spec.name} {'SE' if se else 'plain'} seed {seed}",
-    )
+            model = build()
+    seconds = train(model)
     if path is not None:
         save_checkpoint(path, model, config=key)
-    return model.eval(), result.seconds, path
+    return model.eval(), seconds, path
+
+
+def _train_one(cfg: BenchConfig, spec: DatasetSpec, train, se: bool, seed: int):
+    """``(model in eval mode, training seconds (0 if loaded), checkpoint path)``."""
+
+    def build():
+        return build_model("small", len(train.classes), se=se, seed=seed, pool=cfg.pool)
+
+    def train_it(model):
+        return fit(
+            model,
+            train,
+            epochs=spec.train.epochs or cfg.epochs,
+            lr=spec.train.lr or cfg.lr,
+            batch_size=spec.train.batch_size or cfg.batch_size,
+            seed=seed,
+            device=cfg.device,
+            progress=cfg.progress,
+            desc=f"train {spec.name} {'SE' if se else 'plain'} seed {seed}",
+        ).seconds
+
+    return cached_model(cfg, spec, len(train), se, seed, build, train_it)
 
 
 def train_models(cfg: BenchConfig, spec: DatasetSpec, train, test):

@@ -42,10 +42,10 @@ from ..explainers.speakers import (
 from ..io import atomic_torch_save
 from ..metrics import frame_map, frame_pointing_game, speech_mass
 from ..models.speakers import SpeakerNet
-from ..training import fit_speakers, load_checkpoint, save_checkpoint
+from ..training import fit_speakers
 from .cells import Cell, CellKey, model_id
 from .config import BenchConfig
-from .models import _checkpoint, model_summary, splits
+from .models import cached_model, model_summary, splits
 from .results import write_results
 from .store import RunStore, RunWarning, check_data, check_models, quantise
 
@@ -139,24 +139,15 @@ def speaker_model(cfg: BenchConfig, spec, train, se: bool, seed: int):
             torch.manual_seed(seed)
             return SpeakerNet(se=se, frames=train.n_frames, size=train.size)
 
-    model = build()
-    path, key = _checkpoint(cfg, spec, len(train), se, seed)
-    if path is not None and path.is_file():
-        try:
-            load_checkpoint(path, model)
-            return model.eval(), 0.0, path
-        except ValueError as exc:
-            warnings.warn(f"{exc}; retraining it", RunWarning, stacklevel=3)
-            model = build()
-    opts = spec.train
-    result = fit_speakers(
-        model, train, epochs=opts.epochs or cfg.epochs, lr=opts.lr or cfg.lr,
-        batch_size=opts.batch_size or cfg.batch_size, seed=seed, device=cfg.device,
-        progress=cfg.progress, desc=f"train {spec.name} {'SE' if se else 'plain'} seed {seed}",
-    )  # fmt: skip
-    if path is not None:
-        save_checkpoint(path, model, config=key)
-    return model.eval(), result.seconds, path
+    def train_it(model):
+        opts = spec.train
+        return fit_speakers(
+            model, train, epochs=opts.epochs or cfg.epochs, lr=opts.lr or cfg.lr,
+            batch_size=opts.batch_size or cfg.batch_size, seed=seed, device=cfg.device,
+            progress=cfg.progress, desc=f"train {spec.name} {'SE' if se else 'plain'} seed {seed}",
+        ).seconds  # fmt: skip
+
+    return cached_model(cfg, spec, len(train), se, seed, build, train_it)
 
 
 def train_speaker_models(cfg: BenchConfig, spec, train, test):
