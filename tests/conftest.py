@@ -99,7 +99,25 @@ def make_case(name: str) -> Case:
     if name == "two-heads":
         m = TwoHeads().eval()
         return Case(name, m, torch.rand(3, 3, 32, 32, generator=g), 6, m.fc, {"output": 0}, True)
+    if name == "plain-vit":
+        m = tiny_vit().eval()
+        head = m.heads.head
+        return Case(name, m, torch.rand(3, 3, 32, 32, generator=g), 6, head, {}, False)
     raise ValueError(name)
 
 
-CASES = ("se-cnn", "plain-cnn", "clip-cnn", "two-heads")
+def tiny_vit(classes: int = 6, seed: int = 0) -> nn.Module:
+    """torchvision's VisionTransformer, 32 px, 8 px patches (4×4 tokens + class token),
+    two blocks, width 32; its zero-initialised head is redrawn (logits ≢ 0)."""
+    import torchvision
+
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        m = torchvision.models.VisionTransformer(32, 8, 2, 2, 32, 64, num_classes=classes)
+        nn.init.normal_(m.heads.head.weight, std=0.2)
+    return m
+
+
+#: the kinds without an SE block (SE methods must refuse them by name)
+PLAIN = ("plain-cnn", "plain-vit")
+CASES = ("se-cnn", "plain-cnn", "clip-cnn", "two-heads", "plain-vit")

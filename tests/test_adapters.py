@@ -314,11 +314,20 @@ def test_without_the_libraries_nothing_registers_and_asking_gives_the_hint(monke
 def test_squeezex_imports_without_the_libraries():
     code = (
         "import sys; sys.modules['pytorch_grad_cam'] = None; sys.modules['torchcam'] = None\n"
-        "import squeezex, squeezex.adapters as a\n"
+        "import squeezex, squeezex.adapters as a, squeezex.bench\n"
         "assert not [n for n in squeezex.list_explainers() if n.startswith(('pgc-', 'tc-'))]\n"
         "assert 'pgc-gradcam' in a.ADAPTERS and 'tc-layercam' in a.missing_adapters()\n"
         "print(a.missing_adapters()['pgc-gradcam'])\n"
+        "for call in (lambda: squeezex.get_explainer('pgc-scorecam', None),\n"
+        "             lambda: squeezex.bench.BenchConfig(methods=['se', 'tc-layercam'])):\n"
+        "    try:\n"
+        "        call()\n"
+        "    except ValueError as e:\n"
+        "        print('refused:', e)\n"
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
     assert "pip install squeezex[cam]" in done.stdout
+    refused = [line for line in done.stdout.splitlines() if line.startswith("refused:")]
+    assert len(refused) == 2 and all("squeezex[cam]" in line for line in refused), done.stdout
+    assert "pgc-scorecam: pytorch-grad-cam" in refused[0] and "tc-layercam: torchcam" in refused[1]

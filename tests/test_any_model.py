@@ -162,7 +162,9 @@ class _Negative(nn.Module):
 
 def test_an_all_zero_map_is_flagged_per_sample_and_warned():
     model = attach_se_head(_Negative(), example=torch.rand(1, 3, 16, 16)).eval()
-    ex = SEAttribution(model)
+    with torch.no_grad():
+        model.fc.weight.copy_(torch.rand_like(model.fc.weight) + 0.1)  # CAM < 0 everywhere
+    ex = SEAttribution(model, class_aware=True)
     with pytest.warns(ExplanationWarning, match=r"sample\(s\) \[0, 1\] is all zero.*layer="):
         maps = ex.attribute(torch.rand(2, 3, 16, 16))
     assert ex.flags == {0: "all zero", 1: "all zero"} and maps.abs().max() == 0
@@ -171,6 +173,32 @@ def test_an_all_zero_map_is_flagged_per_sample_and_warned():
         warnings.simplefilter("error", ExplanationWarning)
         ok.attribute(torch.rand(1, 3, 64, 64))
     assert ok.flags == {}
+
+
+def test_the_se_map_of_signed_features_is_measured_from_its_minimum():
+    """Negative features (no ReLU before the SE block): not clamped to an empty map, but
+    ranked from the minimum, so the argmax is that of the signed channel mean of s·U."""
+    model = attach_se_head(_Negative(), example=torch.rand(1, 3, 16, 16)).eval()
+    ex = SEAttribution(model)
+    x = torch.rand(2, 3, 16, 16)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ExplanationWarning)
+        maps = ex.attribute(x)
+    assert ex.flags == {}
+    with find_se_block(model).recording() as got, torch.no_grad():
+        model(x)
+    signed = got["x"].mean(1).flatten(1)
+    assert (signed < 0).all()
+    flat = maps.flatten(1)
+    assert torch.equal(flat.argmax(1), signed.argmax(1)) and torch.equal(
+        flat.argmin(1), signed.argmin(1)
+    )
+    assert torch.allclose(
+        flat,
+        (signed - signed.amin(1, keepdim=True))
+        / (signed.amax(1, keepdim=True) - signed.amin(1, keepdim=True)),
+        atol=1e-5,
+    )
 
 
 def test_the_benchmark_counts_empty_maps():
@@ -207,3 +235,80 @@ def test_layer_map_methods_read_the_token_blocks_channels_first_view():
         h.remove()
     assert got["shape"] == (3, 32, 4, 4) and maps.shape == (3, 1, 32, 32)
     assert torch.isfinite(maps).all()
+
+
+# -- plain ViTs: squeezex's reshape for the layer methods, and attention rollout -------------
+def test_a_plain_vit_is_read_through_a_token_view_that_leaves_no_trace():
+    from squeezex import get_explainer
+    from squeezex.explainers.baselines import feature_module
+    from squeezex.models.tokens import active_token_views, token_view
+    from tests.conftest import hook_count
+
+    model, x = _vit(layers=3), torch.rand(2, 3, 32, 32)
+    view = token_view(model)
+    assert view.site == "encoder.layers.encoder_layer_1" and view.prefix == 1
+    assert feature_module(model) is view.view and "token_view" not in dict(model.named_modules())
+    with torch.no_grad():
+        plain = model(x)
+        with active_token_views(model), active_token_views(model):  # re-entrant: one hook
+            assert hook_count(model) == 1
+            torch.testing.assert_close(model(x), plain)  # an identity in value
+    assert hook_count(model) == 0 and view.last_grid == (4, 4)
+    maps = get_explainer("gradcam", model).attribute(x, target=[0, 1])
+    assert maps.shape == (2, 1, 32, 32) and hook_count(model) == 0
+    assert token_view(torchvision.models.resnet18(weights=None)) is None
+
+
+def test_gradcam_on_a_plain_vit_equals_pytorch_grad_cams_reshape_transform():
+    """squeezex's reshape is pytorch-grad-cam's documented ``reshape_transform`` on the
+    tokens entering the last block (the library's own pipeline, bilinear resize)."""
+    pytest.importorskip("pytorch_grad_cam")
+    from pytorch_grad_cam import GradCAM
+    from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
+
+    from squeezex import get_explainer
+
+    def reshape_transform(tokens, h=4, w=4):  # the library's ViT example
+        return tokens[:, 1:].reshape(tokens.shape[0], h, w, tokens.shape[2]).permute(0, 3, 1, 2)
+
+    model, x = _vit(layers=3), torch.rand(2, 3, 32, 32, generator=torch.Generator().manual_seed(1))
+    cam = GradCAM(model, [model.encoder.layers[-2]], reshape_transform=reshape_transform)
+    try:
+        theirs = cam(x, targets=[ClassifierOutputTarget(t) for t in (0, 3)])
+    finally:
+        cam.activations_and_grads.release()
+        model.zero_grad()
+    ours = get_explainer("gradcam-interp", model).attribute(x, target=[0, 3])
+    torch.testing.assert_close(ours, torch.from_numpy(theirs)[:, None], atol=1e-5, rtol=1e-4)
+
+
+def test_attention_rollout_is_the_product_of_the_residual_attention_matrices():
+    from squeezex import get_explainer
+
+    model, x = _vit(layers=3), torch.rand(2, 3, 32, 32)
+    got = []
+    for block in model.encoder.layers:  # reference: each block's weights, by hand
+        ln = block.ln_1
+
+        def keep(m, a, out, blk=block):
+            got.append(blk.self_attention(out, out, out, average_attn_weights=False)[1])
+
+        ln.register_forward_hook(keep)
+    with torch.no_grad():
+        model(x)
+    for block in model.encoder.layers:
+        block.ln_1._forward_hooks.clear()
+    joint = torch.eye(17).expand(2, 17, 17)
+    for a in got:
+        a = 0.5 * torch.eye(17) + 0.5 * a.mean(1)
+        joint = (a / a.sum(-1, keepdim=True)) @ joint
+    want = joint[:, 0, 1:].reshape(2, 1, 4, 4)
+    ex = get_explainer("rollout", model)
+    maps = ex.attribute(x)
+    assert maps.shape == (2, 1, 32, 32) and ex.flags == {}
+    ex.footing = lambda m, x, geometry: m  # the patch-grid map before the footing
+    torch.testing.assert_close(ex.attribute(x), want, atol=1e-5, rtol=1e-4)
+    with pytest.raises(ValueError, match="rollout: .*nn.MultiheadAttention.*ResNet has none"):
+        get_explainer("rollout", torchvision.models.resnet18(weights=None).eval()).attribute(
+            torch.rand(1, 3, 32, 32)
+        )

@@ -267,7 +267,12 @@ def test_every_metric_of_a_methods_all_run_has_a_direction(tmp_path):
         m = METRICS[n]
         assert m.direction in ("higher", "lower") or m.reason, n
         assert {r["family"] for r in res["rows"] if r["metric"] == n} == {m.family}
-    assert {r["method"] for r in res["rows"] if r["kind"] == "method"} == set(cfg.methods)
+    scored = {r["method"] for r in res["rows"] if r["kind"] == "method"}
+    skipped = {k.split("/")[2]: why for k, why in res["skipped"].items()}
+    assert scored | set(skipped) == set(cfg.methods) and not scored & set(skipped)
+    assert skipped.keys() == {"rollout"}, "only rollout does not apply to a CNN"
+    assert "has none" in skipped["rollout"]
+    assert {"pgc-scorecam", "tc-layercam", "pgc-ablationcam"} <= scored, "the adapters"
 
 
 def test_latex_marks_the_best_method_per_metric_by_the_vocabulary():

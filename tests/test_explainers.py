@@ -1,6 +1,7 @@
-"""The conformance suite, parametrised over the registry × four model kinds: every
+"""The conformance suite, parametrised over the registry × five model kinds: every
 explainer gets every check on an SE CNN, a CNN without SE (SE methods must refuse it by
-name), a clip model (5-D inputs) and a two-headed model (tuple output, ``output=0``)."""
+name), a clip model (5-D inputs), a two-headed model (tuple output, ``output=0``) and a
+plain vision transformer (tokens read through squeezex's reshape)."""
 
 import re
 import warnings
@@ -14,7 +15,7 @@ from torch import nn
 from squeezex import get_explainer, list_explainers
 from squeezex.common import ExplanationWarning
 from squeezex.explainers import explainer_info, register_explainer
-from tests.conftest import CASES, hook_count, make_case
+from tests.conftest import CASES, PLAIN, hook_count, make_case
 
 NAMES = list_explainers()
 
@@ -44,13 +45,23 @@ def _case(kind):
     return _CASES[kind]
 
 
+#: What the plain ViT adds: the methods that read a layer through squeezex's token
+#: reshape (library adapters included) and rollout. Pixel-space methods (saliency …) and
+#: VEBI see a ViT as any model; the slow perturbation CAMs are checked on the CNNs.
+VIT_METHODS = {
+    "activation-mean", "gradcam", "gradcam++", "eigencam", "guided-gradcam", "rollout",
+    "random", "pgc-gradcam", "pgc-xgradcam", "pgc-layercam", "pgc-gradcam++",
+    "pgc-eigencam", "tc-gradcam", "tc-layercam", "tc-cam",
+}  # fmt: skip
+
 #: (model kind, method): every method on every model kind it applies to (an SE method on
-#: the model without SE is checked by the test just below instead).
+#: the models without SE is checked by the test just below instead).
 COMBOS = [
     pytest.param(kind, name, id=f"{kind}-{name}")
     for kind in CASES
     for name in NAMES
-    if kind != "plain-cnn" or not explainer_info(name).needs_se
+    if (kind not in PLAIN or not explainer_info(name).needs_se)
+    and (kind != "plain-vit" or name in VIT_METHODS)
 ]
 
 
@@ -243,6 +254,7 @@ def test_targets_follow_a_replaced_head(name, se_model, images):
     """Targets are checked against the model's real output, not a cached classifier."""
     if name.startswith("vebi"):
         pytest.skip("a VEBI fit belongs to the model it was made for")
+    skip_if_unsupported(name, se_model, images)
     ex = make(name, se_model)
     se_model.fc = nn.Linear(se_model.fc.in_features, 10)
     assert ex.attribute(images, target=8).shape == (3, 1, 32, 32), "8 of 10 is valid"

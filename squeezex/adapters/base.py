@@ -195,10 +195,13 @@ class Bound(nn.Module):
     perturbed copies of that sample.
     """
 
-    def __init__(self, forward_model: nn.Module, extra: tuple) -> None:
+    def __init__(self, forward_model: nn.Module, extra: tuple, views: nn.Module | None = None):
         super().__init__()
         self.inner = forward_model
         self.extra = extra
+        #: a plain ViT's :class:`~squeezex.models.tokens.TokenView`, so that libraries that
+        #: look the layer up among the model's modules (torchcam) find its ``view``
+        self.token_view = views
 
     def forward(self, x):
         n = x.shape[0]

@@ -18,6 +18,7 @@ from __future__ import annotations
 from torch import nn
 
 from ..explainers.baselines import layer_activations
+from ..models.tokens import token_view
 from .base import Bound, LibraryCAM, load_library
 
 __all__ = [
@@ -67,7 +68,7 @@ class TCAdapter(LibraryCAM):
         return {}
 
     def _raw(self, layer, x, target, extra):
-        model = Bound(self.forward_model, extra)
+        model = Bound(self.forward_model, extra, token_view(self.model, create=False))
         cam = self._extractor(model, layer, x)
         try:
             with self._grad_mode():

@@ -205,6 +205,17 @@ def model_id(checkpoint: Path | None) -> str | None:
 
 
 # -- computing a cell -------------------------------------------------------------------------
+def not_applicable(unit: Unit, method: str) -> str | None:
+    """Why ``method`` cannot explain this unit's model and inputs (its explainer's own
+    ``unsupported`` reason, e.g. attention rollout on a CNN), or ``None``: a
+    ``--methods all`` run skips such a method, and says so, rather than failing."""
+    info = explainer_info(method)
+    if not hasattr(info.factory, "unsupported"):
+        return None
+    kwargs, _ = unit.fit_kwargs(method)
+    return info.build(unit.model, **kwargs).unsupported(unit.x[:1])
+
+
 def compute_cell(unit: Unit, key: CellKey) -> Cell:
     """Explain the unit's test images with ``key.method`` (or take the reference map) and
     score every metric family of the run."""

@@ -8,6 +8,7 @@ from dataclasses import asdict, dataclass, field
 
 import torch
 
+from ..adapters import missing_adapters
 from ..datasets import get_dataset, list_datasets
 from ..explainers import list_explainers
 from ..metrics.sanity import INITS
@@ -140,6 +141,9 @@ class BenchConfig:
             self.methods = list_explainers()
         self.methods = list(dict.fromkeys(self.methods))
         unknown = [m for m in self.methods if m not in list_explainers()]
+        missing = missing_adapters()  # adapters without their library: the install hint
+        if hints := [missing[m] for m in unknown if m in missing]:
+            raise ValueError("; ".join(hints))
         if unknown:
             raise ValueError(
                 f"unknown method(s) {', '.join(unknown)}; choose from {', '.join(list_explainers())}"

@@ -23,7 +23,7 @@ from ..io import remove_stale_temps
 from ..metrics import stride_periods
 from ..models.se import find_se_block, layer_output_shape
 from ..viz import explanation_grid, save_figure
-from .cells import CellKey, Unit, compute_cell, model_id
+from .cells import CellKey, Unit, compute_cell, model_id, not_applicable
 from .config import BenchConfig
 from .models import splits, train_models
 from .results import write_results
@@ -73,6 +73,10 @@ def _run_dataset(cfg: BenchConfig, store: RunStore, dname: str, done: list[dict]
         bar = tqdm(keys, desc=f"{dname} seed {seed}", disable=not cfg.progress, leave=False)
         for key in bar:
             bar.set_postfix_str(key.method)
+            if key.kind == "method" and (reason := not_applicable(unit, key.method)):
+                bar.write(f"skipped {key.id}: {reason}")  # e.g. rollout on a CNN
+                done.append({"key": key.id, "skipped": reason})
+                continue
             done.append(reuse_or_compute(store, unit, key))
             write_results(store, cfg, done)
         _save_interpretation(store, unit)
@@ -218,10 +222,8 @@ def example_indices(targets, n: int) -> list[int]:
 def _examples(store: RunStore, unit: Unit, test) -> None:
     """``examples.png``: one test image per class × every method of the run."""
     idx = example_indices(test.targets, unit.cfg.n_examples)
-    maps = {
-        m: store.maps(store.cell_path(CellKey(unit.dataset, unit.seed, m)))[idx]
-        for m in unit.cfg.methods
-    }
+    paths = {m: store.cell_path(CellKey(unit.dataset, unit.seed, m)) for m in unit.cfg.methods}
+    maps = {m: store.maps(p)[idx] for m, p in paths.items() if p.exists()}  # skipped: none
     labels = [test.classes[int(test.targets[i])] for i in idx]
     fig = explanation_grid(unit.x[idx], maps, unit.masks[idx], row_labels=labels)
     save_figure(fig, store.root / "examples.png")

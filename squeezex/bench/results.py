@@ -104,6 +104,8 @@ def assemble(store: RunStore, cfg: BenchConfig, cells: list[dict] | None = None)
         "se_vs_activation_mean": paired_comparison(store, records, "se", "activation-mean"),
         "se_diagnostics": se_diagnostics(store, blocks),
         "cells": list(cells or []),
+        #: cell id → why the method does not apply to that model (not scored)
+        "skipped": {c["key"]: c["skipped"] for c in cells or [] if "skipped" in c},
         "cells_dir": f"cells/{store.fingerprint}",
         "config": asdict(cfg),
     }

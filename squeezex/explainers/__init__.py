@@ -3,7 +3,8 @@
 Each class registers itself where it is defined (``@register_explainer``); importing this
 package fills the registry in a fixed order: the SE explanation, its rules and its
 gradient-free baseline ``activation-mean`` (s := 1), the Captum baselines (with EigenCAM
-and the ``-interp`` presets) and the random floor, VEBI. ``explainer_info(name).footing``
+and the ``-interp`` presets) and the random floor, VEBI, attention rollout (ViTs), then
+the adapters of the other CAM libraries (:mod:`squeezex.adapters`). ``explainer_info(name).footing``
 says on what footing each name's map is produced. :mod:`.diagnostics` describes SE vectors
 (range, spread, overlap of the selected channels) and compares maps.
 """
@@ -68,9 +69,13 @@ from .vebi import (
 )
 
 # isort: split
+from .rollout import AttentionRollout  # after VEBI: the registry's order
+
+# isort: split
 from .. import adapters  # noqa: F401  (registers pgc-*/tc-* last, when the libraries are installed)
 
 __all__ = [
+    "AttentionRollout",
     "SpeakerSEAttribution",
     "SpeakerGradCAM",
     "SpeakerRandom",

@@ -39,6 +39,7 @@ from ..common import (
     select_output,
 )
 from ..geometry import FeatureGeometry, feature_geometry, to_common_footing
+from ..models.tokens import active_token_views
 
 __all__ = ["HeatmapAttribution", "ModelOutput"]
 
@@ -166,7 +167,11 @@ class HeatmapAttribution(Attribution):
         target = normalize_target(target, x.shape[0], x.device)
         self.forward_model._target = target  # every forward pass checks it (disarmed below)
         try:
-            with eval_mode(self.model, self.eval_mode), _autograd_allowed(self.needs_gradients):
+            with (
+                eval_mode(self.model, self.eval_mode),
+                _autograd_allowed(self.needs_gradients),
+                active_token_views(self.model),  # a plain ViT's tokens as a map, in here only
+            ):
                 if self.needs_gradients:  # inference tensors cannot enter autograd: copy them
                     x, target, extra = _normal(x), _normal(target), tuple(map(_normal, extra))
                 out = self._heatmaps(x, target, extra, **kwargs)
@@ -212,12 +217,13 @@ class HeatmapAttribution(Attribution):
 
         A map is flagged when it has NaN or inf values (the model's activations or
         gradients are not finite) or when it is **all zero**: every value was ≤ 0 before
-        the common footing's ReLU, so nothing is left to show. That happens when the layer
-        read has negative activations (no ReLU before it: MaxViT's stages, a transformer's
-        tokens, EfficientNet's SiLU can leave a channel mean below 0 everywhere) or when the
-        gradient points away from the class everywhere. What to do: read another layer
-        (``layer=``), use a class-aware map (``se-class``, Grad-CAM), or check the model
-        (an untrained model's maps are often empty).
+        the common footing's ReLU (or the map is constant), so nothing is left to show.
+        That happens when a gradient-weighted map (Grad-CAM, ``se-class``) points away
+        from the class everywhere, or when a method clamps signed features (no ReLU before
+        the layer: MaxViT's stages, a transformer's tokens, EfficientNet's SiLU can leave a
+        channel mean below 0 everywhere; the SE map itself is measured from its minimum
+        there). What to do: read another layer (``layer=``), try another method, or check
+        the model (an untrained model's maps are often empty).
         """
         bad = non_finite_rows(maps)
         empty = [

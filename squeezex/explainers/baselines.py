@@ -58,6 +58,7 @@ from torch import nn
 from ..common import is_batched
 from ..geometry import upsample
 from ..models.se import find_feature_layer, find_se_block, get_submodule
+from ..models.tokens import active_token_views, token_view
 from .base import HeatmapAttribution
 from .registry import register_explainer
 
@@ -112,7 +113,9 @@ def pixel_map(attributions: torch.Tensor) -> torch.Tensor:
 def feature_module(model: nn.Module, layer: str | nn.Module | None = None, x=None) -> nn.Module:
     """The layer a CAM-style method reads: ``layer`` if given, else the SE block's output
     (a :class:`~squeezex.models.se.TokenSEBlock`'s channels-first ``view`` of its patch
-    tokens), else the model's last spatial feature layer."""
+    tokens), else for a plain ViT or MViT the tokens entering its last encoder block as a
+    map (:class:`~squeezex.models.tokens.TokenView`: squeezex's ``reshape_transform``,
+    live while an explainer runs), else the model's last spatial feature layer."""
     if isinstance(layer, nn.Module):
         return layer
     if isinstance(layer, str):
@@ -120,6 +123,9 @@ def feature_module(model: nn.Module, layer: str | nn.Module | None = None, x=Non
     se = find_se_block(model, required=False)
     if se is not None:  # a token block's channels-first view: tokens as a feature map
         return getattr(se, "view", se)
+    tokens = token_view(model)
+    if tokens is not None:
+        return tokens.view
     size = tuple(x.shape[1:]) if x is not None else None
     return get_submodule(model, find_feature_layer(model, size))
 
@@ -139,7 +145,7 @@ def layer_activations(
 
     handle = layer.register_forward_hook(keep)
     try:
-        with torch.no_grad():
+        with torch.no_grad(), active_token_views(ex.model):  # also outside attribute
             scores = ex._forward(x, extra)
     finally:
         handle.remove()

@@ -154,6 +154,10 @@ def list_explainers() -> list[str]:
 def explainer_info(name: str) -> ExplainerInfo:
     """The registry entry of ``name`` (a ``ValueError`` listing the names otherwise)."""
     if name not in _REGISTRY:
+        from ..adapters import missing_adapters  # here: the adapters import this module
+
+        if name in (missing := missing_adapters()):  # an adapter whose library is missing
+            raise ValueError(missing[name])
         raise ValueError(f"unknown explainer {name!r}; choose from {', '.join(_REGISTRY)}")
     return _REGISTRY[name]
 

@@ -151,7 +151,12 @@ class SEAttribution(HeatmapAttribution):
     block, the feature map U, the SE vector s and the SE-scaled map X = s·U. The heatmap
     is the mean of X over the selected channels, clamped at 0, upsampled with the
     network's geometry and min-max normalised. It is class-agnostic (``target`` is
-    ignored) unless ``class_aware=True``.
+    ignored) unless ``class_aware=True``. Features behind a ReLU give maps ≥ 0; where a
+    map dips below 0 the features are signed (a transformer's residual stream, ConvNeXt's
+    or MaxViT's stages, SiLU) and have no zero point, so the clamp would cut at an
+    arbitrary level (random-weight ``vit_b_16`` and ``convnext_large`` give maps ≤ 0
+    everywhere): such a map is measured from its own minimum instead. The argmax, so the
+    pointing game, is the same either way.
 
     **Default rule: ``"weighted"``** (every channel, weighted by its SE entry; the map is
     the channel mean of X). Chosen by measurement, ``squeezex bench`` seed 0, pointing
@@ -305,6 +310,8 @@ class SEAttribution(HeatmapAttribution):
             maps = (feats * sel.reshape(shape)).sum(1, keepdim=True) / sel.sum(1).reshape(
                 sel.shape[0], *([1] * (feats.dim() - 1))
             )
+        if not aware:
+            maps = _from_minimum(maps)
         maps = self.footing(maps, x, self.geometry(layer, x, extra))
         return (maps, logits) if return_logits else maps
 
@@ -324,6 +331,15 @@ class SEAttribution(HeatmapAttribution):
             self._layer = feature_module(self.model, self._layer_arg, x)
         logits, u = layer_activations(self, self._layer, x, extra)
         return logits, u, self._layer
+
+
+def _from_minimum(maps: torch.Tensor) -> torch.Tensor:
+    """A map that dips below 0 comes from signed features (a residual stream, a
+    LayerNorm, SiLU/GELU): they have no zero point, so that map is measured from its own
+    minimum and the footing's ReLU cuts nothing (the argmax, so the pointing game, is
+    unchanged). Maps ≥ 0 (features behind a ReLU) are returned as they are."""
+    low = maps.flatten(1).amin(1).clamp_max(0).reshape(-1, *([1] * (maps.dim() - 1)))
+    return maps - low if bool((low < 0).any()) else maps
 
 
 def _check_ones(selection: str, class_aware: bool) -> None:

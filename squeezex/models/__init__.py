@@ -1,8 +1,9 @@
-"""Small models that train on a CPU (an image CNN, an audio-visual speaker detector), and
-torchvision's zoo without downloads."""
+"""Small models that train on a CPU (an image CNN, a vision transformer, an audio-visual
+speaker detector), and torchvision's zoo without downloads."""
 
 from .cnn import SmallCNN, build_model, torchvision_model
 from .speakers import LogMel, SpeakerNet, speaker_loss
+from .vit import small_vit
 
 __all__ = [
     "SmallCNN",
@@ -11,4 +12,5 @@ __all__ = [
     "SpeakerNet",
     "LogMel",
     "speaker_loss",
+    "small_vit",
 ]

@@ -23,6 +23,7 @@ from torch import nn
 from torchvision.ops import SqueezeExcitation
 
 from ..common import diagnose_inputs, eval_mode
+from .tokens import map_to_tokens, patches_to_map, prefix_tokens, token_site
 
 __all__ = [
     "SEBlock",
@@ -139,6 +140,10 @@ class TokenSEBlock(SEBlock):
     patch tokens, N×D×h×w (N×D×t×h×w): U, X = s·U and the excitation, as for a CNN. The
     block's output is rebuilt from ``view(s·U)`` (an identity module), so Grad-CAM and the
     other layer-map methods read the tokens as a feature map through ``view``.
+
+    These features are signed (a residual stream or a LayerNorm's output, not behind a
+    ReLU): the SE map measures each map from its minimum rather than clamping it at 0
+    (:class:`~squeezex.explainers.se.SEAttribution`).
     """
 
     def __init__(
@@ -166,14 +171,7 @@ class TokenSEBlock(SEBlock):
             )
         if self.layout == "channels_last":
             return input.movedim(-1, 1)
-        patches = input[:, self.prefix :]
-        grid = self.grid or _square(patches.shape[1])
-        if math.prod(grid) != patches.shape[1]:
-            raise ValueError(
-                f"{patches.shape[1]} patch tokens do not fill the grid {grid}; give grid= "
-                "(h, w) or (t, h, w) to attach_se_head for this input size"
-            )
-        return patches.transpose(1, 2).reshape(input.shape[0], self.channels, *grid)
+        return patches_to_map(input, self.prefix, self.grid, "attach_se_head")
 
     def forward(self, input: torch.Tensor) -> torch.Tensor:
         u = self.channels_first(input)
@@ -184,24 +182,11 @@ class TokenSEBlock(SEBlock):
             self._tape["u"], self._tape["x"] = u, x
         if self.layout == "channels_last":
             return x.movedim(1, -1)
-        patches = x.flatten(2).transpose(1, 2)
-        if not self.prefix:
-            return patches
         s = scale.reshape(scale.shape[0], 1, self.channels)
-        return torch.cat([input[:, : self.prefix] * s, patches], dim=1)
+        return map_to_tokens(x, input[:, : self.prefix] * s, self.prefix)
 
     def extra_repr(self) -> str:
         return super().extra_repr() + f", layout={self.layout!r}, prefix={self.prefix}"
-
-
-def _square(n: int) -> tuple[int, int]:
-    side = math.isqrt(n)
-    if side * side != n:
-        raise ValueError(
-            f"{n} patch tokens are not a square grid; give grid=(h, w) (or (t, h, w)) to "
-            "attach_se_head"
-        )
-    return side, side
 
 
 class SEWrapper(nn.Sequential):
@@ -422,7 +407,7 @@ def attach_se_head(
     else:
         if layer is None and layout == "tokens":
             name, grid = _token_site(model, name, x, grid)
-        se = TokenSEBlock(shape[-1], reduction, squeeze, layout, _prefix_tokens(model), grid)
+        se = TokenSEBlock(shape[-1], reduction, squeeze, layout, prefix_tokens(model), grid)
     param = next(model.parameters(), None)
     if param is not None:
         se = se.to(device=param.device, dtype=param.dtype)
@@ -452,39 +437,27 @@ def _layout(model: nn.Module, shape, grid=None) -> str:
         return "channels_first"
     if len(shape) > 3:
         return "channels_last"
-    prefix = _prefix_tokens(model)
+    prefix = prefix_tokens(model)
     n = shape[1] - prefix
     fits = (n > 0 and math.isqrt(n) ** 2 == n) or (grid is not None and math.prod(grid) == n)
     return "tokens" if fits or prefix else "channels_first"
 
 
-def _prefix_tokens(model: nn.Module) -> int:
-    """Class and register tokens before the patch tokens (torchvision's ViT
-    ``class_token`` (1, 1, D), MViT's ``pos_encoding.class_token`` (D,))."""
-    n = 0
-    for name, p in model.named_parameters():
-        if name.rsplit(".", 1)[-1] in ("class_token", "cls_token", "register_tokens"):
-            n += 1 if p.dim() == 1 else p.shape[-2]  # (D,), (k, D) or (1, k, D)
-    return n
-
-
 def _token_site(model: nn.Module, name: str, x: torch.Tensor, grid):
     """Where a token model's block goes (see :func:`attach_se_head`) and its grid."""
-    blocks = getattr(getattr(model, "encoder", None), "layers", None)
-    if isinstance(blocks, nn.Sequential) and hasattr(model, "class_token"):  # ViT
-        names = [f"encoder.layers.{n}" for n, _ in blocks.named_children()]
-        return (names[-2] if len(names) > 1 else "encoder.dropout"), grid
-    blocks = getattr(model, "blocks", None)
-    if isinstance(blocks, nn.ModuleList) and hasattr(model, "pos_encoding") and len(blocks) > 1:
-        thw = []  # MViT: blocks return (tokens, [t, h, w])
-        h = blocks[-2].register_forward_hook(lambda m, a, o: thw.append(tuple(o[1])))
+    site = token_site(model)
+    if site is None:
+        return name, grid
+    if site.startswith("blocks.") and grid is None:  # MViT: blocks return (tokens, [t, h, w])
+        thw = []
+        h = model.get_submodule(site).register_forward_hook(lambda m, a, o: thw.append(tuple(o[1])))
         try:
             with eval_mode(model), torch.no_grad():
                 model(x)
         finally:
             h.remove()
-        return f"blocks.{len(blocks) - 2}", grid or thw[-1]
-    return name, grid
+        grid = thw[-1]
+    return site, grid
 
 
 def _layer_hint(model: nn.Module, input_size=None) -> str:
