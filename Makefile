@@ -34,7 +34,7 @@ demo: setup
 	$(PY) -m squeezex figures --results $(OUT) --out $(OUT)/figures
 
 test: setup
-	$(PY) -m pytest tests notebooks --nbval-lax $(PYTEST_ARGS)
+	$(PY) -m pytest tests notebooks --nbval-lax --durations=25 $(PYTEST_ARGS)
 
 lint: setup
 	$(VENV)/bin/ruff check squeezex tests benchmarks

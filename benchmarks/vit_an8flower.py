@@ -5,8 +5,8 @@ map's pointing game beside Grad-CAM's (the SE paper's "any model", on a transfor
 4 layers, width 64, 4 heads, random init), trained here on CPU with ``squeezex.training.fit``; the SE block sits on the
 tokens entering the last encoder block (``attach_se_head``). Prints accuracy with and
 without SE per seed, then per method the pointing game (and energy pointing game) on the
-test split's leaf masks, the random map as the floor: on the SE model the SE map, its
-class-aware extension, Grad-CAM, Grad-CAM++ and attention rollout; on the plain ViT
+test split's leaf masks, the random map as the floor: on the SE model the SE map, the
+same map with s := 1 (``activation-mean``), its class-aware extension, Grad-CAM, Grad-CAM++ and attention rollout; on the plain ViT
 Grad-CAM (through squeezex's token reshape), Grad-CAM++ and rollout. Writes
 ``benchmarks/vit_an8flower.json`` (``--out``).
 
@@ -28,7 +28,7 @@ from squeezex.models import small_vit
 from squeezex.training import evaluate, fit
 
 METHODS = {
-    True: ("se", "se-class", "gradcam", "gradcam++", "rollout", "random"),
+    True: ("se", "activation-mean", "se-class", "gradcam", "gradcam++", "rollout", "random"),
     False: ("gradcam", "gradcam++", "rollout", "random"),
 }
 

@@ -312,3 +312,23 @@ def test_attention_rollout_is_the_product_of_the_residual_attention_matrices():
         get_explainer("rollout", torchvision.models.resnet18(weights=None).eval()).attribute(
             torch.rand(1, 3, 32, 32)
         )
+
+
+def test_the_se_map_of_tokens_is_the_deviation_from_the_squeeze():
+    """Tokens have no zero point: the map is the channel mean of |X − X̄| (X̄ the squeezed,
+    patch-mean tokens), before the footing; s := 1 (activation-mean) uses U the same way."""
+    from squeezex import get_explainer
+
+    model, x = _vit(layers=3), torch.rand(2, 3, 32, 32)
+    attach_se_head(model, example=x)
+    with find_se_block(model).recording() as got, torch.no_grad():
+        model(x)
+    for name, feats in (("se", got["x"]), ("activation-mean", got["u"])):
+        ex = get_explainer(name, model)
+        ex.footing = lambda m, x, geometry: m  # the patch-grid map
+        want = (feats - feats.mean((2, 3), keepdim=True)).abs().mean(1, keepdim=True)
+        torch.testing.assert_close(ex.attribute(x), want)
+    plain = _vit(layers=3)  # a plain ViT's activation-mean reads its token view the same way
+    view = get_explainer("activation-mean", plain)
+    view.footing = lambda m, x, geometry: m
+    assert (view.attribute(x) >= 0).all()

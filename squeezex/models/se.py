@@ -142,7 +142,8 @@ class TokenSEBlock(SEBlock):
     other layer-map methods read the tokens as a feature map through ``view``.
 
     These features are signed (a residual stream or a LayerNorm's output, not behind a
-    ReLU): the SE map measures each map from its minimum rather than clamping it at 0
+    ReLU): the SE map is the channel mean of ``|X − X̄|``, the departure of each place from
+    the squeezed features, rather than of X clamped at 0
     (:class:`~squeezex.explainers.se.SEAttribution`).
     """
 

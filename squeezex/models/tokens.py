@@ -99,6 +99,7 @@ class TokenView(nn.Module):
         self.grid = tuple(grid) if grid is not None else None
         self.last_grid: tuple[int, ...] | None = None
         self.view = nn.Identity()
+        self.view.reads_tokens = True  # the SE map's rule for tokens applies (SEAttribution)
         self._depth = 0  # how many active() blocks are open
 
     def forward(self, output):
