@@ -332,3 +332,19 @@ def test_the_se_map_of_tokens_is_the_deviation_from_the_squeeze():
     view = get_explainer("activation-mean", plain)
     view.footing = lambda m, x, geometry: m
     assert (view.attribute(x) >= 0).all()
+
+
+def test_a_convolutional_classifier_is_the_head_not_the_feature_layer():
+    """SqueezeNet's classifier is a 1×1 conv to class maps: the SE block goes before it."""
+    squeeze = torchvision.models.squeezenet1_1(weights=None, num_classes=10)
+    assert find_feature_layer(squeeze, example=torch.rand(1, 3, 64, 64)) == "features"
+
+    class OnlyHead(nn.Module):  # nothing spatial before the head: the head it is
+        def __init__(self):
+            super().__init__()
+            self.head = nn.Sequential(nn.Conv2d(3, 4, 3), nn.AdaptiveAvgPool2d(1), nn.Flatten())
+
+        def forward(self, x):
+            return self.head(x)
+
+    assert find_feature_layer(OnlyHead(), example=torch.rand(1, 3, 8, 8)) == "head.0"

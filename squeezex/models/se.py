@@ -275,7 +275,8 @@ def find_feature_layer(
     or else of 224×224 images / 8×112×112 clips, and returns the outermost module that produced the
     last spatial (N×C×…, at least one spatial axis > 1) tensor before the head. Pooling
     to a vector (adaptive pools) does not count, so VGG's ``avgpool`` is skipped in
-    favour of ``features``. The model's ``training`` flag is restored afterwards.
+    favour of ``features``; nor does a convolutional classifier (a top-level child named
+    ``classifier``, ``head``, ``heads`` or ``fc``: SqueezeNet's class maps). The model's ``training`` flag is restored afterwards.
 
     Raises:
         ValueError: the model has no spatial feature layer, or cannot run on the example.
@@ -321,10 +322,18 @@ def find_feature_layer(
             f"{type(model).__name__} has no spatial feature layer (no module returns an "
             "N×C×H×W or N×C×T×H×W map); an SE explanation needs one"
         )
+    # A convolutional classifier (SqueezeNet's classifier.1: class maps) is the head, not
+    # a feature layer: the SE block goes before it, when there is anything before it.
+    body = [(n, t) for n, t in produced if n.split(".")[0] not in _HEAD_NAMES]
+    produced = body or produced
     last = produced[-1][1]
     # Modules finishing with the same tensor: the outermost (shortest name) wins.
     same = [n for n, t in produced if t is last]
     return min(same, key=lambda n: n.count("."))
+
+
+#: top-level children that are a model's classifier (torchvision's names)
+_HEAD_NAMES = ("classifier", "head", "heads", "fc")
 
 
 def layer_output_shape(model: nn.Module, layer: nn.Module, x: torch.Tensor) -> tuple[int, ...]:
