@@ -221,8 +221,8 @@ class HeatmapAttribution(Attribution):
         That happens when a gradient-weighted map (Grad-CAM, ``se-class``) points away
         from the class everywhere, or when a method clamps signed features (no ReLU before
         the layer: MaxViT's stages, a transformer's tokens, EfficientNet's SiLU can leave a
-        channel mean below 0 everywhere; the SE map itself is measured from its minimum
-        there). What to do: read another layer (``layer=``), try another method, or check
+        channel mean below 0 everywhere; the SE map itself is not clamped there, see
+        :class:`~squeezex.explainers.se.SEAttribution`). What to do: read another layer (``layer=``), try another method, or check
         the model (an untrained model's maps are often empty).
         """
         bad = non_finite_rows(maps)
