@@ -20,6 +20,15 @@ def images():
     return torch.rand(3, 3, 32, 32, generator=g)
 
 
+@pytest.fixture
+def one_thread():
+    """Tiny tensors: intra-op threads only add synchronisation on shared cores."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
 def hook_count(model: torch.nn.Module) -> int:
     return sum(
         len(m._forward_hooks)

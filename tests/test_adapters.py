@@ -30,13 +30,7 @@ needs_tc = pytest.mark.skipif(TC is not None, reason=TC or "")
 needs_both = pytest.mark.skipif(bool(PGC or TC), reason=PGC or TC or "")
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny tensors: intra-op threads only add synchronisation on shared cores."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tiny tensors (see conftest)
 
 
 def pearson(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:

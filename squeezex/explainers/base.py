@@ -165,23 +165,7 @@ class HeatmapAttribution(Attribution):
         x = self._check_inputs(tensors)
         extra = tuple(tensors[1:]) + as_tuple(additional_forward_args)
         target = normalize_target(target, x.shape[0], x.device)
-        self.forward_model._target = target  # every forward pass checks it (disarmed below)
-        try:
-            with (
-                eval_mode(self.model, self.eval_mode),
-                _autograd_allowed(self.needs_gradients),
-                active_token_views(self.model),  # a plain ViT's tokens as a map, in here only
-            ):
-                if self.needs_gradients:  # inference tensors cannot enter autograd: copy them
-                    x, target, extra = _normal(x), _normal(target), tuple(map(_normal, extra))
-                out = self._heatmaps(x, target, extra, **kwargs)
-        except RuntimeError as exc:  # the model refused the batch: say why, if we can tell
-            hint = diagnose_inputs(x, self.model)
-            if hint is None:
-                raise
-            raise ValueError(hint) from exc
-        finally:
-            self.forward_model._target = None
+        out = self._run(x, target, extra, kwargs)
         out, *extras = out if isinstance(out, tuple) else (out,)
         self._flag(out)
         if not is_tuple:
@@ -191,6 +175,27 @@ class HeatmapAttribution(Attribution):
             for t in tensors[1:]
         )
         return ((out, *rest), *extras) if extras else (out, *rest)
+
+    def _run(self, x: torch.Tensor, target, extra: tuple, kwargs: dict):
+        """:meth:`_heatmaps` in the explainer's mode (eval, autograd where needed, a plain
+        ViT's token view live), a refused batch turned into a named ``ValueError``."""
+        self.forward_model._target = target  # every forward pass checks it (disarmed below)
+        try:
+            with (
+                eval_mode(self.model, self.eval_mode),
+                _autograd_allowed(self.needs_gradients),
+                active_token_views(self.model),  # a plain ViT's tokens as a map, in here only
+            ):
+                if self.needs_gradients:  # inference tensors cannot enter autograd: copy them
+                    x, target, extra = _normal(x), _normal(target), tuple(map(_normal, extra))
+                return self._heatmaps(x, target, extra, **kwargs)
+        except RuntimeError as exc:  # the model refused the batch: say why, if we can tell
+            hint = diagnose_inputs(x, self.model)
+            if hint is None:
+                raise
+            raise ValueError(hint) from exc
+        finally:
+            self.forward_model._target = None
 
     # -- what a subclass overrides -------------------------------------------------------
     def _heatmaps(self, x: torch.Tensor, target, extra: tuple, **kwargs):
