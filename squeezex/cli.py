@@ -180,7 +180,7 @@ def _bench(args) -> int:
     )
     results = run(cfg)
     print(format_table(results))
-    reused = sum(c["reused"] for c in results["cells"])
+    reused = sum(c.get("reused", False) for c in results["cells"])
     written = ["results.json", "results.csv", "results.tex"]
     root = Path(cfg.out)
     written += [f for f in ("results-attributes.csv", "examples.png") if (root / f).is_file()]

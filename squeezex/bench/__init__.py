@@ -30,12 +30,21 @@ from .config import (
     BenchConfig,
     check_device,
 )
-from .harness import run
+from .harness import reduce, run, run_shard
 from .models import model_reliance, splits, trained_model
 from .reader import RankRow, Run
 from .results import assemble, write_results
+from .shards import parse_shard, plan, shard_from_env
 from .stats import bootstrap_ci
-from .store import CorruptRunError, RunStore, RunWarning, dequantise, load_results, quantise
+from .store import (
+    CorruptRunError,
+    IncompleteRunError,
+    RunStore,
+    RunWarning,
+    dequantise,
+    load_results,
+    quantise,
+)
 from .tables import csv_text, family_tables, format_table, latex_table
 
 __all__ = [
@@ -49,6 +58,12 @@ __all__ = [
     "SCHEMA_VERSION",
     "check_device",
     "run",
+    "run_shard",
+    "reduce",
+    "plan",
+    "parse_shard",
+    "shard_from_env",
+    "IncompleteRunError",
     "splits",
     "trained_model",
     "assemble",

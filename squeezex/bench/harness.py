@@ -9,8 +9,11 @@ most the cell in progress and a rerun picks up where it stopped.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import time
-from dataclasses import asdict
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
 
 import torch
 from tqdm.auto import tqdm
@@ -19,18 +22,32 @@ from ..datasets import get_dataset
 from ..explainers import SEAttribution
 from ..explainers.references import centre_map, constant_map, oracle_map, silhouette_map
 from ..geometry import feature_geometry
-from ..io import remove_stale_temps
+from ..io import atomic_write_json, remove_stale_temps
 from ..metrics import stride_periods
 from ..models.se import find_se_block, layer_output_shape
 from ..viz import explanation_grid, save_figure
 from .cells import CellKey, Unit, compute_cell, model_id, not_applicable
+from .claims import Claim, holder
 from .config import BenchConfig
-from .models import splits, train_models
+from .models import shard_models, splits, train_models
 from .results import write_results
-from .store import RunStore, check_data, check_interpretation, check_models, check_se
+from .shards import Part, Shard, plan
+from .store import (
+    IncompleteRunError,
+    RunStore,
+    check_data,
+    check_interpretation,
+    check_models,
+    check_se,
+)
 
 __all__ = [
     "run",
+    "run_shard",
+    "reduce",
+    "run_cells",
+    "shard_marker",
+    "Work",
     "explanation_view",
     "split_record",
     "attribute_groups",
@@ -38,66 +55,190 @@ __all__ = [
 ]
 
 
+@dataclass
+class Work:
+    """What one invocation does: every training unit (``shard=None``) or one shard's
+    parts of them; with ``compute=False`` (a reduce step) nothing is trained or computed,
+    and the cells not found are listed in ``missing``."""
+
+    shard: Shard | None = None
+    compute: bool = True
+    missing: list[str] = field(default_factory=list)
+
+    def parts(self, cfg: BenchConfig, dataset: str) -> list[Part]:
+        if self.shard is None:
+            return [Part(dataset, s) for s in cfg.train_seeds]
+        return self.shard.of(dataset)
+
+
 def run(cfg: BenchConfig) -> dict:
-    """Run the benchmark described by ``cfg``; returns the results dictionary.
+    """Run the benchmark described by ``cfg`` in this process: train or load the models,
+    compute the cells the run folder does not hold yet, and write the tables; returns
+    the results dictionary.
 
     Raises:
         ValueError: the output folder cannot hold files (named).
     """
-    store = RunStore(cfg.out, cfg.fingerprint()).open(fresh=not cfg.resume)
+    return _execute(cfg, Work())
+
+
+def run_shard(cfg: BenchConfig, index: int, count: int) -> dict:
+    """Shard ``index`` (from 0) of ``count`` of ``cfg``'s run (:func:`~squeezex.bench.
+    shards.plan`): its models and cells only — the tables are the reduce step's
+    (:func:`reduce`). Cells another live worker has claimed are left to it. Returns
+    ``{"shard": "I/N", "cells": [...]}`` and records the shard as finished in the run
+    folder (``shards/``), so a resubmission skips it.
+
+    Raises:
+        ValueError: ``cfg.resume`` is off (clear the folder once before submitting, not in
+            every shard), no checkpoint folder, or ``index``/``count`` out of range.
+    """
+    if not cfg.resume:
+        raise ValueError(
+            "--fresh cannot be combined with --shard (every shard would clear the others' "
+            "cells): clear the run once, e.g. with --submit --fresh, then run the shards"
+        )
+    if not 0 <= index < count:
+        raise ValueError(f"shard {index} is not one of {count} (counted from 0)")
+    shard = plan(cfg, count)[index]
+    done = _execute(cfg, Work(shard))
+    marker = {"shard": str(shard), "parts": [asdict(p) for p in shard.parts], "cells": done}
+    if not any("claimed" in c for c in done):  # finished, unless it left cells to others
+        atomic_write_json(shard_marker(cfg, count, index), marker)
+    return marker
+
+
+def reduce(cfg: BenchConfig) -> dict:
+    """Assemble the tables of a sharded run from its cells, once (nothing is trained or
+    computed: the accuracy summary is read from the shards' checkpoints).
+
+    Raises:
+        IncompleteRunError: cells or checkpoints are missing (named, up to five): a shard
+            has not finished.
+    """
+    return _execute(cfg, Work(compute=False))
+
+
+def shard_marker(cfg: BenchConfig, count: int, index: int) -> Path:
+    """Where shard ``index`` of ``count`` records that it finished."""
+    key = json.dumps([cfg.datasets, cfg.methods, cfg.train_seeds, cfg.explained_seeds, count])
+    plan_id = hashlib.sha256(key.encode()).hexdigest()[:10]
+    return Path(cfg.out) / "shards" / cfg.fingerprint() / f"{plan_id}-{index}-of-{count}.json"
+
+
+def _execute(cfg: BenchConfig, work: Work):
+    sharded = work.shard is not None
+    fresh = not cfg.resume and not sharded and work.compute
+    store = RunStore(cfg.out, cfg.fingerprint()).open(fresh=fresh)
     if cfg.checkpoints:
         remove_stale_temps(cfg.checkpoints, recursive=False)  # checkpoints and fits
     done: list[dict] = []
-    if not cfg.resume:  # the tables must not list the cells just removed
+    if fresh:  # the tables must not list the cells just removed
         write_results(store, cfg, done)
     for dname in cfg.datasets:
+        if not work.parts(cfg, dname):
+            continue
         if get_dataset(dname).task == "audio-visual":
             from .speakers import run_speakers
 
-            run_speakers(cfg, store, dname, done)
+            run_speakers(cfg, store, dname, done, work)
         else:
-            _run_dataset(cfg, store, dname, done)
-    return write_results(store, cfg, done)
+            _run_dataset(cfg, store, dname, done, work)
+    if work.missing:
+        shown = ", ".join(work.missing[:5]) + (", …" if len(work.missing) > 5 else "")
+        raise IncompleteRunError(
+            f"{len(work.missing)} cell(s) of this run are missing ({shown}): a shard has not "
+            "finished. Resubmit (only what is missing runs) or run `squeezex bench` with the "
+            "same options to compute them here"
+        )
+    return done if sharded else write_results(store, cfg, done)
 
 
-def _run_dataset(cfg: BenchConfig, store: RunStore, dname: str, done: list[dict]) -> None:
+def _run_dataset(cfg: BenchConfig, store: RunStore, dname: str, done: list[dict],
+                 work: Work) -> None:  # fmt: skip
+    spec = get_dataset(dname)
     train, test = splits(cfg, dname)
-    models, summary = train_models(cfg, get_dataset(dname), train, test)
-    store.artifact(store.models_path(dname), lambda: summary, check_models, fresh=True)
+    parts = work.parts(cfg, dname)
+    if work.shard is None:
+        models, summary = train_models(cfg, spec, train, test, may_train=work.compute)
+        store.artifact(store.models_path(dname), lambda: summary, check_models, fresh=True)
+    else:
+        models = shard_models(cfg, spec, train, parts)
     test = explanation_view(test)
     store.artifact(store.data_path(dname), lambda: split_record(test), check_data)
-    for seed in cfg.explained_seeds:
-        model, ckpt = models[seed]
-        unit = make_unit(cfg, store, dname, seed, model, ckpt, train, test)
-        keys = unit.keys(cfg.methods)
-        bar = tqdm(keys, desc=f"{dname} seed {seed}", disable=not cfg.progress, leave=False)
-        for key in bar:
-            bar.set_postfix_str(key.method)
-            if key.kind == "method" and (reason := not_applicable(unit, key.method)):
-                bar.write(f"skipped {key.id}: {reason}")  # e.g. rollout on a CNN
-                done.append({"key": key.id, "skipped": reason})
-                continue
-            done.append(reuse_or_compute(store, unit, key))
-            write_results(store, cfg, done)
-        _save_interpretation(store, unit)
-        if dname == cfg.datasets[0] and seed == cfg.explained_seeds[0]:
+    for part in (p for p in parts if p.seed in models):
+        model, ckpt = models[part.seed]
+        unit = make_unit(cfg, store, dname, part.seed, model, ckpt, train, test)
+        keys = [k for j, k in enumerate(unit.keys(cfg.methods)) if part.owns(j)]
+        run_cells(store, unit, keys, done, work)
+        if part.trains:
+            _save_interpretation(store, unit)
+        if work.shard is None and (dname, part.seed) == (cfg.datasets[0], cfg.explained_seeds[0]):
             _examples(store, unit, test)
 
 
-def reuse_or_compute(store: RunStore, unit, key: CellKey, compute=None) -> dict:
+def run_cells(store: RunStore, unit, keys, done: list[dict], work: Work, compute=None) -> None:
+    """Reuse or compute (``compute(unit, key)``, default :func:`~squeezex.bench.cells.
+    compute_cell`) each of ``keys``, with a progress bar; an unsharded run rewrites the
+    tables after each computed cell, so an interrupted run loses at most the cell in
+    progress. A method that does not apply to the unit's model is skipped, with why."""
+    cfg = unit.cfg
+    bar = tqdm(keys, desc=f"{unit.dataset} seed {unit.seed}", disable=not cfg.progress, leave=False)
+    for key in bar:
+        bar.set_postfix_str(key.method)
+        if compute is None and key.kind == "method" and (why := not_applicable(unit, key.method)):
+            bar.write(f"skipped {key.id}: {why}")  # e.g. rollout on a CNN
+            done.append({"key": key.id, "skipped": why})
+            continue
+        outcome = reuse_or_compute(store, unit, key, compute, may_compute=work.compute)
+        done.append(outcome)
+        if outcome.get("missing"):
+            work.missing.append(key.id)
+        elif outcome.get("claimed"):
+            bar.write(f"left {key.id} to {outcome['claimed']}, which is computing it")
+        elif not outcome["reused"] and work.shard is None:
+            write_results(store, cfg, done)
+
+
+def reuse_or_compute(store: RunStore, unit, key: CellKey, compute=None, *,
+                     may_compute: bool = True) -> dict:  # fmt: skip
     """Reuse the cell when the store has it intact and made from the same model and
     dataset spec (a changed registered default — a dataset's epochs, its test size, its
     pointing tolerance — is not in the run's fingerprint: it trains a new checkpoint or
     changes the spec's key, and the cells are computed anew), else compute it
     (``compute(unit, key)``, default :func:`~squeezex.bench.cells.compute_cell`) and
-    write it."""
-    record = store.read_cell(key, n=len(unit.x))
-    model = model_id(unit.checkpoint)
-    same = record is not None and record.get("model", model) == model
-    if same and record.get("spec", unit.spec_key) == unit.spec_key:
+    write it — under a claim (:class:`~squeezex.bench.claims.Claim`), so that two workers
+    never compute the same cell at once: one that finds the cell claimed by a live worker
+    leaves it (``{"claimed": who}``). Without ``may_compute`` a missing cell is reported
+    (``{"missing": True}``)."""
+    if _reusable(store, unit, key):
         return {"key": key.id, "reused": True}
-    store.write_cell((compute or compute_cell)(unit, key))
+    if not may_compute:
+        return {"key": key.id, "reused": False, "missing": True}
+    claim = Claim(store.cell_path(key).with_suffix(".claim"))
+    if not claim.acquire():
+        who = holder(claim.path) or {}
+        job = f" (Slurm job {who['job']})" if who.get("job") else ""
+        return {
+            "key": key.id,
+            "reused": False,
+            "claimed": f"{who.get('host')}:{who.get('pid')}{job}",
+        }
+    try:
+        if _reusable(store, unit, key):  # the claim's last holder finished it
+            return {"key": key.id, "reused": True}
+        store.write_cell((compute or compute_cell)(unit, key))
+    finally:
+        claim.release()
     return {"key": key.id, "reused": False}
+
+
+def _reusable(store: RunStore, unit, key: CellKey) -> bool:
+    record = store.read_cell(key, n=len(unit.x))
+    same = record is not None and record.get("model", model_id(unit.checkpoint)) == model_id(
+        unit.checkpoint
+    )
+    return same and record.get("spec", unit.spec_key) == unit.spec_key
 
 
 def explanation_view(test):

@@ -19,10 +19,18 @@ from ..training import (
     predict,
     save_checkpoint,
 )
+from .claims import Claim
 from .config import BenchConfig
-from .store import RunWarning
+from .store import IncompleteRunError, RunWarning
 
-__all__ = ["splits", "trained_model", "train_models", "model_summary", "model_reliance"]
+__all__ = [
+    "splits",
+    "trained_model",
+    "train_models",
+    "shard_models",
+    "model_summary",
+    "model_reliance",
+]
 
 
 def splits(cfg: BenchConfig, dataset: str):
@@ -69,26 +77,57 @@ def _checkpoint(cfg: BenchConfig, spec: DatasetSpec, n_train: int, se: bool, see
 
 
 def cached_model(cfg: BenchConfig, spec: DatasetSpec, n_train: int, se: bool, seed: int,
-                 build, train):  # fmt: skip
+                 build, train, may_train: bool = True):  # fmt: skip
     """``(model in eval mode, training seconds (0 if loaded), checkpoint path)``: ``build()``
     loaded from its checkpoint, or (none, or a damaged one: warned) trained with
-    ``train(model)`` → seconds and saved atomically."""
-    model = build()
+    ``train(model)`` → seconds and saved atomically. Training holds a claim on the
+    checkpoint, so concurrent workers (shards) that need the same model train it once:
+    the others wait for it and load it.
+
+    Raises:
+        IncompleteRunError: no checkpoint and not ``may_train`` (a reduce step).
+    """
     path, key = _checkpoint(cfg, spec, n_train, se, seed)
-    if path is not None and path.is_file():
-        try:
-            load_checkpoint(path, model)
-            return model.eval(), 0.0, path
-        except ValueError as exc:
-            warnings.warn(f"{exc}; retraining it", RunWarning, stacklevel=3)
-            model = build()
-    seconds = train(model)
-    if path is not None:
+    if path is None:
+        model = build()
+        return model.eval(), train(model), None
+    if (model := _load(path, build)) is not None:
+        return model, 0.0, path
+    if not may_train:
+        raise IncompleteRunError(
+            f"no checkpoint {path.name} in {path.parent}: a shard that trains it has not "
+            "finished (resubmit the shards, or run without --reduce to train it here)"
+        )
+    claim = Claim(path.with_name(path.name + ".claim"))
+    claim.acquire(wait=True)
+    try:
+        if (model := _load(path, build, warn=False)) is not None:  # another worker trained it
+            return model, 0.0, path
+        model = build()
+        seconds = train(model)
         save_checkpoint(path, model, config=key)
+    finally:
+        claim.release()
     return model.eval(), seconds, path
 
 
-def _train_one(cfg: BenchConfig, spec: DatasetSpec, train, se: bool, seed: int):
+def _load(path: Path, build, warn: bool = True):
+    """``build()`` with the checkpoint at ``path`` loaded (in eval mode), or ``None`` (no
+    file, or a damaged one: warned, to be retrained)."""
+    if not path.is_file():
+        return None
+    model = build()
+    try:
+        load_checkpoint(path, model)
+    except ValueError as exc:
+        if warn:
+            warnings.warn(f"{exc}; retraining it", RunWarning, stacklevel=4)
+        return None
+    return model.eval()
+
+
+def _train_one(cfg: BenchConfig, spec: DatasetSpec, train, se: bool, seed: int,
+               may_train: bool = True):  # fmt: skip
     """``(model in eval mode, training seconds (0 if loaded), checkpoint path)``."""
 
     def build():
@@ -107,11 +146,12 @@ def _train_one(cfg: BenchConfig, spec: DatasetSpec, train, se: bool, seed: int):
             desc=f"train {spec.name} {'SE' if se else 'plain'} seed {seed}",
         ).seconds
 
-    return cached_model(cfg, spec, len(train), se, seed, build, train_it)
+    return cached_model(cfg, spec, len(train), se, seed, build, train_it, may_train)
 
 
-def train_models(cfg: BenchConfig, spec: DatasetSpec, train, test):
-    """Train (or load) a model with and without SE for every training seed.
+def train_models(cfg: BenchConfig, spec: DatasetSpec, train, test, may_train: bool = True):
+    """Train (or load) a model with and without SE for every training seed (only load,
+    without ``may_train``: see :func:`cached_model`).
 
     Returns:
         ``({seed: (SE model on cfg.device, checkpoint path)} for the explained seeds,
@@ -122,7 +162,7 @@ def train_models(cfg: BenchConfig, spec: DatasetSpec, train, test):
     multi = spec.task == "multi-label"
     for s in cfg.train_seeds:
         for se in (True, False):
-            model, secs, path = _train_one(cfg, spec, train, se, s)
+            model, secs, path = _train_one(cfg, spec, train, se, s, may_train)
             (acc_se if se else acc_plain).append(evaluate(model, test, device=cfg.device))
             if multi:
                 acc = attribute_accuracy(model, test, device=cfg.device)
@@ -141,6 +181,26 @@ def train_models(cfg: BenchConfig, spec: DatasetSpec, train, test):
     if getattr(test, "bias_rho", None) is not None:
         summary["bias"] = {"rho": test.bias_rho, "attribute": test.classes[test.cue_attribute]}
     return explained, summary
+
+
+def shard_models(cfg: BenchConfig, spec: DatasetSpec, train, parts, train_one=None) -> dict:
+    """The models a shard needs: for each of its parts of training units, the part that
+    trains (part 0) trains or loads the models with and without SE; the others wait for
+    the SE checkpoint. Returns ``{seed: (SE model on cfg.device, checkpoint path)}`` for
+    the explained seeds (the accuracy summary is the reduce step's)."""
+    if not cfg.checkpoints:
+        raise ValueError(
+            "a sharded run shares its models through the checkpoint cache: "
+            "--checkpoints must name a folder every shard can reach"
+        )
+    train_one = train_one or _train_one
+    explained = {}
+    for part in parts:
+        for se in (True, False) if part.trains else (True,):
+            model, _, path = train_one(cfg, spec, train, se, part.seed)
+            if se and part.seed in cfg.explained_seeds:
+                explained[part.seed] = (model.to(cfg.device), path)
+    return explained
 
 
 def model_reliance(model, test, device: str = "cpu") -> dict:

@@ -29,7 +29,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from tqdm.auto import tqdm
 
 from ..datasets import get_dataset
 from ..explainers.speakers import (
@@ -45,8 +44,7 @@ from ..models.speakers import SpeakerNet
 from ..training import fit_speakers
 from .cells import Cell, CellKey, model_id
 from .config import BenchConfig
-from .models import cached_model, model_summary, splits
-from .results import write_results
+from .models import cached_model, model_summary, shard_models, splits
 from .store import RunStore, RunWarning, check_data, check_models, quantise
 
 __all__ = [
@@ -100,38 +98,39 @@ def speaker_methods(methods: list[str]) -> list[str]:
     return ok or list(SPEAKER_METHODS)
 
 
-def run_speakers(cfg: BenchConfig, store: RunStore, dname: str, done: list[dict]) -> None:
-    """Train (or load) the models of ``dname``, then compute or reuse its cells."""
-    from .harness import reuse_or_compute
+def run_speakers(cfg: BenchConfig, store: RunStore, dname: str, done: list[dict], work) -> None:
+    """Train (or load) the models of ``dname``, then compute or reuse its cells (the
+    ``work`` of :func:`~squeezex.bench.harness.run`: all of it, a shard's, or a reduce)."""
+    from .harness import run_cells
 
     spec = get_dataset(dname)
     train, test = splits(cfg, dname)
-    models, summary = train_speaker_models(cfg, spec, train, test)
-    store.artifact(store.models_path(dname), lambda: summary, check_models, fresh=True)
+    parts = work.parts(cfg, dname)
+    if work.shard is None:
+        models, summary = train_speaker_models(cfg, spec, train, test, may_train=work.compute)
+        store.artifact(store.models_path(dname), lambda: summary, check_models, fresh=True)
+    else:
+        models = shard_models(cfg, spec, train, parts, train_one=speaker_model)
     store.artifact(store.data_path(dname), lambda: speaker_record(test), check_data)
     methods = speaker_methods(cfg.methods)
-    for seed in cfg.explained_seeds:
-        model, ckpt = models[seed]
+    for part in (p for p in parts if p.seed in models):
+        model, ckpt = models[part.seed]
         unit = SpeakerUnit(
-            cfg, dname, seed, model, test, _forward_ms(model, test, cfg.batch_size), ckpt,
+            cfg, dname, part.seed, model, test, _forward_ms(model, test, cfg.batch_size), ckpt,
             spec.key(), spec.pointing_tolerance,
         )  # fmt: skip
-        keys = [CellKey(dname, seed, m) for m in methods]
+        keys = [CellKey(dname, part.seed, m) for m in methods]
         if "modality" in cfg.families:
-            keys.append(CellKey(dname, seed, FEATURE_ABLATION, "modality"))
-        bar = tqdm(keys, desc=f"{dname} seed {seed}", disable=not cfg.progress, leave=False)
-        for key in bar:
-            bar.set_postfix_str(key.method)
+            keys.append(CellKey(dname, part.seed, FEATURE_ABLATION, "modality"))
+        keys = [k for j, k in enumerate(keys) if part.owns(j)]
+        for key in keys:
             if key.kind == "method" and not audio_maps_path(store, key).is_file():
                 store.cell_path(key).unlink(missing_ok=True)  # its spectrogram maps are gone
-            done.append(
-                reuse_or_compute(store, unit, key, lambda u, k: compute_speaker_cell(u, k, store))
-            )
-            write_results(store, cfg, done)
+        run_cells(store, unit, keys, done, work, lambda u, k: compute_speaker_cell(u, k, store))
 
 
 # -- models ---------------------------------------------------------------------------------
-def speaker_model(cfg: BenchConfig, spec, train, se: bool, seed: int):
+def speaker_model(cfg: BenchConfig, spec, train, se: bool, seed: int, may_train: bool = True):
     """``(model in eval mode, training seconds (0 if loaded), checkpoint path)``."""
 
     def build():
@@ -147,17 +146,17 @@ def speaker_model(cfg: BenchConfig, spec, train, se: bool, seed: int):
             progress=cfg.progress, desc=f"train {spec.name} {'SE' if se else 'plain'} seed {seed}",
         ).seconds  # fmt: skip
 
-    return cached_model(cfg, spec, len(train), se, seed, build, train_it)
+    return cached_model(cfg, spec, len(train), se, seed, build, train_it, may_train)
 
 
-def train_speaker_models(cfg: BenchConfig, spec, train, test):
+def train_speaker_models(cfg: BenchConfig, spec, train, test, may_train: bool = True):
     """A :class:`SpeakerNet` with and without SE per training seed, and the frame-mAP
     summary. Returns ``({seed: (SE model, checkpoint)} for the explained seeds, summary)``."""
     maps = {True: [], False: []}
     seconds, explained = [], {}
     for s in cfg.train_seeds:
         for se in (True, False):
-            model, secs, path = speaker_model(cfg, spec, train, se, s)
+            model, secs, path = speaker_model(cfg, spec, train, se, s, may_train)
             model.to(cfg.device)
             p = speaker_probabilities(model, test.frames.to(cfg.device), test.audio.to(cfg.device))
             maps[se].append(frame_map(p.cpu(), test.frame_labels))

@@ -43,6 +43,7 @@ __all__ = [
     "RunStore",
     "RunWarning",
     "CorruptRunError",
+    "IncompleteRunError",
     "quantise",
     "dequantise",
     "load_results",
@@ -55,6 +56,10 @@ class RunWarning(UserWarning):
 
 class CorruptRunError(ValueError):
     """A file of a run folder cannot be read back as what the harness wrote."""
+
+
+class IncompleteRunError(ValueError):
+    """A reduce step found work of the run not done (the message names it and its shard)."""
 
 
 def quantise(maps: torch.Tensor) -> torch.Tensor:
