@@ -112,6 +112,45 @@ def _bench_parser(sub) -> None:
         "--fresh", action="store_true", help="recompute everything this configuration wrote"
     )
     b.add_argument("--quiet", action="store_true", help="no progress bars")
+    _shard_options(b, "bench")
+
+
+def _shard_options(b, command: str) -> None:
+    """Sharding and submission (``bench`` and ``explain``)."""
+    g = b.add_argument_group(
+        "sharding and clusters",
+        "split the work into N shards: run one here (--shard), or submit them all as one job "
+        "array (--submit) and wait; inside a Slurm array task I/N come from "
+        "SLURM_ARRAY_TASK_ID/COUNT",
+    )
+    g.add_argument(
+        "--shard", default=None, metavar="I/N",
+        help="run only shard I (from 0) of N; the tables come from --reduce afterwards",
+    )  # fmt: skip
+    if command == "bench":
+        g.add_argument(
+            "--reduce", action="store_true",
+            help="assemble the tables of a sharded run from its cells (names what is missing)",
+        )  # fmt: skip
+    g.add_argument(
+        "--submit", choices=["slurm", "local"], default=None,
+        help="submit every shard as one job array through submitit (local: processes here), "
+        "report each as it ends, then reduce",
+    )  # fmt: skip
+    g.add_argument(
+        "--shards", type=_positive, default=None,
+        help="N for --submit (default: bench, one per (dataset, training seed); explain, 2)",
+    )  # fmt: skip
+    g.add_argument("--partition", default=None, help="Slurm partition (default: the cluster's)")
+    g.add_argument(
+        "--time", default="60", help="each job's time limit: minutes or [D-]HH:MM:SS (default: 60)"
+    )
+    g.add_argument("--gpus", type=_natural, default=0, help="GPUs per job (default: 0)")
+    g.add_argument("--cpus-per-task", type=_positive, default=1, help="CPUs per job (default: 1)")
+    g.add_argument(
+        "--array-parallelism", type=_positive, default=None, metavar="K",
+        help="run at most K jobs at once (default: all)",
+    )  # fmt: skip
 
 
 def _figures_parser(sub) -> None:
@@ -153,8 +192,28 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
+def _cluster_options(args) -> dict:
+    return {
+        "partition": args.partition,
+        "time": args.time,
+        "gpus": args.gpus,
+        "cpus_per_task": args.cpus_per_task,
+        "array_parallelism": args.array_parallelism,
+    }
+
+
 def _bench(args) -> int:
-    from .bench import BenchConfig, format_table, run
+    from .bench import (
+        BenchConfig,
+        format_table,
+        parse_shard,
+        reduce,
+        run,
+        run_shard,
+        shard_from_env,
+        submit,
+    )
+    from .bench.submit import describe
 
     methods = [m.strip() for m in args.methods.split(",") if m.strip()]
     if not methods:
@@ -178,7 +237,21 @@ def _bench(args) -> int:
         resume=not args.fresh,
         progress=not args.quiet,
     )
-    results = run(cfg)
+    if args.submit and (args.shard or args.reduce):
+        raise ValueError("--submit runs every shard and reduces: drop --shard/--reduce")
+    if args.reduce:
+        results = reduce(cfg)
+    elif args.submit:
+        results = submit(cfg, args.shards, cluster=args.submit, **_cluster_options(args))
+    elif shard := (parse_shard(args.shard) if args.shard else shard_from_env()):
+        marker = run_shard(cfg, *shard)
+        print(
+            f"shard {marker['shard']} of {cfg.out}: {describe(marker['cells'])}. "
+            "When every shard has finished: squeezex bench <same options> --reduce"
+        )
+        return 0
+    else:
+        results = run(cfg)
     print(format_table(results))
     reused = sum(c.get("reused", False) for c in results["cells"])
     written = ["results.json", "results.csv", "results.tex"]
@@ -236,6 +309,8 @@ def main(argv: list[str] | None = None) -> int:
     import functools
     import warnings
 
+    from .bench.submit import ShardsFailedError
+
     parser = _parser()
     args = parser.parse_args(argv)
     command = {"bench": _bench, "figures": _figures, "generate": _generate}[args.command]
@@ -243,7 +318,7 @@ def main(argv: list[str] | None = None) -> int:
     warnings.formatwarning = functools.partial(_one_line, _default=default)
     try:
         return command(args)
-    except (ValueError, OSError) as exc:  # what a user can get wrong; never a bare KeyError
+    except (ValueError, OSError, ShardsFailedError) as exc:  # never a bare KeyError
         if os.environ.get("SQUEEZEX_DEBUG"):
             raise
         print(f"squeezex: error: {' '.join(str(exc).split())}", file=sys.stderr)

@@ -45,6 +45,7 @@ from .store import (
     load_results,
     quantise,
 )
+from .submit import ShardsFailedError, default_shards, submit
 from .tables import csv_text, family_tables, format_table, latex_table
 
 __all__ = [
@@ -59,6 +60,9 @@ __all__ = [
     "check_device",
     "run",
     "run_shard",
+    "submit",
+    "default_shards",
+    "ShardsFailedError",
     "reduce",
     "plan",
     "parse_shard",
