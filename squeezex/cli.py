@@ -1,5 +1,5 @@
-"""Command line: ``squeezex bench …``, ``squeezex figures …``, ``squeezex generate …``
-(or ``python -m squeezex …``).
+"""Command line: ``squeezex bench …``, ``squeezex explain …``, ``squeezex figures …``,
+``squeezex generate …`` (or ``python -m squeezex …``).
 
 Every user error — a bad argument, an output folder that is a file or not writable, an
 unknown device, a run folder that is empty or damaged — exits with status 2 and one line
@@ -153,6 +153,36 @@ def _shard_options(b, command: str) -> None:
     )  # fmt: skip
 
 
+def _explain_parser(sub) -> None:
+    e = sub.add_parser(
+        "explain",
+        help="explain every image of a folder or dataset with a checkpoint's model; maps as uint8",
+    )
+    e.add_argument("--model", required=True, help="a checkpoint the benchmark wrote (.pt)")
+    e.add_argument(
+        "--data", required=True,
+        help="an image folder (<class>/<image> or flat) or a single-label dataset name",
+    )  # fmt: skip
+    e.add_argument("--methods", default="se,gradcam", help="comma-separated (default: %(default)s)")
+    e.add_argument("--out", required=True, help="output folder (maps, index.json)")
+    e.add_argument("--batch-size", type=_positive, default=64, help="default: %(default)s")
+    e.add_argument(
+        "--workers", type=_natural, default=0, help="data-loading processes (default: 0)"
+    )
+    e.add_argument("--device", default="cpu", help="default: %(default)s")
+    e.add_argument("--size", type=_positive, default=None, help="image side (default: the model's)")
+    e.add_argument(
+        "--target", choices=["predicted", "label"], default="predicted",
+        help="the class each map explains (default: %(default)s)",
+    )  # fmt: skip
+    g = e.add_argument_group("a dataset name as --data (generated, like squeezex generate)")
+    g.add_argument("--split", default="test", choices=["train", "test"])
+    g.add_argument("--n-per-class", type=_positive, default=None, help="default: the dataset's")
+    g.add_argument("--seed", type=_natural, default=0, help="the data seed (default: 0)")
+    e.add_argument("--quiet", action="store_true", help="no progress bars")
+    _shard_options(e, "explain")
+
+
 def _figures_parser(sub) -> None:
     from .figures import FORMATS
 
@@ -187,6 +217,7 @@ def _parser() -> argparse.ArgumentParser:
     p = _Parser(prog="squeezex", description="squeezex: SE explanations and their benchmark")
     sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
     _bench_parser(sub)
+    _explain_parser(sub)
     _figures_parser(sub)
     _generate_parser(sub)
     return p
@@ -264,6 +295,38 @@ def _bench(args) -> int:
     return 0
 
 
+def _explain(args) -> int:
+    from .bench import parse_shard, shard_from_env
+    from .bulk import ExplainJob, explain_shard, rank_from_env, submit_explain
+
+    job = ExplainJob(
+        model=args.model, data=args.data, out=args.out, batch_size=args.batch_size,
+        methods=[m.strip() for m in args.methods.split(",") if m.strip()],
+        workers=args.workers, device=args.device, size=args.size, split=args.split,
+        n_per_class=args.n_per_class, seed=args.seed, target=args.target, progress=not args.quiet,
+    )  # fmt: skip
+    if args.submit:
+        if args.shard:
+            raise ValueError("--submit runs every shard: drop --shard")
+        rates = submit_explain(job, args.shards or 2, cluster=args.submit, **_cluster_options(args))
+        for m, r in rates.items():
+            print(f"{m}: {r:.0f} images/s (over every shard's explaining time)")
+    else:
+        shard = parse_shard(args.shard) if args.shard else shard_from_env() or rank_from_env()
+        i, n = shard or (0, 1)
+        result = explain_shard(job, i, n)
+        a, b = result["range"]
+        for m, r in result["methods"].items():
+            how = "reused (intact)" if r["reused"] else (
+                f"{r['images']} images in {r['seconds']:.1f} s = {r['images_per_second']:.0f} images/s"
+            )  # fmt: skip
+            print(f"{m} [{a}:{b}) of shard {i}/{n}: {how}")
+    print(
+        f"wrote {args.out}/index.json; read the maps with squeezex.bulk.ExplainedMaps({args.out!r})"
+    )
+    return 0
+
+
 def _figures(args) -> int:
     from pathlib import Path
 
@@ -313,7 +376,8 @@ def main(argv: list[str] | None = None) -> int:
 
     parser = _parser()
     args = parser.parse_args(argv)
-    command = {"bench": _bench, "figures": _figures, "generate": _generate}[args.command]
+    commands = {"bench": _bench, "explain": _explain, "figures": _figures, "generate": _generate}
+    command = commands[args.command]
     default = warnings.formatwarning
     warnings.formatwarning = functools.partial(_one_line, _default=default)
     try:

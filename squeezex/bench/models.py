@@ -77,12 +77,13 @@ def _checkpoint(cfg: BenchConfig, spec: DatasetSpec, n_train: int, se: bool, see
 
 
 def cached_model(cfg: BenchConfig, spec: DatasetSpec, n_train: int, se: bool, seed: int,
-                 build, train, may_train: bool = True):  # fmt: skip
+                 build, train, may_train: bool = True, arch: dict | None = None):  # fmt: skip
     """``(model in eval mode, training seconds (0 if loaded), checkpoint path)``: ``build()``
     loaded from its checkpoint, or (none, or a damaged one: warned) trained with
     ``train(model)`` → seconds and saved atomically. Training holds a claim on the
     checkpoint, so concurrent workers (shards) that need the same model train it once:
-    the others wait for it and load it.
+    the others wait for it and load it. ``arch`` (how to build the model again, for
+    :func:`squeezex.bulk.load_model`) is saved in the checkpoint.
 
     Raises:
         IncompleteRunError: no checkpoint and not ``may_train`` (a reduce step).
@@ -105,7 +106,7 @@ def cached_model(cfg: BenchConfig, spec: DatasetSpec, n_train: int, se: bool, se
             return model, 0.0, path
         model = build()
         seconds = train(model)
-        save_checkpoint(path, model, config=key)
+        save_checkpoint(path, model, config=key, **({"arch": arch} if arch else {}))
     finally:
         claim.release()
     return model.eval(), seconds, path
@@ -146,7 +147,9 @@ def _train_one(cfg: BenchConfig, spec: DatasetSpec, train, se: bool, seed: int,
             desc=f"train {spec.name} {'SE' if se else 'plain'} seed {seed}",
         ).seconds
 
-    return cached_model(cfg, spec, len(train), se, seed, build, train_it, may_train)
+    arch = {"builder": "small", "num_classes": len(train.classes), "se": se, "pool": cfg.pool,
+            "size": cfg.size, "classes": list(train.classes), "dataset": spec.name}  # fmt: skip
+    return cached_model(cfg, spec, len(train), se, seed, build, train_it, may_train, arch)
 
 
 def train_models(cfg: BenchConfig, spec: DatasetSpec, train, test, may_train: bool = True):

@@ -116,21 +116,18 @@ def submit(
     shards: int | None = None,
     *,
     cluster: str = "local",
-    partition: str | None = None,
-    time: str | int = 60,
-    gpus: int = 0,
-    cpus_per_task: int = 1,
-    array_parallelism: int | None = None,
     folder=None,
     poll: float = 5.0,
     log: Callable[[str], None] = print,
+    **resources,
 ) -> dict:
     """Run ``cfg`` as ``shards`` jobs (default :func:`default_shards`) on ``cluster``
     (``"slurm"`` or ``"local"``), wait for them, and reduce; returns the results dictionary.
 
-    ``time`` is each job's limit (minutes or a Slurm time); ``array_parallelism`` caps how
-    many run at once; job files and logs go to ``folder`` (default ``<out>/jobs``).
-    ``cfg.resume=False`` (``--fresh``) clears the run's cells once, before submitting.
+    ``resources``: ``partition``, ``time`` (each job's limit: minutes or a Slurm time),
+    ``gpus``, ``cpus_per_task``, ``array_parallelism`` (how many run at once). Job files
+    and logs go to ``folder`` (default ``<out>/jobs``). ``cfg.resume=False`` (``--fresh``)
+    clears the run's cells once, before submitting.
 
     Raises:
         ShardsFailedError: a shard failed or was killed (each named with its log); the
@@ -138,7 +135,6 @@ def submit(
     """
     count = shards or default_shards(cfg)
     plan(cfg, count)  # checks count before anything is submitted
-    minutes = parse_time(time)
     if not cfg.resume:
         RunStore(cfg.out, cfg.fingerprint()).open(fresh=True)
         for i in range(count):
@@ -148,32 +144,50 @@ def submit(
     todo = [i for i in range(count) if i not in finished]
     if finished:
         log(f"{len(finished)} of {count} shards already finished: submitting {len(todo)}")
-    if todo:
-        folder = Path(folder) if folder else Path(cfg.out) / "jobs"
-        ex = _executor(
-            cluster, folder, partition=partition, minutes=minutes, gpus=gpus,
-            cpus=cpus_per_task, parallelism=array_parallelism, name="squeezex-bench",
-        )  # fmt: skip
-        waves = [todo]
-        if cluster == "local" and array_parallelism:  # local jobs all start at once
-            waves = [
-                todo[i : i + array_parallelism] for i in range(0, len(todo), array_parallelism)
-            ]
-        failed = []
-        for wave in waves:
-            jobs = ex.map_array(run_shard, [worker] * len(wave), wave, [count] * len(wave))
-            log(
-                f"submitted shard(s) {_span(wave)} of {count} to {cluster}: job {str(jobs[0].job_id).split('_')[0]}"
-            )
-            failed += _watch(jobs, wave, count, log, poll)
-        if failed:
-            lines = "\n".join(failed)
-            raise ShardsFailedError(
-                f"{len(failed)} of {count} shards did not finish:\n{lines}\n"
-                "Submit the same run again: only the unfinished shards run, and they reuse "
-                "every cell already written."
-            )
+    run_array(
+        run_shard, [(worker, i, count) for i in todo], todo, count, cluster=cluster,
+        folder=Path(folder) if folder else Path(cfg.out) / "jobs", name="squeezex-bench",
+        poll=poll, log=log, **resources,
+    )  # fmt: skip
     return reduce(replace(cfg, resume=True))
+
+
+def run_array(fn, calls: list[tuple], ids: list[int], count: int, *, cluster: str, folder: Path,
+              name: str, poll: float = 5.0, log=print, describe_result=None,
+              partition: str | None = None, time: str | int = 60, gpus: int = 0,
+              cpus_per_task: int = 1, array_parallelism: int | None = None) -> None:  # fmt: skip
+    """Submit ``fn(*call)`` for each call as one job array (shard ``ids[k]`` of ``count``),
+    log each as it ends (``describe_result(result)`` says what it did), and raise
+    :class:`ShardsFailedError` naming every failed shard and its log."""
+    if not calls:
+        return
+    ex = _executor(
+        cluster, folder, partition=partition, minutes=parse_time(time), gpus=gpus,
+        cpus=cpus_per_task, parallelism=array_parallelism, name=name,
+    )  # fmt: skip
+    waves = [list(range(len(calls)))]
+    if cluster == "local" and array_parallelism:  # local jobs all start at once
+        waves = [
+            waves[0][i : i + array_parallelism] for i in range(0, len(calls), array_parallelism)
+        ]
+    failed = []
+    for wave in waves:
+        jobs = ex.map_array(fn, *zip(*[calls[k] for k in wave], strict=True))
+        shown = [ids[k] for k in wave]
+        job = str(jobs[0].job_id).split("_")[0]
+        log(f"submitted shard(s) {_span(shown)} of {count} to {cluster}: job {job}")
+        failed += _watch(jobs, shown, count, log, poll, describe_result or _describe_cells)
+    if failed:
+        lines = "\n".join(failed)
+        raise ShardsFailedError(
+            f"{len(failed)} of {count} shards did not finish:\n{lines}\n"
+            "Submit the same run again: only the unfinished shards run, and they reuse "
+            "everything already written."
+        )
+
+
+def _describe_cells(result: dict) -> str:
+    return describe(result["cells"])
 
 
 def describe(cells: list[dict]) -> str:
@@ -193,7 +207,7 @@ def _span(ids: list[int]) -> str:
     return f"{ids[0]}-{ids[-1]}" if len(ids) > 1 else str(ids[0])
 
 
-def _watch(jobs, ids: list[int], count: int, log, poll: float) -> list[str]:
+def _watch(jobs, ids: list[int], count: int, log, poll: float, what) -> list[str]:
     """Wait for ``jobs``, logging each as it ends; returns a line per failed shard."""
     pending, failed = dict(zip(ids, jobs, strict=True)), []
     start = _time.monotonic()
@@ -204,7 +218,7 @@ def _watch(jobs, ids: list[int], count: int, log, poll: float) -> list[str]:
             del pending[i]
             took = _time.monotonic() - start
             try:
-                cells = job.result()["cells"]
+                result = job.result()
             except Exception as exc:  # a raised error, or a killed or cancelled job
                 why = " ".join(str(exc).split())[-300:]
                 failed.append(
@@ -213,7 +227,7 @@ def _watch(jobs, ids: list[int], count: int, log, poll: float) -> list[str]:
                 log(f"shard {i}/{count} FAILED after {took:.0f} s; log: {job.paths.stderr}")
                 continue
             log(
-                f"shard {i}/{count} finished after {took:.0f} s: {describe(cells)} "
+                f"shard {i}/{count} finished after {took:.0f} s: {what(result)} "
                 f"({count - len(pending) - len(failed)} done, {len(pending)} running)"
             )
         if pending:
