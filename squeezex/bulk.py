@@ -152,8 +152,8 @@ def open_data(data: str, size: int | None, classes=None, *, split: str = "test",
         if not found:
             raise ValueError(f"--data {folder} holds no image ({', '.join(IMAGE_SUFFIXES)})")
         names = sorted({c for _, c in found if c is not None})
-        index = {c: i for i, c in enumerate(classes or names)}
-        labels = [index.get(c, -1) for _, c in found]
+        index = {_norm(c): i for i, c in enumerate(classes or names)}
+        labels = [index.get(_norm(c), -1) if c is not None else -1 for _, c in found]
         ds = _Files([p for p, _ in found], labels, size)
         return Data(ds, list(classes or names) or None, f"folder {folder.resolve()}")
     if data in list_datasets("single-label"):
@@ -165,6 +165,11 @@ def open_data(data: str, size: int | None, classes=None, *, split: str = "test",
         f"--data {data!r} is neither a folder nor a single-label dataset "
         f"({', '.join(list_datasets('single-label'))})"
     )
+
+
+def _norm(name: str) -> str:
+    """A class name as a folder may spell it (``red leaf`` is ``red_leaf``)."""
+    return name.replace(" ", "_").lower()
 
 
 # -- shards -------------------------------------------------------------------------------------

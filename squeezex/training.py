@@ -90,10 +90,13 @@ def fit(
 
 
 def _optimiser(model: nn.Module, lr: float, weight_decay: float, total_steps: int):
-    """AdamW and its one-cycle schedule (25 % warm-up), as every squeezex model trains."""
+    """AdamW and its one-cycle schedule (25 % warm-up), as every squeezex model trains.
+    (With exactly 4 steps the warm-up would end at step 0, where ``OneCycleLR`` divides by
+    zero: those 4 steps warm up for half.)"""
     opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay)
+    pct = 0.5 if total_steps == 4 else 0.25
     sched = torch.optim.lr_scheduler.OneCycleLR(
-        opt, max_lr=lr, total_steps=total_steps, pct_start=0.25
+        opt, max_lr=lr, total_steps=total_steps, pct_start=pct
     )
     return opt, sched
 

@@ -8,6 +8,16 @@ from squeezex import attach_se_head
 from squeezex.models import build_model
 
 
+@pytest.fixture(scope="session")
+def single_bench(tmp_path_factory):
+    """``(results, root)`` of the sharding tests' configuration run in one process
+    (``root/ck`` holds its checkpoints)."""
+    from tests.sharding import single_run
+
+    root = tmp_path_factory.mktemp("single-bench")
+    return single_run(root), root
+
+
 @pytest.fixture
 def se_model():
     """An untrained SmallCNN with an SE head, in eval mode (6 classes)."""

@@ -13,63 +13,22 @@ from pathlib import Path
 import pytest
 
 from squeezex.bench import (
-    BenchConfig,
     IncompleteRunError,
+    claims,
     parse_shard,
     plan,
     reduce,
     run_shard,
     shard_from_env,
 )
-from squeezex.bench import claims
 from squeezex.bench.claims import Claim, holder
 from squeezex.bench.submit import finished_shards, parse_time
-
-TINY = dict(
-    dataset="an8flower-single-6c,scenes-6c",
-    n_train_per_class=3,
-    n_test_per_class=2,
-    epochs=1,
-    seeds=2,
-    size=32,
-    methods=["se", "gradcam", "random"],
-    families=["localisation", "faithfulness", "complexity", "cost"],
-    progress=False,
-)
-ARGS = [
-    "--dataset", TINY["dataset"], "--n-train", "3", "--n-test", "2", "--epochs", "1",
-    "--seeds", "2", "--size", "32", "--methods", "se,gradcam,random",
-    "--families", "localisation,faithfulness,complexity,cost", "--quiet",
-]  # fmt: skip
-ENV = {**os.environ, "PYTHONWARNINGS": "ignore", "OMP_NUM_THREADS": "1"}
-
-
-def cfg_at(root: Path, **kw) -> BenchConfig:
-    return BenchConfig(**{**TINY, "out": str(root / "run"), "checkpoints": str(root / "ck"), **kw})
-
-
-def comparable(results: dict) -> list[str]:
-    """Every row but the timings (cost: measured, so never equal between two runs)."""
-    rows = [r for r in results["rows"] if r["family"] != "cost"]
-    return sorted(json.dumps(r, sort_keys=True) for r in rows)
-
-
-def cli(*args, **kw) -> subprocess.Popen:
-    return subprocess.Popen(
-        [sys.executable, "-m", "squeezex", "bench", *ARGS, *args],
-        env=ENV, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, **kw,
-    )  # fmt: skip
+from tests.sharding import cfg_at, cli, comparable
 
 
 @pytest.fixture(scope="module")
-def single(tmp_path_factory):
-    """The reference: the same configuration run in one process, with the same number of
-    threads as the shards (float sums in another order differ in the last bits)."""
-    root = tmp_path_factory.mktemp("single")
-    proc = cli("--out", str(root / "run"), "--checkpoints", str(root / "ck"))
-    log = proc.communicate(timeout=600)[0]
-    assert proc.returncode == 0, log
-    return json.loads((root / "run" / "results.json").read_text())
+def single(single_bench):
+    return single_bench[0]
 
 
 # -- the plan ------------------------------------------------------------------------------------
@@ -158,8 +117,11 @@ def test_racing_processes_get_one_claim(tmp_path):
     )
     start = time.time() + 3
     procs = [
-        subprocess.Popen([sys.executable, "-c", code, str(tmp_path / "c.claim"), str(start)],
-                         stdout=subprocess.PIPE, text=True)  # fmt: skip
+        subprocess.Popen(
+            [sys.executable, "-c", code, str(tmp_path / "c.claim"), str(start)],
+            stdout=subprocess.PIPE,
+            text=True,
+        )  # fmt: skip
         for _ in range(6)
     ]
     won = [int(p.communicate(timeout=60)[0]) for p in procs]

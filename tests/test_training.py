@@ -19,3 +19,11 @@ def test_fit_is_deterministic_and_checkpoints_round_trip(tmp_path):
     assert load_checkpoint(path, c) == {"note": "x"}
     for (k, v), w in zip(a.state_dict().items(), c.state_dict().values(), strict=True):
         torch.testing.assert_close(v, w, msg=k)
+
+
+def test_any_number_of_steps_trains():
+    """OneCycleLR divides by zero when its warm-up ends at step 0 (4 steps at 25 %)."""
+    data = An8Flower(n_per_class=2, size=32, seed=0)  # 12 images: one batch per epoch
+    for epochs in (1, 3, 4, 5, 8):
+        r = fit(build_model("small", 6, seed=0), data, epochs=epochs, progress=False)
+        assert len(r.losses) == epochs and all(v == v for v in r.losses)
