@@ -7,6 +7,22 @@ from torch import nn
 from squeezex import attach_se_head
 from squeezex.models import build_model
 
+#: Test modules that need a system service CI installs; their skips are shouted at the end.
+LOUD_SKIPS = {"test_slurm": "a real Slurm", "test_browser": "a real browser"}
+
+
+def pytest_terminal_summary(terminalreporter):
+    """Say loudly, after the run, when the Slurm or browser tests did not run."""
+    for module, what in LOUD_SKIPS.items():
+        skipped = [r for r in terminalreporter.stats.get("skipped", [])
+                   if r.nodeid.split("::")[0].rsplit("/", 1)[-1].startswith(module)]  # fmt: skip
+        if skipped:
+            reason = skipped[0].longrepr[2] if isinstance(skipped[0].longrepr, tuple) else ""
+            terminalreporter.write_sep(
+                "!", f"{len(skipped)} tests needing {what} SKIPPED", red=True
+            )
+            terminalreporter.write_line(f"{reason}")
+
 
 @pytest.fixture(scope="session")
 def single_bench(tmp_path_factory):
