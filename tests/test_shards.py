@@ -20,9 +20,10 @@ from squeezex.bench import (
     reduce,
     run_shard,
     shard_from_env,
+    submit,
 )
 from squeezex.bench.claims import Claim, holder
-from squeezex.bench.submit import finished_shards, parse_time
+from squeezex.bench.submit import ShardsFailedError, finished_shards, parse_time
 from tests.sharding import cfg_at, cli, comparable
 
 
@@ -187,3 +188,34 @@ def test_fresh_cannot_be_sharded(tmp_path):
         run_shard(cfg_at(tmp_path, resume=False), 0, 2)
     with pytest.raises(ValueError, match="checkpoint cache"):
         run_shard(cfg_at(tmp_path, checkpoints=None), 0, 2)
+
+
+def test_submitted_local_jobs_report_a_failed_shard_and_a_resubmission_finishes(tmp_path, single):
+    cfg = cfg_at(tmp_path)
+    (scenes,) = [s for s in plan(cfg, 2) if s.parts[0].dataset == "scenes-6c"]
+    blocker = tmp_path / "run" / "cells" / cfg.fingerprint() / "scenes-6c"
+    blocker.parent.mkdir(parents=True)
+    blocker.write_text("a file where the shard's cells go")  # that shard fails
+    said = []
+    with pytest.raises(ShardsFailedError) as err:
+        submit(cfg, 2, cluster="local", poll=0.2, log=said.append)
+    message = str(err.value)
+    assert "1 of 2 shards did not finish" in message and f"shard {scenes.index}/2" in message
+    (log,) = [w for w in message.split() if w.endswith("_log.err")]
+    assert Path(log).is_file() and "scenes-6c" in Path(log).read_text()  # the traceback
+    assert any("FAILED" in s for s in said) and any("finished after" in s for s in said)
+    blocker.unlink()
+    said.clear()
+    results = submit(cfg, 2, cluster="local", poll=0.2, log=said.append)
+    assert said[0] == "1 of 2 shards already finished: submitting 1"
+    assert comparable(results) == comparable(single)
+
+
+def test_an_empty_claim_left_by_a_writer_killed_at_creation_is_broken(tmp_path):
+    path = tmp_path / "cell.claim"
+    path.write_text("")  # created, never written
+    assert not Claim(path).acquire()  # young: perhaps being written right now
+    os.utime(path, (time.time() - 60, time.time() - 60))
+    c = Claim(path)
+    assert c.acquire() and holder(path)["token"] == c.token
+    c.release()

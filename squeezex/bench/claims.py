@@ -48,6 +48,17 @@ def _alive(pid: int) -> bool:
     return True
 
 
+#: Seconds after which a claim file that cannot be read is taken for a dead writer's.
+UNREADABLE_AFTER = 5.0
+
+
+def _age(path: Path) -> float:
+    try:
+        return time.time() - path.stat().st_mtime
+    except OSError:
+        return 0.0
+
+
 def holder(path) -> dict | None:
     """What a claim file says about its holder (``None``: no claim, or unreadable)."""
     try:
@@ -82,16 +93,27 @@ class Claim:
         while True:
             if self._create():
                 return True
-            info = holder(self.path)
-            if info is not None and self.is_stale(info):
+            info = self._read()
+            if info is None and not self.path.exists():
+                continue  # released meanwhile: try again
+            if info is not None and (info == {} or self.is_stale(info)):
                 self._break(info)
-                continue
-            if info is None and self.path.exists():  # being written: look again shortly
-                time.sleep(0.05)
                 continue
             if not wait or (timeout is not None and time.monotonic() - start > timeout):
                 return False
             time.sleep(poll)
+
+    def _read(self) -> dict | None:
+        """The holder of the claim file; ``{}`` when it cannot be read after
+        ``UNREADABLE_AFTER`` seconds (its writer died between creating and writing it);
+        ``None`` when it is gone or is being written."""
+        info = holder(self.path)
+        if info is None and self.path.exists():
+            time.sleep(0.05)  # the microseconds between create and write
+            info = holder(self.path)
+            if info is None and self.path.exists() and _age(self.path) >= UNREADABLE_AFTER:
+                return {}
+        return info
 
     def release(self) -> None:
         """Give the claim back (only if this worker still holds it)."""
