@@ -52,8 +52,8 @@ def _choices(allowed, what: str):
     return parse
 
 
-def _bench_parser(sub) -> None:
-    from .bench import DEFAULT_DATASETS, DEFAULT_METHODS, FAMILIES
+def _bench_parser(sub) -> argparse.ArgumentParser:
+    from .bench import DEFAULT_DATASETS, DEFAULT_METHODS
     from .datasets import list_datasets
 
     datasets = list_datasets()
@@ -84,6 +84,13 @@ def _bench_parser(sub) -> None:
         "--pool", choices=["max", "avg"], default="max", help="global pooling of the CNN head"
     )
     b.add_argument("--device", default="cpu")
+    return _bench_run_options(b)
+
+
+def _bench_run_options(b) -> argparse.ArgumentParser:
+    """Where a run writes, what it scores, what it reuses."""
+    from .bench import FAMILIES
+
     b.add_argument("--out", default="data/runs/bench", help="output folder")
     b.add_argument(
         "--checkpoints",
@@ -112,7 +119,7 @@ def _bench_parser(sub) -> None:
         "--fresh", action="store_true", help="recompute everything this configuration wrote"
     )
     b.add_argument("--quiet", action="store_true", help="no progress bars")
-    _shard_options(b, "bench")
+    return b
 
 
 def _shard_options(b, command: str) -> None:
@@ -153,7 +160,7 @@ def _shard_options(b, command: str) -> None:
     )  # fmt: skip
 
 
-def _explain_parser(sub) -> None:
+def _explain_parser(sub) -> argparse.ArgumentParser:
     e = sub.add_parser(
         "explain",
         help="explain every image of a folder or dataset with a checkpoint's model; maps as uint8",
@@ -180,7 +187,7 @@ def _explain_parser(sub) -> None:
     g.add_argument("--n-per-class", type=_positive, default=None, help="default: the dataset's")
     g.add_argument("--seed", type=_natural, default=0, help="the data seed (default: 0)")
     e.add_argument("--quiet", action="store_true", help="no progress bars")
-    _shard_options(e, "explain")
+    return e
 
 
 def _figures_parser(sub) -> None:
@@ -216,8 +223,8 @@ def _generate_parser(sub) -> None:
 def _parser() -> argparse.ArgumentParser:
     p = _Parser(prog="squeezex", description="squeezex: SE explanations and their benchmark")
     sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
-    _bench_parser(sub)
-    _explain_parser(sub)
+    _shard_options(_bench_parser(sub), "bench")
+    _shard_options(_explain_parser(sub), "explain")
     _figures_parser(sub)
     _generate_parser(sub)
     return p
