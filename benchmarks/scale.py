@@ -23,7 +23,8 @@ measured start-up (interpreter, torch, model). The full sizes are assumptions, p
 with each plan: ImageNet-val's 50,000 images × every method; CelebA's 162,770 training
 and 19,962 test images; the speakers benchmark at 100,000 training and 20,000 test clips.
 
-Usage: ``python benchmarks/scale.py [--wall 4] [--json benchmarks/scale.json]``
+Usage: ``python benchmarks/scale.py [--wall 4] [--json benchmarks/scale.json]`` (and
+``--replan benchmarks/scale.json`` to plan again from those measurements).
 """
 
 from __future__ import annotations
@@ -155,6 +156,7 @@ def harness_plan(name, datasets, n_train, n_test, epochs, forward_ms, train_img,
                  methods, seeds, wall_h, startup) -> dict:  # fmt: skip
     """Seconds per piece of work, the total, and the shards that fit ``wall_h`` hours."""
     from squeezex.bench import BenchConfig, plan
+    from squeezex.bench.shards import most_shards
 
     cfg = BenchConfig(dataset=",".join(datasets), methods=methods, seeds=seeds,
                       explain_seeds=seeds, progress=False)  # fmt: skip
@@ -174,7 +176,7 @@ def harness_plan(name, datasets, n_train, n_test, epochs, forward_ms, train_img,
         )
 
     total = len(datasets) * seeds * (train + sum(unit_cells))
-    most = len(datasets) * seeds * (len(unit_cells) + 1)
+    most = most_shards(cfg)
     fits = next((n for n in range(1, most + 1)
                  if max(load(s) for s in plan(cfg, n)) <= wall_h * 3600), None)  # fmt: skip
     speedups = {n: total / max(load(s) for s in plan(cfg, n)) for n in (2, 4, 8, 16) if n <= most}
@@ -243,9 +245,24 @@ def plans(measured: dict, wall_h: float) -> list[dict]:
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--wall", type=float, default=4.0, help="wall time per job, hours")
-    p.add_argument("--json", default=None)
+    p.add_argument("--json", default=None, help="write the measurements and plans here")
+    p.add_argument("--replan", default=None, help="plan from this JSON's measurements")
     args = p.parse_args()
     warnings.filterwarnings("ignore")
+    if args.replan:
+        measured = json.loads(Path(args.replan).read_text())["measured"]
+    else:
+        measured = measure()
+        if args.json:  # kept before planning
+            Path(args.json).write_text(json.dumps({"measured": measured}, indent=2) + "\n")
+    rows = plans(measured, args.wall)
+    report(measured, rows, args.wall)
+    if args.json:
+        out = {"measured": measured, "plans": rows, "wall_hours": args.wall}
+        Path(args.json).write_text(json.dumps(out, indent=2) + "\n")
+
+
+def measure() -> dict:
     print("1. methods at 224 px (resnet18 + SE, batch 4):", flush=True)
     measured = {"methods": method_costs()}
     with tempfile.TemporaryDirectory() as tmp:
@@ -254,10 +271,7 @@ def main() -> None:
     measured["speakers"] = speaker_costs()
     measured["startup"] = startup_seconds()
     measured["threads"] = torch.get_num_threads()
-    report(measured, plans(measured, args.wall), args.wall)
-    if args.json:
-        out = {"measured": measured, "plans": plans(measured, args.wall), "wall_hours": args.wall}
-        Path(args.json).write_text(json.dumps(out, indent=2) + "\n")
+    return measured
 
 
 def report(measured: dict, rows: list[dict], wall_h: float) -> None:

@@ -17,7 +17,7 @@ import os
 import re
 from dataclasses import dataclass
 
-__all__ = ["Part", "Shard", "plan", "parse_shard", "shard_from_env"]
+__all__ = ["Part", "Shard", "plan", "most_shards", "parse_shard", "shard_from_env"]
 
 
 @dataclass(frozen=True)
@@ -59,6 +59,12 @@ def _weight(cfg, explained: bool) -> int:
     return 2 + (len(cfg.methods) + 4 if explained else 0)
 
 
+def most_shards(cfg) -> int:
+    """The most shards ``cfg``'s run splits into: a shard per training unit, and an
+    explained unit split up to one part per cell (methods + 3 references)."""
+    return len(cfg.datasets) * (cfg.seeds + cfg.explain_seeds * (len(cfg.methods) + 2))
+
+
 def plan(cfg, count: int) -> list[Shard]:
     """The ``count`` shards of ``cfg``'s run (see the module docstring).
 
@@ -68,8 +74,7 @@ def plan(cfg, count: int) -> list[Shard]:
     units = [(d, s) for d in cfg.datasets for s in cfg.train_seeds]
     explained = set(cfg.explained_seeds)
     weight = {u: _weight(cfg, u[1] in explained) for u in units}
-    # an explained unit splits into at most one part per cell (methods + 3 references)
-    most = len(units) + sum(w - 4 for u, w in weight.items() if u[1] in explained)
+    most = most_shards(cfg)
     if not 1 <= count <= most:
         raise ValueError(
             f"a run with {len(units)} training units and these methods splits into 1 to "
