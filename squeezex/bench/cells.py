@@ -24,6 +24,7 @@ from ..common import stratified_indices
 from ..explainers import explainer_info
 from ..metrics.road import mean_height
 from ..models.se import find_se_block
+from .claims import Claim
 from .config import BenchConfig
 from .stats import summarise
 
@@ -183,9 +184,17 @@ def _run_fit(unit: Unit, fit_fn) -> tuple[dict, dict]:
     if cache is not None and not cfg.resume:
         cache.unlink(missing_ok=True)  # --fresh: fit again
     start = time.perf_counter()
-    kwargs = fit_fn(
-        unit.model, unit.train, cache=cache, device=cfg.device, progress=cfg.progress, **options
-    )
+    claim = Claim(cache.with_name(cache.name + ".claim")) if cache is not None else None
+    if claim is not None:  # shards splitting a unit's cells fit once; the others wait and load
+        claim.acquire(wait=True)
+    try:
+        kwargs = fit_fn(
+            unit.model, unit.train, cache=cache, device=cfg.device, progress=cfg.progress,
+            **options,
+        )  # fmt: skip
+    finally:
+        if claim is not None:
+            claim.release()
     summary = {"fit_seconds": time.perf_counter() - start, "cache": str(cache) if cache else None}
     for v in kwargs.values():
         if hasattr(v, "summary"):
