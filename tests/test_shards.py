@@ -190,7 +190,10 @@ def test_fresh_cannot_be_sharded(tmp_path):
         run_shard(cfg_at(tmp_path, checkpoints=None), 0, 2)
 
 
-def test_submitted_local_jobs_report_a_failed_shard_and_a_resubmission_finishes(tmp_path, single):
+def test_submitted_local_jobs_report_a_failed_shard_and_a_resubmission_finishes(
+    tmp_path, single, monkeypatch
+):
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")  # the jobs inherit it: as many threads as `single`
     cfg = cfg_at(tmp_path)
     (scenes,) = [s for s in plan(cfg, 2) if s.parts[0].dataset == "scenes-6c"]
     blocker = tmp_path / "run" / "cells" / cfg.fingerprint() / "scenes-6c"

@@ -220,7 +220,7 @@ def _watch(jobs, ids: list[int], count: int, log, poll: float, what) -> list[str
             try:
                 result = job.result()
             except Exception as exc:  # a raised error, or a killed or cancelled job
-                why = " ".join(str(exc).split())[-300:]
+                why = _last_error(exc)
                 failed.append(
                     f"  shard {i}/{count} (job {job.job_id}): {why}; log: {job.paths.stderr}"
                 )
@@ -233,6 +233,14 @@ def _watch(jobs, ids: list[int], count: int, log, poll: float, what) -> list[str
         if pending:
             _time.sleep(poll)
     return failed
+
+
+def _last_error(exc: Exception) -> str:
+    """The error a job raised, in one line (submitit's message holds the whole traceback
+    and then the log paths)."""
+    text = str(exc).split("\n----")[0]
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    return (lines[-1] if lines else type(exc).__name__)[:300]
 
 
 def _ended(job) -> bool:
