@@ -160,6 +160,19 @@ def test_reduce_names_what_is_missing(tmp_path):
     assert finished_shards(cfg, 1) == []  # its marker no longer holds: resubmitted
 
 
+def test_a_lost_checkpoint_makes_its_training_shard_run_again(tmp_path):
+    cfg = cfg_at(tmp_path, dataset="an8flower-single-6c", methods=["random"])  # seeds 0, 1
+    for i in range(2):
+        run_shard(cfg, i, 2)
+    reduce(cfg)
+    assert finished_shards(cfg, 2) == [0, 1]
+    (lost,) = (tmp_path / "ck").glob("an8flower-single-6c-plain-1-*.pt")  # seed 1: no cells
+    lost.unlink()
+    with pytest.raises(IncompleteRunError, match=f"no checkpoint {lost.name}"):
+        reduce(cfg)
+    assert finished_shards(cfg, 2) == []  # submitting again runs the shard that trains it
+
+
 def test_a_shard_killed_mid_cell_is_finished_by_a_rerun_without_redoing_cells(tmp_path, single):
     out = ["--out", str(tmp_path / "run"), "--checkpoints", str(tmp_path / "ck")]
     cells = tmp_path / "run" / "cells"

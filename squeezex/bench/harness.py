@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import shutil
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -114,9 +115,15 @@ def reduce(cfg: BenchConfig) -> dict:
 
     Raises:
         IncompleteRunError: cells or checkpoints are missing (named, up to five): a shard
-            has not finished.
+            has not finished, or what it wrote is gone — the shards' records of having
+            finished are then removed, so a resubmission runs every shard again (reusing
+            all that is intact).
     """
-    return _execute(cfg, Work(compute=False))
+    try:
+        return _execute(cfg, Work(compute=False))
+    except IncompleteRunError:
+        shutil.rmtree(Path(cfg.out) / "shards" / cfg.fingerprint(), ignore_errors=True)
+        raise
 
 
 def shard_marker(cfg: BenchConfig, count: int, index: int) -> Path:

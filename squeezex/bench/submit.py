@@ -134,7 +134,8 @@ def submit(
             finished shards are kept, and calling again resubmits only the others.
     """
     count = shards or default_shards(cfg)
-    plan(cfg, count)  # checks count before anything is submitted
+    plan(cfg, count)  # checks count and the time limit before anything is cleared or submitted
+    parse_time(resources.get("time", 60))
     if not cfg.resume:
         RunStore(cfg.out, cfg.fingerprint()).open(fresh=True)
         for i in range(count):
