@@ -12,32 +12,32 @@ Example:
     torch.Size([1, 1, 64, 64])
 """
 
-from .explainers import (
-    GradCAM,
-    RandomAttribution,
-    RelevantFeatures,
-    SEAttribution,
-    VEBIAttribution,
-    get_explainer,
-    list_explainers,
-    register_explainer,
-)
-from .models.se import SEBlock, attach_se_head, find_feature_layer, find_se_block
-
 __version__ = "0.1.0"
 
-__all__ = [
-    "SEBlock",
-    "attach_se_head",
-    "find_feature_layer",
-    "find_se_block",
-    "SEAttribution",
-    "VEBIAttribution",
-    "RelevantFeatures",
-    "GradCAM",
-    "RandomAttribution",
-    "get_explainer",
-    "list_explainers",
-    "register_explainer",
-    "__version__",
-]
+#: The package's names, imported from their modules when first used: ``import squeezex``
+#: (and ``squeezex --help``) does not import torch.
+_LAZY = {
+    **dict.fromkeys(
+        ["GradCAM", "RandomAttribution", "RelevantFeatures", "SEAttribution", "VEBIAttribution",
+         "get_explainer", "list_explainers", "register_explainer"],
+        ".explainers",
+    ),
+    **dict.fromkeys(["SEBlock", "attach_se_head", "find_feature_layer", "find_se_block"],
+                    ".models.se"),
+}  # fmt: skip
+
+__all__ = [*_LAZY, "__version__"]
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        import importlib
+
+        value = getattr(importlib.import_module(_LAZY[name], __name__), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'squeezex' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_LAZY})

@@ -52,12 +52,11 @@ def _choices(allowed, what: str):
     return parse
 
 
-def _bench_parser(sub) -> argparse.ArgumentParser:
+def _bench_parser(b) -> argparse.ArgumentParser:
     from .bench import DEFAULT_DATASETS, DEFAULT_METHODS
     from .datasets import list_datasets
 
     datasets = list_datasets()
-    b = sub.add_parser("bench", help="train, explain, score; print the table and write results")
     b.add_argument(
         "--dataset",
         default=DEFAULT_DATASETS,
@@ -160,11 +159,7 @@ def _shard_options(b, command: str) -> None:
     )  # fmt: skip
 
 
-def _explain_parser(sub) -> argparse.ArgumentParser:
-    e = sub.add_parser(
-        "explain",
-        help="explain every image of a folder or dataset with a checkpoint's model; maps as uint8",
-    )
+def _explain_parser(e) -> argparse.ArgumentParser:
     e.add_argument("--model", required=True, help="a checkpoint the benchmark wrote (.pt)")
     e.add_argument(
         "--data", required=True,
@@ -190,12 +185,9 @@ def _explain_parser(sub) -> argparse.ArgumentParser:
     return e
 
 
-def _figures_parser(sub) -> None:
+def _figures_parser(f) -> None:
     from .figures import FORMATS
 
-    f = sub.add_parser(
-        "figures", help="write a benchmark run's paper figures (PDF, PNG) and LaTeX tables"
-    )
     f.add_argument("--results", required=True, help="run folder holding results.json")
     f.add_argument("--out", default=None, help="output folder (default: <results>/figures)")
     f.add_argument(
@@ -207,11 +199,10 @@ def _figures_parser(sub) -> None:
     f.add_argument("--dpi", type=_positive, default=300, help="resolution of PNG figures")
 
 
-def _generate_parser(sub) -> None:
+def _generate_parser(g) -> None:
     from .datasets import list_datasets
 
     datasets = list_datasets("single-label")  # class folders: multi-label ones have none
-    g = sub.add_parser("generate", help="write a generated dataset split as PNG folders")
     g.add_argument("--dataset", default=datasets[0], choices=datasets, help="a registered dataset")
     g.add_argument("--split", default="train", choices=["train", "test"])
     g.add_argument("--n-per-class", type=_positive, default=20)
@@ -220,13 +211,51 @@ def _generate_parser(sub) -> None:
     g.add_argument("--out", required=True, help="folder; masks go to <out>_MASK")
 
 
-def _parser() -> argparse.ArgumentParser:
-    p = _Parser(prog="squeezex", description="squeezex: SE explanations and their benchmark")
+#: command → (its one-line help, what adds its options). Only the command being run gets
+#: its options (they import the registries, and so torch): ``squeezex --help`` stays fast.
+_COMMANDS = {
+    "bench": (
+        "train, explain, score; print the table and write results",
+        lambda b: _shard_options(_bench_parser(b), "bench"),
+    ),
+    "explain": (
+        "explain every image of a folder or dataset with a checkpoint's model; maps as uint8",
+        lambda e: _shard_options(_explain_parser(e), "explain"),
+    ),
+    "figures": (
+        "write a benchmark run's paper figures (PDF, PNG) and LaTeX tables",
+        lambda f: _figures_parser(f),
+    ),
+    "generate": (
+        "write a generated dataset split as PNG folders",
+        lambda g: _generate_parser(g),
+    ),
+}
+
+EXAMPLES = """examples:
+  squeezex bench --dataset an8flower-single-6c --methods se,gradcam,random --out data/runs/mine
+  squeezex figures --results data/runs/mine
+  squeezex explain --model data/checkpoints/<model>.pt --data <image folder> --out data/maps/mine
+  squeezex generate --dataset an8flower-single-6c --split test --out data/an8flower/test
+  squeezex bench --help   (every option of one command, with its default)
+"""
+
+
+def _parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
+    from . import __version__
+
+    p = _Parser(
+        prog="squeezex", description="squeezex: SE explanations and their benchmark",
+        epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter,
+    )  # fmt: skip
+    p.add_argument("--version", action="version", version=f"squeezex {__version__}")
     sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
-    _shard_options(_bench_parser(sub), "bench")
-    _shard_options(_explain_parser(sub), "explain")
-    _figures_parser(sub)
-    _generate_parser(sub)
+    argv = sys.argv[1:] if argv is None else argv
+    wanted = next((a for a in argv if not a.startswith("-")), None)
+    for name, (text, add_options) in _COMMANDS.items():
+        command = sub.add_parser(name, help=text, description=text)
+        if name == wanted:
+            add_options(command)
     return p
 
 
@@ -379,9 +408,7 @@ def main(argv: list[str] | None = None) -> int:
     import functools
     import warnings
 
-    from .bench.submit import ShardsFailedError
-
-    parser = _parser()
+    parser = _parser(argv)
     args = parser.parse_args(argv)
     commands = {"bench": _bench, "explain": _explain, "figures": _figures, "generate": _generate}
     command = commands[args.command]
@@ -389,7 +416,11 @@ def main(argv: list[str] | None = None) -> int:
     warnings.formatwarning = functools.partial(_one_line, _default=default)
     try:
         return command(args)
-    except (ValueError, OSError, ShardsFailedError) as exc:  # never a bare KeyError
+    except Exception as exc:  # what a user can get wrong, in one line; never a bare KeyError
+        from .bench.submit import ShardsFailedError
+
+        if not isinstance(exc, (ValueError, OSError, ShardsFailedError)):
+            raise
         if os.environ.get("SQUEEZEX_DEBUG"):
             raise
         print(f"squeezex: error: {' '.join(str(exc).split())}", file=sys.stderr)

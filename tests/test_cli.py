@@ -174,3 +174,32 @@ def test_generate_writes_a_registered_dataset_the_folder_loader_reads(tmp_path, 
     image, target, mask = ds[0]
     assert len(ds) == 12 and len(ds.classes) == 6
     assert image.shape == (3, 48, 48) and mask.shape == (1, 48, 48) and mask.any()
+
+
+def test_help_and_version_answer_without_importing_torch():
+    """The top-level help and --version import no torch (a command's options do)."""
+    code = (
+        "import sys\n"
+        "from squeezex.cli import main\n"
+        "for argv in (['--help'], ['--version']):\n"
+        "    try:\n"
+        "        main(argv)\n"
+        "    except SystemExit as e:\n"
+        "        assert e.code == 0, e.code\n"
+        "print('torch' in sys.modules)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    lines = out.stdout.strip().splitlines()
+    assert lines[-1] == "False"  # torch was not imported
+    assert "squeezex 0." in out.stdout and "examples:" in out.stdout
+    for command in ("bench", "explain", "figures", "generate"):
+        assert command in out.stdout
+
+
+def test_a_command_s_help_lists_its_options(capsys):
+    with pytest.raises(SystemExit) as e:
+        main(["bench", "--help"])
+    assert e.value.code == 0
+    text = capsys.readouterr().out
+    assert "--methods" in text and "--shard I/N" in text and "--submit" in text
