@@ -16,6 +16,15 @@ from pathlib import Path
 __all__ = ["main"]
 
 
+class _Formatter(argparse.RawDescriptionHelpFormatter):
+    """Help lines wrapped between words only (never inside ``activation-mean``)."""
+
+    def _split_lines(self, text, width):
+        import textwrap
+
+        return textwrap.wrap(" ".join(text.split()), width, break_on_hyphens=False)
+
+
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str):  # one line, status 2
         self.exit(2, f"{self.prog}: error: {message}\n")
@@ -55,34 +64,45 @@ def _choices(allowed, what: str):
 def _bench_parser(b) -> argparse.ArgumentParser:
     from .bench import DEFAULT_DATASETS, DEFAULT_METHODS
     from .datasets import list_datasets
+    from .explainers import list_explainers
 
     datasets = list_datasets()
     b.add_argument(
         "--dataset",
         default=DEFAULT_DATASETS,
         type=_choices(datasets, "dataset"),
-        help=f"one or more (comma-separated) of {', '.join(datasets)} (default: {DEFAULT_DATASETS})",
+        help=f"one or more (comma-separated) of {', '.join(datasets)} "
+        f"(default: {DEFAULT_DATASETS.replace(',', ', ')})",
     )
     b.add_argument(
         "--methods",
         default=",".join(DEFAULT_METHODS),
-        help="comma-separated registry names, or 'all' (default: %(default)s)",
+        help=f"comma-separated, or 'all'; registered: {', '.join(list_explainers())} "
+        f"(default: {', '.join(DEFAULT_METHODS)})",
     )
     b.add_argument(
-        "--seed", type=_natural, default=0, help="data seed and first training seed (>= 0)"
-    )
+        "--seed", type=_natural, default=0,
+        help="the data seed (which images are generated) and the first training seed: the "
+        "models are trained with seeds SEED, SEED+1, ... (default: %(default)s)",
+    )  # fmt: skip
     b.add_argument(
-        "--seeds", type=_positive, default=3, help="training seeds for the accuracy claim"
-    )
-    b.add_argument("--size", type=_positive, default=64, help="image side in pixels")
-    per = " images per class (faces, speakers: in all)"
+        "--seeds", type=_positive, default=3,
+        help="how many training seeds: models with and without SE trained per seed, for the "
+        "accuracy claim (default: %(default)s)",
+    )  # fmt: skip
+    b.add_argument("--size", type=_positive, default=64, help="image side in pixels (default: 64)")
+    per = " images per class (faces, speakers: in all; default: the dataset's)"
     b.add_argument("--n-train", type=_positive, default=None, help="training" + per)
     b.add_argument("--n-test", type=_positive, default=None, help="test" + per)
-    b.add_argument("--epochs", type=_positive, default=12)
     b.add_argument(
-        "--pool", choices=["max", "avg"], default="max", help="global pooling of the CNN head"
-    )
-    b.add_argument("--device", default="cpu")
+        "--epochs", type=_positive, default=12,
+        help="training epochs, where the dataset sets none (default: %(default)s)",
+    )  # fmt: skip
+    b.add_argument(
+        "--pool", choices=["max", "avg"], default="max",
+        help="global pooling of the CNN head (default: %(default)s)",
+    )  # fmt: skip
+    b.add_argument("--device", default="cpu", help="cpu, cuda, cuda:<i> or mps (default: cpu)")
     return _bench_run_options(b)
 
 
@@ -90,11 +110,11 @@ def _bench_run_options(b) -> argparse.ArgumentParser:
     """Where a run writes, what it scores, what it reuses."""
     from .bench import FAMILIES
 
-    b.add_argument("--out", default="data/runs/bench", help="output folder")
+    b.add_argument("--out", default="data/runs/bench", help="output folder (default: %(default)s)")
     b.add_argument(
         "--checkpoints",
         default="data/checkpoints",
-        help="checkpoint cache folder ('' to always retrain)",
+        help="checkpoint cache folder, '' to always retrain (default: %(default)s)",
     )
     b.add_argument(
         "--vebi-mu",
@@ -112,7 +132,8 @@ def _bench_run_options(b) -> argparse.ArgumentParser:
         "--explain-seeds",
         type=_positive,
         default=1,
-        help="explain and score this many training seeds' models (seed becomes a table dimension)",
+        help="how many of the trained SE models (the first seeds) to explain and score; above "
+        "1 the seed is a dimension of the tables (default: %(default)s)",
     )
     b.add_argument(
         "--fresh", action="store_true", help="recompute everything this configuration wrote"
@@ -131,7 +152,8 @@ def _shard_options(b, command: str) -> None:
     )
     g.add_argument(
         "--shard", default=None, metavar="I/N",
-        help="run only shard I (from 0) of N; the tables come from --reduce afterwards",
+        help="run only shard I (from 0) of N; the tables come from --reduce afterwards "
+        "(default: everything, or the Slurm array task's shard)",
     )  # fmt: skip
     if command == "bench":
         g.add_argument(
@@ -141,7 +163,7 @@ def _shard_options(b, command: str) -> None:
     g.add_argument(
         "--submit", choices=["slurm", "local"], default=None,
         help="submit every shard as one job array through submitit (local: processes here), "
-        "report each as it ends, then reduce",
+        "report each as it ends, then reduce (default: run here)",
     )  # fmt: skip
     g.add_argument(
         "--shards", type=_positive, default=None,
@@ -178,7 +200,7 @@ def _explain_parser(e) -> argparse.ArgumentParser:
         help="the class each map explains (default: %(default)s)",
     )  # fmt: skip
     g = e.add_argument_group("a dataset name as --data (generated, like squeezex generate)")
-    g.add_argument("--split", default="test", choices=["train", "test"])
+    g.add_argument("--split", default="test", choices=["train", "test"], help="default: test")
     g.add_argument("--n-per-class", type=_positive, default=None, help="default: the dataset's")
     g.add_argument("--seed", type=_natural, default=0, help="the data seed (default: 0)")
     e.add_argument("--quiet", action="store_true", help="no progress bars")
@@ -196,18 +218,34 @@ def _figures_parser(f) -> None:
         type=_choices(FORMATS, "format"),
         help=f"comma-separated, of {', '.join(FORMATS)} (default: %(default)s)",
     )
-    f.add_argument("--dpi", type=_positive, default=300, help="resolution of PNG figures")
+    f.add_argument(
+        "--dpi", type=_positive, default=300, help="resolution of PNG figures (default: 300)"
+    )
 
 
 def _generate_parser(g) -> None:
     from .datasets import list_datasets
 
     datasets = list_datasets("single-label")  # class folders: multi-label ones have none
-    g.add_argument("--dataset", default=datasets[0], choices=datasets, help="a registered dataset")
-    g.add_argument("--split", default="train", choices=["train", "test"])
-    g.add_argument("--n-per-class", type=_positive, default=20)
-    g.add_argument("--size", type=_positive, default=112)
-    g.add_argument("--seed", type=_natural, default=0)
+    g.add_argument(
+        "--dataset",
+        default=datasets[0],
+        choices=datasets,
+        help="a registered single-label dataset (default: %(default)s)",
+    )
+    g.add_argument(
+        "--split",
+        default="train",
+        choices=["train", "test"],
+        help="which split (default: %(default)s)",
+    )
+    g.add_argument(
+        "--n-per-class", type=_positive, default=20, help="images per class (default: %(default)s)"
+    )
+    g.add_argument(
+        "--size", type=_positive, default=112, help="image side in pixels (default: %(default)s)"
+    )
+    g.add_argument("--seed", type=_natural, default=0, help="the data seed (default: %(default)s)")
     g.add_argument("--out", required=True, help="folder; masks go to <out>_MASK")
 
 
@@ -246,14 +284,14 @@ def _parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
 
     p = _Parser(
         prog="squeezex", description="squeezex: SE explanations and their benchmark",
-        epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog=EXAMPLES, formatter_class=_Formatter,
     )  # fmt: skip
     p.add_argument("--version", action="version", version=f"squeezex {__version__}")
     sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
     argv = sys.argv[1:] if argv is None else argv
     wanted = next((a for a in argv if not a.startswith("-")), None)
     for name, (text, add_options) in _COMMANDS.items():
-        command = sub.add_parser(name, help=text, description=text)
+        command = sub.add_parser(name, help=text, description=text, formatter_class=_Formatter)
         if name == wanted:
             add_options(command)
     return p

@@ -203,3 +203,31 @@ def test_a_command_s_help_lists_its_options(capsys):
     assert e.value.code == 0
     text = capsys.readouterr().out
     assert "--methods" in text and "--shard I/N" in text and "--submit" in text
+
+
+def test_every_option_says_what_it_does_and_its_default():
+    import argparse
+
+    from squeezex.cli import _COMMANDS, _parser
+
+    vague = []
+    for name in _COMMANDS:
+        (sub,) = [a for a in _parser([name])._actions if isinstance(a, argparse._SubParsersAction)]
+        for action in sub.choices[name]._actions:
+            if not action.option_strings or action.dest == "help":
+                continue
+            text = action.help or ""
+            flag = isinstance(action, argparse._StoreTrueAction)
+            if not text or not (flag or action.required or "default" in text):
+                vague.append(f"{name} {action.option_strings[0]}")
+    assert not vague, vague
+
+
+def test_help_never_wraps_inside_a_method_name(capsys):
+    from squeezex.explainers import list_explainers
+
+    with pytest.raises(SystemExit):
+        main(["bench", "--help"])
+    lines = capsys.readouterr().out.splitlines()
+    words = {w.strip(",()") for line in lines for w in line.split()}
+    assert set(list_explainers()) <= words  # every name whole on one line
