@@ -310,15 +310,14 @@ def _intact(path: Path, rows: range) -> bool:
 
 
 def _explain_method(job: ExplainJob, model, method: str, loader, rows: range, path: Path) -> dict:
-    from tqdm.auto import tqdm
-
     from .bench.store import quantise
     from .explainers import explainer_info
+    from .progress import progress as progress_bar
 
     explainer = explainer_info(method).build(model)
     maps, labels = [], []
-    bar = tqdm(total=len(rows), desc=f"{method} [{rows.start}:{rows.stop})", unit="img",
-               disable=not job.progress, leave=False)  # fmt: skip
+    bar = progress_bar(total=len(rows), desc=f"{method} [{rows.start}:{rows.stop})", unit="img",
+                       disable=not job.progress)  # fmt: skip
     start = time.perf_counter()
     for x, y, _ in loader:
         x = x.to(job.device)

@@ -8,10 +8,10 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 from torch import nn
-from tqdm.auto import tqdm
 
 from .common import eval_mode, make_loader, split_batch
 from .io import atomic_torch_save
+from .progress import progress as progress_bar
 
 __all__ = [
     "fit",
@@ -65,7 +65,7 @@ def fit(
     opt, sched = _optimiser(model, lr, weight_decay, epochs * len(loader))
     result = FitResult()
     start = time.perf_counter()
-    bar = tqdm(range(epochs), desc=desc, disable=not progress, leave=False)
+    bar = progress_bar(range(epochs), desc=desc, disable=not progress)
     for _ in bar:
         total, correct, loss_sum = 0, 0, 0.0
         for batch in loader:
@@ -210,7 +210,7 @@ def fit_speakers(
     opt, sched = _optimiser(model, lr, weight_decay, epochs * steps)
     g = torch.Generator().manual_seed(seed)
     result, start = FitResult(), time.perf_counter()
-    bar = tqdm(range(epochs), desc=desc, disable=not progress, leave=False)
+    bar = progress_bar(range(epochs), desc=desc, disable=not progress)
     for _ in bar:
         loss_sum, correct = 0.0, 0.0
         for idx in torch.randperm(n, generator=g).split(batch_size):

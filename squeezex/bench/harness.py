@@ -17,7 +17,6 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import torch
-from tqdm.auto import tqdm
 
 from ..datasets import get_dataset
 from ..explainers import SEAttribution
@@ -26,6 +25,7 @@ from ..geometry import feature_geometry
 from ..io import atomic_write_json, remove_stale_temps
 from ..metrics import stride_periods
 from ..models.se import find_se_block, layer_output_shape
+from ..progress import progress as progress_bar
 from ..viz import explanation_grid, save_figure
 from .cells import CellKey, Unit, compute_cell, model_id, not_applicable
 from .claims import Claim, holder
@@ -190,7 +190,7 @@ def run_cells(store: RunStore, unit, keys, done: list[dict], work: Work, compute
     tables after each computed cell, so an interrupted run loses at most the cell in
     progress. A method that does not apply to the unit's model is skipped, with why."""
     cfg = unit.cfg
-    bar = tqdm(keys, desc=f"{unit.dataset} seed {unit.seed}", disable=not cfg.progress, leave=False)
+    bar = progress_bar(keys, desc=f"{unit.dataset} seed {unit.seed}", disable=not cfg.progress)
     for key in bar:
         bar.set_postfix_str(key.method)
         if compute is None and key.kind == "method" and (why := not_applicable(unit, key.method)):

@@ -8,9 +8,9 @@ from dataclasses import dataclass
 
 import torch
 from torch import nn
-from tqdm.auto import tqdm
 
 from ...common import eval_mode, make_loader, select_output, split_batch
+from ...progress import progress as progress_bar
 from .backward import _CONV, _RELU, _Tracer
 
 __all__ = ["default_layers", "extract_features", "FeatureSet"]
@@ -92,7 +92,7 @@ def extract_features(
     sizes: dict[str, int] = {}
     width = 0
     with eval_mode(model), torch.no_grad():
-        for batch in tqdm(loader, desc=desc, disable=not progress, leave=False):
+        for batch in progress_bar(loader, desc=desc, disable=not progress):
             x, y = split_batch(batch)
             x = x.to(device)
             if layers is None:

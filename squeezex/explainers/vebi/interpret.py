@@ -7,8 +7,8 @@ from dataclasses import dataclass
 
 import torch
 from torch import nn
-from tqdm.auto import tqdm
 
+from ...progress import progress as progress_bar
 from .backward import _EPS, backproject, feature_heatmap
 from .features import extract_features
 from .lasso import RelevantFeatures
@@ -81,7 +81,7 @@ def interpret(
     classes = list(range(len(relevant.coef_))) if classes is None else list(classes)
     names = list(class_names) if class_names is not None else getattr(dataset, "classes", None)
     feats, images, heats, examples = [], [], [], []
-    for j in tqdm(classes, desc="average visualisations", disable=not progress, leave=False):
+    for j in progress_bar(classes, desc="average visualisations", disable=not progress):
         idx_class = _members(fs.targets, j)
         rel = relevant.relevant(j)[:max_features] if len(idx_class) else []
         imgs, hs, exs = [], [], []

@@ -10,9 +10,9 @@ from pathlib import Path
 import numpy as np
 import torch
 from torch import nn
-from tqdm.auto import tqdm
 
 from ...io import atomic_torch_save
+from ...progress import progress as progress_bar
 from .features import FeatureSet, extract_features
 
 __all__ = ["mu_lasso", "RelevantFeatures", "model_fingerprint", "data_fingerprint"]
@@ -179,7 +179,7 @@ class RelevantFeatures:
         X = fs.X.numpy()
         gram = X.T @ X if X.shape[1] <= _GRAM_MAX else None
         coef = np.zeros((n_classes, X.shape[1]))
-        for j in tqdm(range(n_classes), desc="μ-lasso", disable=not self.progress, leave=False):
+        for j in progress_bar(range(n_classes), desc="μ-lasso", disable=not self.progress):
             # one-vs-rest: the class's images, or (multi-label) the images with attribute j
             target = (y[:, j].numpy() == 1 if y.dim() == 2 else y.numpy() == j).astype(np.float64)
             if target.any():
