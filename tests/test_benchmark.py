@@ -257,6 +257,31 @@ def test_ranking_uses_the_vocabulary_fastest_first(first_run):
     assert res["metrics"]["ms_per_image"]["direction"] == "lower"
 
 
+def test_the_machine_load_is_recorded_and_a_busy_one_warned_under_the_cost_rows(
+    first_run, monkeypatch
+):
+    import os
+
+    from squeezex.bench import format_table
+    from squeezex.bench.cells import machine_load
+    from squeezex.bench.tables import busy_lines
+
+    _, _, res = first_run
+    cores = len(os.sched_getaffinity(0))
+    load = res["load"]["an8flower-single-6c/0/se"]
+    assert load["cores"] == cores and load["busy"] == (load["load_1min"] > cores)
+    quiet = {**res, "load": {k: {**v, "busy": False} for k, v in res["load"].items()}}
+    assert busy_lines(quiet, "an8flower-single-6c", 0) == []
+    assert "WARNING" not in format_table(quiet)
+    monkeypatch.setattr(os, "getloadavg", lambda: (cores + 1.5, 0.0, 0.0))
+    assert machine_load() == {"load_1min": cores + 1.5, "cores": cores, "busy": True}
+    busy = {**res, "load": {"an8flower-single-6c/0/se": machine_load()}}
+    (line,) = busy_lines(busy, "an8flower-single-6c", 0)
+    assert line.startswith("WARNING: se timed while the machine was busy") and str(cores) in line
+    table = format_table(busy)
+    assert table.index(line) > table.index("ms_per_image"), "under the cost rows"
+
+
 def test_every_metric_of_a_methods_all_run_has_a_direction(tmp_path):
     cfg = _cfg(tmp_path, methods=["all"], n_test_per_class=1, checkpoints=None)
     res = run(cfg)

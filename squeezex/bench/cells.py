@@ -10,6 +10,7 @@ summary and the sanity curve. The store (:mod:`.store`) writes and reads cells.
 from __future__ import annotations
 
 import inspect
+import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -73,6 +74,8 @@ class Cell:
     model: str | None = None
     #: the dataset spec's key (``DatasetSpec.key()``) when the cell was made
     spec: str | None = None
+    #: the machine's load when the maps were timed (:func:`machine_load`)
+    load: dict | None = None
 
     def rows(self) -> list[dict]:
         k = self.key
@@ -122,6 +125,7 @@ class Cell:
             "sanity": self.sanity,
             "model": self.model,
             "spec": self.spec,
+            "load": self.load,
         }
 
 
@@ -241,6 +245,7 @@ def compute_cell(unit: Unit, key: CellKey) -> Cell:
         maps, ms = _explain(make(unit.model), unit)
         cell = Cell(key, {}, maps, fit=fit_summary, groups=unit.groups)
         cell.timing = {"ms_per_image": ms, "forward_ms_per_image": unit.forward_ms}
+        cell.load = machine_load()
     cell.model = model_id(unit.checkpoint)
     cell.spec = unit.spec_key
     cell.values.update(_map_metrics(unit, cell.maps, families))
@@ -253,6 +258,19 @@ def compute_cell(unit: Unit, key: CellKey) -> Cell:
     if key.kind == "method" and "sanity" in families:
         cell.sanity = _sanity(unit, make, cell.values)
     return cell
+
+
+def machine_load() -> dict:
+    """The 1-minute load average and the cores this process may use, read just after a
+    timing. This process counts at most its threads (≤ the cores), so a load above the
+    cores means other work shared the CPU and the times are inflated (``busy``)."""
+    try:
+        load = os.getloadavg()[0]
+    except (AttributeError, OSError):  # no load average on this platform
+        return {}
+    affinity = getattr(os, "sched_getaffinity", None)
+    cores = len(affinity(0)) if affinity else os.cpu_count() or 1
+    return {"load_1min": round(load, 2), "cores": cores, "busy": load > cores}
 
 
 def _explain(explainer, unit: Unit) -> tuple[torch.Tensor, float]:

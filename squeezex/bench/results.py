@@ -62,10 +62,12 @@ def assemble(store: RunStore, cfg: BenchConfig, cells: list[dict] | None = None)
     datasets = list(dict.fromkeys(r["key"]["dataset"] for r in records)) or cfg.datasets
     models = _models(store, datasets)
     first = datasets[0]
-    timing, fits, fits_by_cell, sanity = {}, {}, {}, {}
+    timing, fits, fits_by_cell, sanity, load = {}, {}, {}, {}, {}
     for r in records:
         k = r["key"]
         cid = f"{k['dataset']}/{k['seed']}/{k['method']}"
+        if r.get("load"):
+            load[cid] = r["load"]
         for name, v in (r.get("timing") or {}).items():
             label = "forward" if name == "forward_ms_per_image" else k["method"]
             timing[f"{k['dataset']}/{k['seed']}/{label}_ms_per_image"] = v
@@ -97,6 +99,7 @@ def assemble(store: RunStore, cfg: BenchConfig, cells: list[dict] | None = None)
         "fits_by_cell": fits_by_cell,
         "sanity": sanity,
         "timing": timing,
+        "load": load,
         "footing": _footing(records),
         "pointing_tolerance": _tolerances(datasets),
         "discrimination": separation,

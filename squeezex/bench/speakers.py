@@ -42,7 +42,7 @@ from ..io import atomic_torch_save
 from ..metrics import frame_map, frame_pointing_game, speech_mass
 from ..models.speakers import SpeakerNet
 from ..training import fit_speakers
-from .cells import Cell, CellKey, model_id
+from .cells import Cell, CellKey, machine_load, model_id
 from .config import BenchConfig
 from .models import cached_model, model_summary, shard_models, splits
 from .store import RunStore, RunWarning, check_data, check_models, quantise
@@ -229,6 +229,7 @@ def compute_speaker_cell(unit: SpeakerUnit, key: CellKey, store: RunStore | None
     vis, aud = torch.cat(vis), torch.cat(aud)
     cell = Cell(key, {}, vis, groups=unit.groups)
     cell.timing = {"ms_per_image": ms, "forward_ms_per_image": unit.forward_ms}
+    cell.load = machine_load()
     if "localisation" in fam:
         pg = frame_pointing_game(vis, test.mouth_masks, tolerance=unit.pointing_tolerance)
         cell.values["frame_pointing_game"] = ("localisation", pg.numpy())

@@ -65,6 +65,7 @@ def format_table(results: dict, families: list[str] | None = None, intervals: bo
         for fam in _families(rows):
             if families is None or fam in families:
                 lines += _family_table([r for r in rows if r["family"] == fam], fam, intervals)
+                lines += busy_lines(results, dname, seed) if fam == "cost" else []
         lines += attribute_table(results, dname, seed)
         lines += kind_table(results, dname, seed)
         lines += _model_lines(results, dname, seed)
@@ -84,6 +85,25 @@ def format_table(results: dict, families: list[str] | None = None, intervals: bo
     if best and len(results.get("discrimination", {})) > 1:
         lines.append(f"methods differ most on {best} (share of method pairs told apart)")
     return "\n".join(lines).rstrip()
+
+
+def busy_lines(results: dict, dname: str, seed: int) -> list[str]:
+    """A warning under the cost rows when some of them were timed on a busy machine
+    (the 1-minute load above the cores this process could use)."""
+    prefix = f"{dname}/{seed}/"
+    busy = {
+        cid[len(prefix) :]: v for cid, v in results.get("load", {}).items()
+        if cid.startswith(prefix) and v.get("busy")
+    }  # fmt: skip
+    if not busy:
+        return []
+    worst = max(v["load_1min"] for v in busy.values())
+    cores = max(v["cores"] for v in busy.values())
+    return [
+        f"WARNING: {', '.join(busy)} timed while the machine was busy (1-minute load up to "
+        f"{worst:.1f} on {cores} cores): their ms and cost ratios are inflated and may rank "
+        "methods wrongly; time them again on a quiet machine (the same command with --fresh)"
+    ]
 
 
 def _ci(s: dict) -> str:
