@@ -405,7 +405,7 @@ def _figures(args) -> int:
     from pathlib import Path
 
     from .bench import Run
-    from .figures import make_figures
+    from .figures import make_figures, summary
     from .io import ensure_folder
 
     results = Path(args.results)
@@ -417,9 +417,7 @@ def _figures(args) -> int:
     run = Run(results)  # checked before anything is written
     out = ensure_folder(out)
     written = make_figures(run, out, formats=args.formats.split(","), dpi=args.dpi)
-    for p in written:
-        print(p)
-    print(f"wrote {len(written)} files to {out}")
+    print(summary(written, out))
     return 0
 
 

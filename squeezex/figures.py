@@ -29,17 +29,14 @@ from pathlib import Path
 import matplotlib
 import numpy as np
 import torch
-from matplotlib.cm import ScalarMappable
-from matplotlib.colors import Normalize
 from matplotlib.figure import Figure
 
 from .bench import CorruptRunError, Run
-from .bench.tables import family_tables, latex_table
+from .bench.tables import direction, family_tables, latex_table
 from .explainers.diagnostics import se_vector_report
 from .explainers.se import PAPER_Z, select_channels
 from .io import atomic_write_bytes, atomic_write_text
 from .viz import (
-    HEATMAP_CMAP,
     LINE_COLOURS,
     OKABE_ITO,
     ONE_COLUMN,
@@ -47,12 +44,15 @@ from .viz import (
     TWO_COLUMN,
     explanation_grid,
     feature_grid,
+    heatmap_colorbar,
     save_figure,
-    se_vector_figure,
 )
 
 __all__ = [
     "method_styles",
+    "METRIC_LABELS",
+    "metric_label",
+    "metric_name",
     "qualitative_grid",
     "metric_bars",
     "faithfulness_curves",
@@ -62,6 +62,10 @@ __all__ = [
     "attribute_grid",
     "bias_curve",
     "make_figures",
+    "caption",
+    "CAPTIONS",
+    "CAPTIONS_FILE",
+    "summary",
     "FORMATS",
 ]
 
@@ -138,6 +142,121 @@ def _wrap(name: str, sep: str, width: int) -> str:
     return "\n".join(lines)
 
 
+# -- readable metric labels ----------------------------------------------------------------------
+#: The one table of metric names for axes, titles, legends and captions: metric →
+#: (what it measures, its unit, the bounds its values cannot leave or ``None``). The better
+#: direction is not repeated here: :func:`metric_label` reads it from the metric vocabulary
+#: (:mod:`squeezex.metrics.vocabulary`, through :func:`squeezex.bench.tables.direction`).
+METRIC_LABELS: dict[str, tuple[str, str, tuple[float, float] | None]] = {
+    "pointing_game": ("pointing game", "share of images", (0, 1)),
+    "energy_pointing_game": ("energy pointing game", "share of energy in the mask", (0, 1)),
+    "relevance_mass": ("relevance mass", "share of positive relevance in the mask", (0, 1)),
+    "relevance_rank": ("relevance rank", "share of the map's top in the mask", (0, 1)),
+    "iou": ("IoU of map and mask", "0 to 1", (0, 1)),
+    "auc": ("ROC AUC of the map on mask pixels", "0.5 = chance", (0, 1)),
+    "iou_at": ("IoU at fixed thresholds", "0 to 1", (0, 1)),
+    "coverage": ("coverage of the class's parts", "share of parts", (0, 1)),
+    "cue_mass": ("relevance mass on the cue", "share of positive relevance", (0, 1)),
+    "object_mass": ("relevance mass on the object", "share of positive relevance", (0, 1)),
+    "box_pointing_game": ("box pointing game", "share of images", (0, 1)),
+    "checkerboard": ("checkerboard artefacts", "share of spectral energy", (0, 1)),
+    "empty_map": ("empty maps", "share of maps", (0, 1)),
+    "gini": ("Gini sparseness", "0 to 1", (0, 1)),
+    "deletion_auc": ("deletion area", "mean class probability", (0, 1)),
+    "insertion_auc": ("insertion area", "mean class probability", (0, 1)),
+    "road_morf": ("ROAD, most relevant first", "mean class probability", (0, 1)),
+    "road_lerf": ("ROAD, least relevant first", "mean class probability", (0, 1)),
+    "road": ("ROAD score, LeRF − MoRF", "class probability", (-1, 1)),
+    "infidelity": ("infidelity", "Captum, squared error", None),
+    "sensitivity": ("max-sensitivity", "Captum, map change under noise", None),
+    "sanity_top": ("map similarity after randomising the top layers", "Spearman ρ", (-1, 1)),
+    "sanity_all": ("map similarity after randomising every layer", "Spearman ρ", (-1, 1)),
+    "sanity_constant": ("maps constant after randomisation", "share of maps", (0, 1)),
+    "spearman": ("rank correlation of two maps", "Spearman ρ", (-1, 1)),
+    "ssim": ("structural similarity of two maps", "SSIM", (-1, 1)),
+    "ms_per_image": ("time per image", "ms", None),
+    "cost_ratio": ("cost", "× a forward pass", None),
+    "frame_pointing_game": ("frame pointing game", "share of frames", (0, 1)),
+    "speech_mass": ("speech mass", "share of relevance in speech", (0, 1)),
+    "ms_per_clip": ("time per clip", "ms", None),
+    "fusion_visual": ("fusion SE weight, visual stream", "mean SE entry", (0, 1)),
+    "fusion_audio": ("fusion SE weight, audio stream", "mean SE entry", (0, 1)),
+    "fa_visual": ("logit drop with black frames", "logit", None),
+    "fa_audio": ("logit drop with silent audio", "logit", None),
+    "ablation_visual_drop": ("logit drop, visual SE entries zeroed", "logit", None),
+    "ablation_audio_drop": ("logit drop, audio SE entries zeroed", "logit", None),
+    "ablation_visual_dmap": ("frame mAP change, visual SE entries zeroed", "mAP", None),
+    "ablation_audio_dmap": ("frame mAP change, audio SE entries zeroed", "mAP", None),
+}  # fmt: skip
+#: Values with a known meaning on a metric's axis: metric → (value, label).
+_CHANCE = {"auc": (0.5, "chance (0.5)")}
+
+
+def _better(metric: str, results: dict | None = None) -> str:
+    """``"higher is better"``, ``"lower is better"`` or ``"no better direction"``."""
+    better = direction(metric, results)
+    return (
+        "no better direction" if better is None else f"{'higher' if better else 'lower'} is better"
+    )
+
+
+def metric_label(metric: str, run: Run | None = None, extra: str = "") -> str:
+    """``metric`` in words with its unit and better direction, e.g. ``"cost (× a forward
+    pass, lower is better)"`` (:data:`METRIC_LABELS`; the direction from the vocabulary).
+    ``extra`` goes after the unit (``"log scale"``). A metric the table lacks is spelt
+    with spaces, never as its snake_case key."""
+    name, unit, _ = METRIC_LABELS.get(metric, (metric.replace("_", " "), "", None))
+    parts = [p for p in (unit, extra, _better(metric, run.results if run else None)) if p]
+    return f"{name} ({', '.join(parts)})"
+
+
+def metric_name(metric: str) -> str:
+    """``metric`` in words, without unit or direction (``"pointing game"``)."""
+    return METRIC_LABELS.get(metric, (metric.replace("_", " "),))[0]
+
+
+def _bounds(metric: str) -> tuple[float, float] | None:
+    return METRIC_LABELS.get(metric, (None, None, None))[2]
+
+
+def _padded(lo: float, hi: float, bounds=None, frac: float = 0.06) -> tuple[float, float]:
+    """Axis limits around data from ``lo`` to ``hi``: a margin of ``frac`` of the span on
+    each side, cut at the metric's ``bounds`` (0 and 1 for a share) when the data lie
+    within them, so that an axis never runs past a value the metric cannot take."""
+    span = hi - lo
+    pad = frac * span if span > 0 else 0.05 * max(abs(hi), 1.0 if bounds is None else 0.2)
+    a, b = lo - pad, hi + pad
+    if bounds is not None:
+        a = max(a, bounds[0]) if lo >= bounds[0] else a
+        b = min(b, bounds[1]) if hi <= bounds[1] else b
+    return float(a), float(b)
+
+
+def _forward_ms(run: Run, dataset: str | None, seed: int | None) -> float | None:
+    """Milliseconds of one plain forward pass per image (clip) of the block, if timed."""
+    dataset, seed = run._check(dataset, seed)
+    fwd = run.results.get("timing", {}).get(f"{dataset}/{seed}/forward_ms_per_image")
+    return float(fwd) if fwd else None
+
+
+def _reference(run: Run, metric: str, dataset, seed) -> tuple[float, str] | None:
+    """The one value with a meaning on ``metric``'s axis, ``(value, label)``, or ``None``:
+    one forward pass on a cost, a known chance level, else the ``random`` method's score
+    (the level of maps that say nothing)."""
+    if metric == "cost_ratio":
+        return 1.0, "= one forward pass"
+    if metric in ("ms_per_image", "ms_per_clip"):
+        fwd = _forward_ms(run, dataset, seed)
+        return None if fwd is None else (fwd, f"one forward pass ({fwd:.3g} ms)")
+    if metric in _CHANCE:
+        return _CHANCE[metric]
+    if "random" in run.methods and run.family(metric) not in ("cost", "sanity"):
+        score = {r.method: r.value for r in run.ranking(metric, dataset, seed)}
+        if math.isfinite(score.get("random", math.nan)):
+            return score["random"], "random maps"
+    return None
+
+
 # -- figures -------------------------------------------------------------------------------------
 def qualitative_grid(
     run: Run,
@@ -178,7 +297,7 @@ def qualitative_grid(
     # the width left for images: row labels on the left, the colour bar on the right
     cell = min(1.1, (width - 1.25) / cols)
     rotate = cell < 0.62  # narrow columns: vertical titles
-    fig = explanation_grid(data["images"][idx], maps, data["masks"][idx], cell=cell)
+    fig = explanation_grid(data["images"][idx], maps, data["masks"][idx], cell=cell, colorbar=False)
     fig.set_size_inches(width, (cell + 0.03) * len(idx) + (0.75 if rotate else 0.3))
     axes = np.array(fig.axes).reshape(len(idx), cols)
     with matplotlib.rc_context(STYLE):
@@ -193,13 +312,14 @@ def qualitative_grid(
                 line.set_markeredgewidth(min(1.2, 2 * cell))
         for i, label in enumerate(rows):
             axes[i, 0].set_ylabel(
-                _wrap(label, " ", 8), fontsize=6, rotation=0, ha="right", va="center"
+                _wrap(label.replace("_", " "), " ", 8),
+                fontsize=6,
+                rotation=0,
+                ha="right",
+                va="center",
             )
-        mappable = ScalarMappable(Normalize(0, 1), HEATMAP_CMAP)
-        cb = fig.colorbar(mappable, ax=axes.ravel().tolist(), shrink=0.6, aspect=25)
-        cb.set_label("relevance (normalised)", fontsize=6)
-        cb.ax.tick_params(labelsize=5, width=0.4, length=2)
-        cb.outline.set_linewidth(0.4)
+        heatmap_colorbar(fig, axes.ravel(), "relevance (min–max normalised per map)")
+        fig.supxlabel("+: the map's maximum · blue outline: the ground-truth mask", fontsize=6)
     return fig
 
 
@@ -257,27 +377,54 @@ def metric_bars(
         ax.tick_params(axis="y", length=0)
         if (v < 0).any() or (lo < 0).any():
             ax.axvline(0, color="black", lw=0.5)
-        ax.set_xlabel(metric + _direction(run, metric))
+        _bar_axis(ax, run, metric, dataset, seed, lo, hi)
+        ax.set_xlabel(_wrap(metric_label(metric, run), " ", int((width - 0.8) * 15)))
         _despine(ax)
     return fig
 
 
-#: The curve panels of :func:`faithfulness_curves`: (curve key, x key, metric, lower is
-#: better, title, x label).
+def _bar_axis(ax, run: Run, metric: str, dataset, seed, lo, hi) -> None:
+    """The x axis of :func:`metric_bars`: from 0 (or the lowest interval) past the
+    longest bar with a margin, cut at the metric's bounds; the value with a meaning
+    (:func:`_reference`) as a dotted line labelled above the axes; a note when every
+    method scores 0."""
+    ref = _reference(run, metric, dataset, seed)
+    low, high = min(0.0, float(lo.min())), max(0.0, float(hi.max()))
+    if ref is not None:
+        low, high = min(low, ref[0]), max(high, ref[0])
+    bounds = _bounds(metric)
+    if high - low <= 0:  # every bar is 0: show the metric's range, say so
+        high = bounds[1] if bounds else 1.0
+        ax.text(0.5, 0.5, "every method scores 0", transform=ax.transAxes, ha="center",
+                va="center", fontsize=7, color="#555555")  # fmt: skip
+    left, right = _padded(low, high, bounds, 0.04)
+    ax.set_xlim(0.0 if low >= 0 else left, right)  # the bars start on the axis
+    if ref is not None:
+        ax.axvline(ref[0], color="#333333", lw=0.7, ls=(0, (1.5, 1.5)), zorder=0.5)
+        ax.text(ref[0], 1.0, ref[1], transform=ax.get_xaxis_transform(), ha="center",
+                va="bottom", fontsize=6, color="#333333")  # fmt: skip
+
+
+#: The curve panels of :func:`faithfulness_curves`: (curve key, x key, metric, title,
+#: x label); the better direction of each comes from the metric vocabulary.
 CURVES = {
     "deletion": (
-        ("deletion", "fractions", "deletion_auc", True, "deletion",
-         "fraction of pixels deleted, most relevant first"),
-        ("insertion", "fractions", "insertion_auc", False, "insertion",
-         "fraction of pixels inserted, most relevant first"),
+        ("deletion", "fractions", "deletion_auc", "deletion",
+         "fraction of pixels deleted,\nmost relevant first"),
+        ("insertion", "fractions", "insertion_auc", "insertion",
+         "fraction of pixels inserted,\nmost relevant first"),
     ),
     "road": (
-        ("road_morf", "road_fractions", "road_morf", True, "ROAD, most relevant first",
-         "fraction of pixels imputed, most relevant first"),
-        ("road_lerf", "road_fractions", "road_lerf", False, "ROAD, least relevant first",
-         "fraction of pixels imputed, least relevant first"),
+        ("road_morf", "road_fractions", "road_morf", "ROAD, MoRF",
+         "fraction of pixels imputed,\nmost relevant first"),
+        ("road_lerf", "road_fractions", "road_lerf", "ROAD, LeRF",
+         "fraction of pixels imputed,\nleast relevant first"),
     ),
 }  # fmt: skip
+#: The legend's heading of the two panels' areas.
+_AREAS = {"deletion": "deletion | insertion", "road": "MoRF | LeRF"}
+#: Methods a legend beside the plot holds; more go below it, in columns.
+_LEGEND_ROWS = 12
 
 
 def faithfulness_curves(
@@ -289,29 +436,67 @@ def faithfulness_curves(
     width: float = TWO_COLUMN,
     kind: str = "deletion",
 ) -> Figure:
-    """Mean perturbation curves per method (two panels), the area in the legend.
+    """Mean perturbation curves per method (two panels), the areas in one legend.
 
     ``kind="deletion"``: the class probability as the map's most relevant pixels are
     deleted (left; lower area is better) or inserted into the baseline (right; higher is
     better). ``kind="road"``: ROAD's curves, the pixels imputed by noisy linear
     imputation most relevant first (left; lower is better) or least relevant first
-    (right; higher is better). Averaged over the test images; legends list methods best
-    first with their area.
+    (right; higher is better). Averaged over the test images. One legend for the figure
+    (beside the panels, or below them for more than 12 methods) lists the methods best
+    first on the left panel with their areas on both; a dotted line marks chance, one
+    over the number of classes, where the run's test split gives it. The y axis is
+    fitted to the curves.
 
     Returns:
-        A figure with two axes, one line per method in each.
+        A figure with two axes, one line per method in each, and one figure legend.
     """
     if kind not in CURVES:
         raise ValueError(f"kind must be one of {sorted(CURVES)}, got {kind!r}")
     panels = CURVES[kind]
     curves = _collect_curves(run, _pick(run, methods, references), dataset, seed, panels)
+    below = len(curves) > _LEGEND_ROWS
+    rows = math.ceil(len(curves) / 4) if below else 0
     with matplotlib.rc_context(STYLE):
-        fig = Figure(figsize=(width, 2.2 + 0.075 * len(curves)), layout="constrained")
+        fig = Figure(figsize=(width, 2.2 + 0.14 * rows), layout="constrained")
         axes = fig.subplots(1, 2, sharey=True)
-        for ax, panel in zip(axes, panels, strict=True):
-            _curve_panel(ax, run, panel, curves, dataset, seed)
-        axes[0].set_ylabel("mean class probability")
+        areas = [_curve_panel(axes[k], run, panels[k], curves, dataset, seed) for k in (0, 1)]
+        values = np.concatenate(
+            [np.asarray(c[p[0]], float) for c in curves.values() for p in panels]
+        )
+        chance = _chance_probability(run, dataset)
+        extra = [] if chance is None else [chance[0]]
+        axes[0].set_ylim(*_padded(float(np.nanmin([*values, *extra])),
+                                  float(np.nanmax([*values, *extra])), (0, 1)))  # fmt: skip
+        handles = axes[0].get_lines()[: len(curves)]  # drawn best first, as areas[0]
+        labels = [f"{_label(run, m)}  {areas[0][m]:.3f} | {areas[1][m]:.3f}" for m in areas[0]]
+        if chance is not None:
+            handles.append(_chance_lines(axes, chance[0])[0])
+            labels.append(chance[1])
+        fig.legend(handles, labels, loc="outside lower center" if below else "outside right upper",
+                   ncols=4 if below else 1, frameon=False, handlelength=2.6, columnspacing=1.2,
+                   title=f"method  area: {_AREAS[kind]}", title_fontsize=7,
+                   alignment="left")  # fmt: skip
+        axes[0].set_ylabel("class probability\n(mean over test images)")
     return fig
+
+
+def _chance_probability(run: Run, dataset: str | None) -> tuple[float, str] | None:
+    """(1 / number of classes, its label) for a single-label run whose test split is
+    there; ``None`` otherwise (the chance line is then left out)."""
+    dataset, _ = run._check(dataset, None)
+    if _task(dataset) not in ("single-label", None):
+        return None
+    try:
+        classes = run.data(dataset)["classes"]
+    except FileNotFoundError:
+        return None
+    return 1 / len(classes), f"chance: 1/{len(classes)} classes"
+
+
+def _chance_lines(axes, level: float) -> list:
+    return [ax.axhline(level, color="#333333", lw=0.7, ls=(0, (1.5, 1.5)), zorder=0.5)
+            for ax in axes]  # fmt: skip
 
 
 def _collect_curves(run: Run, names: list[str], dataset, seed, panels) -> dict[str, dict]:
@@ -334,9 +519,11 @@ def _collect_curves(run: Run, names: list[str], dataset, seed, panels) -> dict[s
     return curves
 
 
-def _curve_panel(ax, run: Run, panel: tuple, curves: dict, dataset, seed) -> None:
-    """One panel: every method's mean curve, the legend best first with its area."""
-    key, xkey, metric, lower, title, xlabel = panel
+def _curve_panel(ax, run: Run, panel: tuple, curves: dict, dataset, seed) -> dict[str, float]:
+    """One panel: every method's mean curve, best first; returns each method's area in
+    that order (the run's score where it has one, else the curve's trapezoid area)."""
+    key, xkey, metric, title, xlabel = panel
+    lower = direction(metric, run.results) is False
     styles = method_styles(run)
     try:
         value = {r.method: r.value for r in run.ranking(metric, dataset, seed)}
@@ -355,23 +542,13 @@ def _curve_panel(ax, run: Run, panel: tuple, curves: dict, dataset, seed) -> Non
             markevery=max(1, len(curves[m][xkey]) // 5),
             markersize=2.5,
             lw=0.9,
-            label=f"{_label(run, m)}  {auc[m]:.3f}",
+            label=_label(run, m),
         )
     ax.set_xlabel(xlabel)
-    ax.set_title(f"{title} ({'lower' if lower else 'higher'} is better)")
+    ax.set_title(f"{title} ({_better(metric, run.results)})")
     ax.set_xlim(0, 1)
-    ax.set_ylim(bottom=0)
     _despine(ax)
-    ax.legend(
-        loc="upper center",
-        bbox_to_anchor=(0.5, -0.2),
-        ncol=2 if len(curves) > 4 else 1,
-        frameon=False,
-        title="method  area",
-        title_fontsize=7,
-        handlelength=2.6,
-        columnspacing=1.2,
-    )
+    return {m: auc[m] for m in order}
 
 
 def se_distribution(
@@ -385,14 +562,16 @@ def se_distribution(
 
     The threshold of the paper's rule, mean(s) + z·std(s) per image (z = 1.282, the top
     10 % of a normal), is averaged over the images and drawn as a dashed line; the band
-    shows its range over images. The text gives the share of entries above each image's
-    threshold and of images whose threshold no entry exceeds (the rule then falls back
-    to the strongest channel), the mean per-image spread of s, and how much the channels
-    the rule selects overlap across images and across classes (mean Jaccard; 1: the same
-    channels for every image, so the SE vector does not pick per image).
+    shows its range over images. The x axis spans the entries and the band (with a
+    margin, within [0, 1]). The text under the plot gives the share of entries above each
+    image's threshold and of images whose threshold no entry exceeds (the rule then falls
+    back to the strongest channel), the mean per-image spread of s, and how much the
+    channels the rule selects overlap across images and across classes (mean Jaccard; 1:
+    the same channels for every image, so the SE vector does not pick per image).
 
     Returns:
-        One axes: the histogram, the mean threshold line and the range band.
+        A figure whose first axes holds the histogram, the mean threshold line and the
+        range band (the second, without axis lines, the text), and one figure legend.
     """
     vectors = run.se_vectors(dataset, seed)
     s = vectors["s"].float()
@@ -400,40 +579,35 @@ def se_distribution(
     chosen = select_channels(s, vectors["logits"].float(), "paper", z=z).selected
     diag = se_vector_report(s, targets, selected=chosen)
     thr = s.mean(1) + z * s.std(1, unbiased=False)
-    t = float(thr.mean())
-    above = s > thr[:, None]
-    fig = se_vector_figure(s, {f"paper threshold: mean + {z:g}·std, {t:.3f}": t})
-    fig.set_size_inches(width, 2.3)
-    ax = fig.axes[0]
+    t, above = float(thr.mean()), s > thr[:, None]
+    values = s.flatten().numpy()
+    lo, hi = _padded(min(values.min(), float(thr.min())), max(values.max(), float(thr.max())),
+                     (0, 1), 0.04)  # fmt: skip
     with matplotlib.rc_context(STYLE):
-        ax.axvspan(
-            float(thr.min()),
-            float(thr.max()),
+        fig = Figure(figsize=(width, 3.1), layout="constrained")
+        ax, notes = fig.subplots(2, 1, height_ratios=[2.4, 1])
+        counts, _, _ = ax.hist(values, bins=40, range=(lo, hi), color=OKABE_ITO["blue"])
+        ax.axvline(
+            t,
             color=OKABE_ITO["vermillion"],
-            alpha=0.15,
-            lw=0,
-            zorder=0,
-            label="its range over images",
+            ls="--",
+            label=f"paper threshold, mean over images: mean + {z:g}·std = {t:.3f}",
         )
-        ax.set_yscale("log")
-        top = max((p.get_height() for p in ax.patches), default=1.0)
-        ax.set_ylim(0.8, max(top, 1.0) * 400)  # headroom for the six lines of text
-        ax.set_xlabel("SE vector entry $s_c$")
-        ax.set_ylabel("entries")
-        ax.text(
-            0.02,
-            0.97,
-            f"{s.shape[0]} images × {s.shape[1]} channels\n"
-            f"{above.float().mean():.1%} of entries above\n"
-            f"{(~above.any(1)).float().mean():.0%} of images: none above\n"
-            f"per-image std of s {diag['image_std_mean']:.3f}\n"
-            f"selections overlap (Jaccard) across images {diag['jaccard_images']:.2f},\n"
-            f"  across classes {diag['jaccard_classes']:.2f}",
-            transform=ax.transAxes,
-            va="top",
-            fontsize=6,
-        )
-        ax.legend(frameon=False, loc="upper center", bbox_to_anchor=(0.5, -0.3), ncol=1)
+        ax.axvspan(float(thr.min()), float(thr.max()), color=OKABE_ITO["vermillion"],
+                   alpha=0.15, lw=0, zorder=0, label="its range over images")  # fmt: skip
+        ax.set(xlim=(lo, hi), yscale="log", ylim=(0.8, max(float(counts.max()), 1.0) * 2))
+        ax.set_xlabel("SE-vector entry $s_c$ (channel weight, 0 to 1)")
+        ax.set_ylabel("entries (log scale)")
+        fig.legend(loc="outside upper center", frameon=False, ncols=1, fontsize=6)
+        notes.axis("off")
+        notes.text(0, 1, f"{s.shape[0]} images × {s.shape[1]} channels; per-image std of s: "
+                   f"{diag['image_std_mean']:.3f}\n"
+                   f"entries above their image's threshold: {above.float().mean():.1%}\n"
+                   f"images with no entry above it: {(~above.any(1)).float().mean():.0%}\n"
+                   "overlap of the selected channels (Jaccard):\n"
+                   f"    across images {diag['jaccard_images']:.2f}, "
+                   f"across classes {diag['jaccard_classes']:.2f}",
+                   transform=notes.transAxes, va="top", fontsize=6)  # fmt: skip
         _despine(ax)
     return fig
 
@@ -448,6 +622,8 @@ def vebi_features(
     """VEBI's class × relevant-feature average visualisations (:func:`viz.feature_grid`).
 
     Rows are classes, features by decreasing weight (titled ``layer:channel (weight)``).
+    A note under the grid says how to read a panel; grey-level and ``heat`` panels (one
+    value per pixel) get a colour bar, colour ones (a signed value per RGB channel) none.
 
     Returns:
         The figure, or ``None`` when the run has no VEBI interpretation.
@@ -458,10 +634,24 @@ def vebi_features(
     cols = max(1, max(len(f) for f in interp.features))
     cell = 0.75 if width is None else min(1.1, (width - 0.8) / cols)
     fig = feature_grid(interp, cell=cell, heat=heat)
+    shown = [ax for ax in fig.axes if ax.images]
+    rgb = not heat and any(ax.images[0].get_array().ndim == 3 for ax in shown)
     with matplotlib.rc_context(STYLE):
         for ax in fig.axes:
             if ax.get_ylabel():
                 ax.set_ylabel(_wrap(ax.get_ylabel(), " ", 8), rotation=0, ha="right", va="center")
+        if heat:
+            heatmap_colorbar(fig, shown, "mean relevance (0 to 1)")
+        elif not rgb:
+            heatmap_colorbar(fig, shown, "backward signal\n(normalised per panel)", "RdBu_r", -1, 1)
+        what = "mean heatmap" if heat else "mean guided backward signal"
+        grey = "" if heat or not rgb else ", grey = 0, colour = its sign per RGB channel"
+        fig.supxlabel(
+            _wrap(f"each panel: a relevant feature's {what} (normalised per panel{grey}); "
+                  "title: layer:channel (lasso weight); features by decreasing weight", " ",
+                  int(fig.get_figwidth() * 17)),
+            fontsize=6,
+        )  # fmt: skip
     return fig
 
 
@@ -476,7 +666,11 @@ def cost_vs_localisation(
     """Milliseconds per image (log scale) against a localisation metric, one labelled
     point per timed method, with the metric's 95 % interval as a vertical bar.
 
-    ``width`` defaults to one column for up to 8 methods, the text width beyond.
+    Axes are fitted to the points and their intervals (with a margin, within the
+    metric's bounds). A dashed vertical line marks one plain forward pass of the model,
+    a dotted horizontal one the metric's reference (chance, or the ``random`` method's
+    score: maps that say nothing), each labelled outside the axes. ``width`` defaults to
+    one column for up to 8 methods, the text width beyond.
 
     Returns:
         One axes with one point (a ``PathCollection``) and one label per method; labels
@@ -500,6 +694,7 @@ def cost_vs_localisation(
     hi = np.array([score[m].ci_high for m in names])
     if width is None:
         width = ONE_COLUMN if len(names) <= 8 else TWO_COLUMN
+    refs = (_forward_ms(run, dataset, seed), _reference(run, metric, dataset, seed))
     with matplotlib.rc_context(STYLE):
         fig = Figure(figsize=(width, 2.6), layout="constrained")
         ax = fig.subplots()
@@ -511,34 +706,39 @@ def cost_vs_localisation(
             ecolor="#BBBBBB",
             elinewidth=0.6,
             zorder=1,
+            clip_on=False,
         )
         for k, m in enumerate(names):
-            ax.scatter(
-                x[k],
-                y[k],
-                s=14,
-                color=styles[m]["color"],
-                marker=styles[m]["marker"],
-                zorder=3,
-                linewidths=0,
-            )
-        _fit_axes(ax, x, y, lo, hi)
-        ax.set_xlabel("ms per image (log scale)")
-        ax.set_ylabel(metric + _direction(run, metric))
+            ax.scatter(x[k], y[k], s=14, color=styles[m]["color"], marker=styles[m]["marker"],
+                       zorder=3, linewidths=0, clip_on=False)  # fmt: skip
+        _fit_axes(ax, x, y, lo, hi, _bounds(metric), *refs)
+        ax.set_xlabel(metric_label("ms_per_image", run, "log scale"))
+        ax.set_ylabel(_wrap(metric_label(metric, run), " ", 34))
         _despine(ax)
         _place_labels(fig, ax, x, y, names, [styles[m]["color"] for m in names])
     return fig
 
 
-def _fit_axes(ax, x, y, lo, hi) -> None:
-    """A log x axis with a margin around the points, a y axis around their intervals."""
+def _fit_axes(ax, x, y, lo, hi, bounds=None, forward=None, level=None) -> None:
+    """A log x axis with a margin around the points and ``forward`` (the milliseconds
+    of a forward pass, drawn dashed), a y axis around the intervals and ``level`` (a
+    ``(value, label)`` reference, drawn dotted) within the metric's ``bounds``."""
     ax.set_xscale("log")
-    span = np.log10(x.max() / x.min()) if len(x) > 1 else 1.0
-    pad = 10 ** (0.12 * max(span, 1.0))
-    ax.set_xlim(x.min() / pad, x.max() * pad)
-    ylo, yhi = float(min(y.min(), np.nanmin(lo))), float(max(y.max(), np.nanmax(hi)))
-    ypad = 0.1 * max(yhi - ylo, 0.1)
-    ax.set_ylim(ylo - ypad, yhi + ypad)
+    xs = np.append(x, forward) if forward else x
+    span = np.log10(xs.max() / xs.min()) if len(xs) > 1 else 1.0
+    pad = 10 ** (0.1 * max(span, 1.0))
+    ax.set_xlim(xs.min() / pad, xs.max() * pad)
+    ys = [*y, *lo[np.isfinite(lo)], *hi[np.isfinite(hi)], *([level[0]] if level else [])]
+    ax.set_ylim(*_padded(float(min(ys)), float(max(ys)), bounds, 0.08))
+    kw = {"color": "#333333", "lw": 0.7, "zorder": 0.5}
+    if forward:
+        ax.axvline(forward, ls=(0, (4, 2)), **kw)
+        ax.text(forward, 1.0, "= one forward pass", transform=ax.get_xaxis_transform(),
+                ha="center", va="bottom", fontsize=6, color=kw["color"])  # fmt: skip
+    if level:
+        ax.axhline(level[0], ls=(0, (1.5, 1.5)), **kw)
+        ax.text(1.0, level[0], " " + level[1], transform=ax.get_yaxis_transform(),
+                ha="left", va="center", fontsize=6, color=kw["color"])  # fmt: skip
 
 
 def _label_offsets() -> list[tuple]:
@@ -687,11 +887,11 @@ def bias_curve(run: Run, methods: list[str] | None = None, width: float = TWO_CO
         fig = Figure(figsize=(width, width * 0.36), layout="constrained")
         left, right = fig.subplots(1, 2, gridspec_kw={"width_ratios": [1, 1.6]})
         left.plot(rho, [t["accuracy"] for t in table], "o-", color="black",
-                  label=f"accuracy on {table[0]['attribute']} (decorrelated test)")  # fmt: skip
+                  label=f"accuracy on {table[0]['attribute'].replace('_', ' ')} (decorrelated test)")  # fmt: skip
         left.plot(rho, [t["reliance"] for t in table], "s--", color=OKABE_ITO["vermillion"],
                   label="reliance on the mark")  # fmt: skip
-        left.set(xlabel="ρ (training tie of mark and attribute)", ylim=(-0.02, 1.02))
-        left.legend(fontsize=6, frameon=False, loc="center left")
+        left.set(xlabel="ρ (training tie of mark and attribute)", ylim=(-0.02, 1.02),
+                 ylabel="accuracy, reliance (0 to 1)")  # fmt: skip
         names = list(dict.fromkeys(m for t in table for m in t["methods"]))
         for m in names:
             st = styles.get(m, {})
@@ -707,11 +907,157 @@ def bias_curve(run: Run, methods: list[str] | None = None, width: float = TWO_CO
                 right.errorbar(xs, y, yerr=err, ls=ls, color=st.get("color"), marker=st.get(
                     "marker", "o"), ms=3, lw=1, capsize=2,
                     label=_label(run, m) if metric == "cue_mass" else None)  # fmt: skip
-        right.set(xlabel="ρ", ylabel="relevance mass (— mark, - - attribute)")
-        right.legend(fontsize=6, frameon=False, ncols=2, loc="upper left")
+        right.set(
+            xlabel="ρ (training tie of mark and attribute)",
+            ylabel="relevance mass (share of relevance)",
+        )
+        right.set_title("solid: on the mark · dashed: on the attribute", fontsize=7)
+        (h1, l1), (h2, l2) = (ax.get_legend_handles_labels() for ax in (left, right))
+        fig.legend(h1 + h2, l1 + l2, loc="outside lower center", ncols=3, frameon=False,
+                   fontsize=6)  # fmt: skip
         for ax in (left, right):
             _despine(ax)
     return fig
+
+
+# -- captions ------------------------------------------------------------------------------------
+#: The captions file :func:`make_figures` writes beside the figures.
+CAPTIONS_FILE = "CAPTIONS.md"
+_REF_NOTE = (
+    "hatched grey bars are reference maps (no model; the oracle and silhouette see the mask)"
+)
+#: What each figure shows, by name; ``bars-<metric>`` and ``cost-vs-<metric>`` are
+#: written from the metric's label (:func:`caption`).
+CAPTIONS = {
+    "qualitative": "One test image per class (rows) and each method's heatmap over it "
+    "(columns), min–max normalised per map (colour bar: relevance 0 to 1); + marks the "
+    "map's maximum, the blue outline the ground-truth mask.",
+    "attributes": "One face, one row per attribute it has: each method's map for that "
+    "attribute, normalised per map (colour bar), the attribute's region outlined. A "
+    "class-agnostic map is the same in every row.",
+    "faithfulness": "Class probability (mean over the test images, fitted axis) as the "
+    "map's most relevant pixels are deleted (left; lower area is better) or inserted into "
+    "the baseline (right; higher area is better), against the fraction of pixels changed. "
+    "The legend lists the methods best first on the left panel with both areas (mean "
+    "class probability); dotted: chance, one over the number of classes.",
+    "road": "ROAD: class probability (mean over the test images, fitted axis) as pixels are "
+    "imputed by noisy linear imputation, most relevant first (left, MoRF; lower area is "
+    "better) or least relevant first (right, LeRF; higher area is better). The legend "
+    "lists the methods best first on the left panel with both areas; dotted: chance.",
+    "se-distribution": "Histogram of the SE-vector entries s_c (channel weights, 0 to 1; "
+    "count on a log scale) of every test image. Dashed: the paper's threshold mean + "
+    "1.282·std averaged over the images; band: its range over the images. The notes give "
+    "the share of entries above their image's threshold and how alike the selected "
+    "channels are across images and classes (Jaccard, 1: identical).",
+    "vebi-features": "VEBI: for each class (rows) its relevant features by decreasing lasso "
+    "weight; each panel is a feature's mean guided backward signal, normalised per panel "
+    "(grey = 0), titled layer:channel (weight).",
+    "bias": "The bias sweep over ρ, how tightly a corner mark is tied to the attribute in "
+    "training. Left: the model's accuracy on the attribute (decorrelated test split) and "
+    "its reliance on the mark (0 to 1). Right: each method's relevance mass (share of "
+    "positive relevance) on the mark (solid) and on the attribute (dashed), with 95 % "
+    "intervals; the constant map is chance.",
+    "speaker-clips": "Audio-visual clips × methods: every third video frame with the "
+    "method's visual heatmap (mouth outlined) and the clip's spectrogram with its audio "
+    "heatmap, the speech segments as a bar above it.",
+    "speaker-kinds": "How much each stream (visual, audio) counts, by clip kind and over "
+    "all clips, one panel per measure, with 95 % bootstrap intervals; read per clip kind "
+    "(no better direction).",
+    "speaker": "One clip's per-frame heatmaps as an animated GIF, beside the spectrogram "
+    "with the audio map, the speech bar and the current frame boxed.",
+}
+
+
+def caption(run: Run, name: str, dataset: str | None = None, seed: int | None = None) -> str:
+    """What figure ``name`` of :func:`make_figures` (without its ``_<dataset>`` /
+    ``_seed<k>`` suffix) shows, with units and directions, in a sentence or three."""
+    if name.startswith("bars-"):
+        metric = name.removeprefix("bars-")
+        try:
+            refs = any(r.kind == "reference" for r in run.ranking(metric, dataset, seed))
+        except KeyError:
+            refs = False
+        return (
+            f"{_sentence(metric_label(metric, run))}: each method's mean over the test "
+            f"images with its 95 % bootstrap interval, best first"
+            + (f"; {_REF_NOTE}." if refs else ".")
+            + _line_note("Dotted line", _safe_reference(run, metric, dataset, seed))
+        )
+    if name.startswith("cost-vs-"):
+        metric = name.removeprefix("cost-vs-")
+        return (
+            f"{_sentence(metric_label('ms_per_image', run, 'log scale'))} against "
+            f"{metric_label(metric, run)}, one point per timed method; grey bars: 95 % "
+            "bootstrap intervals. Dashed: one plain forward pass of the model."
+            + _line_note("Dotted", _safe_reference(run, metric, dataset, seed))
+        )
+    return CAPTIONS.get(name, "")
+
+
+def _line_note(what: str, ref: tuple[float, str] | None) -> str:
+    """`` Dotted line: random maps (0.0333).``, or nothing without a reference."""
+    if ref is None:
+        return ""
+    label = ref[1].removeprefix("= ")
+    return f" {what}: {label}" + ("." if "(" in label else f" ({ref[0]:.3g}).")
+
+
+def _sentence(text: str) -> str:
+    return text[:1].upper() + text[1:]
+
+
+def _safe_reference(run: Run, metric: str, dataset, seed) -> tuple[float, str] | None:
+    try:
+        return _reference(run, metric, dataset, seed)
+    except KeyError:
+        return None
+
+
+def _run_lines(run: Run, tables: list[Path]) -> list[str]:
+    """The captions file's header: the run, its datasets, methods, models, settings."""
+    res, refs = run.results, [m for m in run.methods if run.kind(m) == "reference"]
+    out = [
+        f"Run `{run.root}`: datasets {', '.join(run.datasets)}; seeds "
+        f"{', '.join(map(str, run.seeds))}; methods "
+        f"{', '.join(m for m in run.methods if m not in refs)}"
+        + (f"; reference maps {', '.join(refs)}." if refs else ".")
+    ]
+    for name, mo in res.get("models", {}).items():
+        if "accuracy_mean" in mo:
+            unit = "clips" if mo.get("kinds") else "images"
+            sizes = f", {mo.get('n_train')} training and {mo['n_test']} test {unit}"
+            sizes = sizes if "n_test" in mo else ""
+            out.append(f"Model on {name}: {mo.get('arch', 'CNN')}{sizes}; "
+                       f"{mo.get('score', 'test accuracy')} {mo['accuracy_mean']:.3f}.")  # fmt: skip
+    cfg = res.get("config", {})
+    said = [w.format(cfg[k]) for k, w in (("size", "image side {} px"), ("epochs", "{} epochs"))
+            if cfg.get(k) is not None]  # fmt: skip
+    if said:
+        out.append("Settings: " + ", ".join(said) + ".")
+    out.append(
+        "Intervals are 95 % bootstrap intervals over the test images. LaTeX tables: "
+        + ", ".join(f"`{p.name}`" for p in tables)
+        + "."
+    )
+    return out
+
+
+def _captions_text(run: Run, entries: list[tuple], tables: list[Path]) -> str:
+    """The captions file: the run's header, then one entry per figure written."""
+    lines = [f"# Figures of the run `{run.root.name}`", "", *_run_lines(run, tables), ""]
+    for name, dataset, seed, files in entries:
+        if not files:
+            continue
+        where = "all datasets" if dataset is None else f"{dataset}, seed {seed}"
+        lines += [
+            f"## {files[0].stem}",
+            "",
+            f"{', '.join(f'`{p.name}`' for p in files)} · {where}",
+            "",
+            caption(run, name, dataset, seed),
+            "",
+        ]
+    return "\n".join(lines)
 
 
 # -- everything into one folder ------------------------------------------------------------------
@@ -751,14 +1097,14 @@ def _task(dataset: str) -> str | None:
         return None
 
 
-def _speaker_gif(run: Run, dataset: str, seed: int, path: Path, verbose: bool) -> list[Path]:
+def _speaker_gif(run: Run, dataset: str, seed: int, path: Path, suffix: str, skips) -> list[Path]:
     """An audio-visual dataset's animated clip (:func:`squeezex.speaker_figures.speaker_gif`)
-    written to ``path``, or nothing (an image dataset, or skipped with the reason)."""
+    written to ``path``, or nothing (an image dataset, or skipped: the reason in ``skips``)."""
     if _task(dataset) != "audio-visual":
         return []
     from .speaker_figures import speaker_gif
 
-    data = _draw(path.name, lambda: speaker_gif(run, dataset, seed), verbose)
+    data = _draw("speaker.gif", suffix, lambda: speaker_gif(run, dataset, seed), skips)
     return [] if data is None else [atomic_write_bytes(path, data)]
 
 
@@ -790,7 +1136,9 @@ def make_figures(
     ``bias`` (:func:`bias_curve`, one for the run). An audio-visual dataset (``speakers``)
     gets :func:`squeezex.speaker_figures.speaker_jobs` instead, and ``speaker.gif`` whatever
     ``formats`` says. Tables: ``results.tex`` (every metric) and ``results-<family>.tex``
-    (one per metric family, narrow enough for a column).
+    (one per metric family, narrow enough for a column). Captions: :data:`CAPTIONS_FILE`,
+    one entry per figure written (its files, what it shows with units and directions,
+    its dataset and seed) after a header naming the run and its configuration.
     A figure whose inputs the run did not compute is skipped with a logged (and, if
     ``verbose``, printed) reason; a damaged file is an error, never a skip. Every file
     is written atomically and deterministically: the same run gives byte-identical files.
@@ -803,7 +1151,7 @@ def make_figures(
         verbose: print what is skipped and why.
 
     Returns:
-        The paths written, in order.
+        The paths written: the tables, the figures in order, the captions file last.
 
     Raises:
         FileNotFoundError: no run folder or no results in it.
@@ -818,22 +1166,29 @@ def make_figures(
             raise FileNotFoundError(f"no such folder: {root}")
         run = Run(root)
     out = Path(out_dir) if out_dir is not None else run.root / "figures"
-    written = [atomic_write_text(out / "results.tex", latex_table(run.results))]
+    tables = [atomic_write_text(out / "results.tex", latex_table(run.results))]
     for fam, text in family_tables(run.results).items():
-        written.append(atomic_write_text(out / f"results-{fam}.tex", text))
+        tables.append(atomic_write_text(out / f"results-{fam}.tex", text))
+    entries, skips = [], []  # (name, dataset, seed, files) of every figure; what is skipped
     for dataset, seed in run.blocks():
         suffix = (f"_{dataset}" if len(run.datasets) > 1 else "") + (
             f"_seed{seed}" if len(run.seeds) > 1 else ""
         )
         for name, make in _jobs(run, dataset, seed):
-            fig = _draw(name + suffix, make, verbose)
+            fig, files = _draw(name, suffix, make, skips), []
             for k, fmt in enumerate(formats if fig is not None else []):
                 # a fresh figure per format: saving one format moves the layout a
                 # little, and each file must not depend on which were written before
                 fig = fig if k == 0 else make()
-                written.append(save_figure(fig, out / f"{name}{suffix}.{fmt}", dpi=dpi))
-        written += _speaker_gif(run, dataset, seed, out / f"speaker{suffix}.gif", verbose)
-    return written + _run_figures(run, out, formats, dpi)
+                files.append(save_figure(fig, out / f"{name}{suffix}.{fmt}", dpi=dpi))
+            entries.append((name, dataset, seed, files))
+        gif = _speaker_gif(run, dataset, seed, out / f"speaker{suffix}.gif", suffix, skips)
+        entries.append(("speaker", dataset, seed, gif))
+    entries.append(("bias", None, None, _run_figures(run, out, formats, dpi)))
+    _report_skips(skips, verbose)
+    figures = [f for *_, files in entries for f in files]
+    captions = atomic_write_text(out / CAPTIONS_FILE, _captions_text(run, entries, tables))
+    return tables + figures + [captions]
 
 
 def _check_formats(formats) -> list[str]:
@@ -851,9 +1206,9 @@ def _run_figures(run: Run, out: Path, formats, dpi: int) -> list[Path]:
     return [save_figure(bias_curve(run), out / f"bias.{fmt}", dpi=dpi) for fmt in formats]
 
 
-def _draw(name: str, make, verbose: bool):
-    """The figure, or ``None`` (with the reason printed or logged) when the run lacks
-    its inputs; a damaged file propagates."""
+def _draw(name: str, suffix: str, make, skips: list):
+    """The figure, or ``None`` (the reason added to ``skips``) when the run lacks its
+    inputs; a damaged file propagates."""
     try:
         fig = make()
     except CorruptRunError:
@@ -864,8 +1219,36 @@ def _draw(name: str, make, verbose: bool):
     else:
         reason = "the run has no VEBI interpretation"
     if fig is None:
-        if verbose:
-            print(f"skipped {name}: {reason}")
-        else:
-            log.warning("skipped %s: %s", name, reason)
+        skips.append((name, suffix, reason))
     return fig
+
+
+def _report_skips(skips: list[tuple[str, str, str]], verbose: bool) -> None:
+    """Print (or log) the skipped figures, one line per figure and reason: a figure
+    skipped for the same reason on several datasets or seeds names them in brackets,
+    ``skipped road (_faces-bias-0, _faces-bias-90): ValueError: …``."""
+    groups: dict[tuple[str, str], list[str]] = {}
+    for name, suffix, reason in skips:
+        groups.setdefault((name, reason), []).append(suffix)
+    for (name, reason), suffixes in groups.items():
+        where = suffixes[0] if len(suffixes) == 1 else f" ({', '.join(suffixes)})"
+        if len(suffixes) == 1 and name.endswith(".gif"):
+            name, where = name.replace(".gif", f"{where}.gif"), ""
+        if verbose:
+            print(f"skipped {name}{where}: {reason}")
+        else:
+            log.warning("skipped %s%s: %s", name, where, reason)
+
+
+def summary(written: list[Path], out: str | Path) -> str:
+    """What :func:`make_figures` wrote, in two lines: how many figures (and files, by
+    format) and tables, the folder, and the captions file."""
+    figs = [p for p in written if p.suffix not in (".tex", ".md")]
+    tables = sum(p.suffix == ".tex" for p in written)
+    formats = ", ".join(sorted({p.suffix.lstrip(".").upper() for p in figs}))
+    head = (
+        f"wrote {len(dict.fromkeys(p.stem for p in figs))} figures ({len(figs)} files"
+        f"{': ' + formats if formats else ''}) and {tables} LaTeX tables to {out}"
+    )
+    captions = [p for p in written if p.name == CAPTIONS_FILE]
+    return head + (f"\ncaptions: {captions[0]}" if captions else "")

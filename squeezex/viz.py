@@ -25,6 +25,7 @@ __all__ = [
     "outline",
     "overlay",
     "explanation_grid",
+    "heatmap_colorbar",
     "se_vector_figure",
     "feature_grid",
     "save_figure",
@@ -125,9 +126,11 @@ def explanation_grid(
     masks: torch.Tensor | None = None,
     row_labels: list[str] | None = None,
     cell: float = 1.1,
+    colorbar: bool = True,
 ) -> Figure:
     """Rows: samples; columns: the image, then each method's heatmap (mask outlined,
-    the map's maximum marked with +)."""
+    the map's maximum marked with +), and with ``colorbar`` one colour bar for every
+    map (:func:`heatmap_colorbar`)."""
     n = images.shape[0]
     cols = ["image", *maps]
     with matplotlib.rc_context(STYLE):
@@ -142,7 +145,31 @@ def explanation_grid(
                 overlay(axes[i, j], images[i], maps[name][i], m, point=True)
         for j, name in enumerate(cols):
             axes[0, j].set_title(name, fontsize=7)
+    if colorbar and maps:
+        heatmap_colorbar(fig, axes[:, 1:].ravel())
     return fig
+
+
+def heatmap_colorbar(
+    fig: Figure,
+    axes,
+    label: str = "relevance (normalised per map)",
+    cmap=None,
+    vmin: float = 0.0,
+    vmax: float = 1.0,
+):
+    """One labelled colour bar beside ``axes`` (the heatmaps of ``fig``) for the colour
+    map ``cmap`` (default :data:`HEATMAP_CMAP`) from ``vmin`` to ``vmax``; returns it."""
+    from matplotlib.cm import ScalarMappable
+    from matplotlib.colors import Normalize
+
+    mappable = ScalarMappable(Normalize(vmin, vmax), cmap or HEATMAP_CMAP)
+    with matplotlib.rc_context(STYLE):
+        cb = fig.colorbar(mappable, ax=list(axes), shrink=0.6, aspect=25)
+        cb.set_label(label, fontsize=6)
+        cb.ax.tick_params(labelsize=5, width=0.4, length=2)
+        cb.outline.set_linewidth(0.4)
+    return cb
 
 
 def se_vector_figure(s: torch.Tensor, thresholds: dict[str, float] | None = None) -> Figure:

@@ -4,19 +4,23 @@ import contextlib
 import io
 import json
 import math
+import re
 import shutil
 
 import numpy as np
 import pytest
+from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.collections import PathCollection
 from matplotlib.colors import to_rgb
 from matplotlib.container import BarContainer
 from matplotlib.figure import Figure
+from matplotlib.text import Annotation, Text
 
 from squeezex import figures as F
 from squeezex.bench import CorruptRunError, Run, latex_table
 from squeezex.cli import main
-from squeezex.viz import MASK_COLOUR, blend, outline, save_figure
+from squeezex.metrics.vocabulary import METRICS
+from squeezex.viz import MASK_COLOUR, blend, explanation_grid, outline, save_figure
 
 METHODS = ["se", "gradcam", "vebi", "random"]
 REFS = ["centre", "silhouette", "oracle", "constant"]
@@ -152,28 +156,65 @@ def test_metric_bars_without_references(run):
         F.metric_bars(run, "gini")  # complexity was not scored
 
 
+def _method_lines(ax):
+    return [ln for ln in ax.get_lines() if not ln.get_label().startswith("_")]
+
+
 def test_faithfulness_curves_two_panels_with_auc(run):
     fig = F.faithfulness_curves(run)
     assert len(fig.axes) == 2
     names = METHODS + REFS
+    auc = {
+        mode: {r.method: r.value for r in run.ranking(f"{mode}_auc")}
+        for mode in ("deletion", "insertion")
+    }
+    # one legend for the figure: each method with both areas, best first on the left
+    # panel (deletion: lower is better), then the chance line
+    assert len(fig.legends) == 1 and all(ax.get_legend() is None for ax in fig.axes)
+    texts = [t.get_text() for t in fig.legends[0].get_texts()]
+    expected = {
+        f"{m}{' (ref)' if m in REFS else ''}  {auc['deletion'][m]:.3f} | {auc['insertion'][m]:.3f}"
+        for m in names
+    }
+    assert set(texts[:-1]) == expected
+    left = [auc["deletion"][t.split()[0]] for t in texts[:-1]]
+    assert left == sorted(left)
+    n_classes = len(run.data()["classes"])
+    assert texts[-1] == f"chance: 1/{n_classes} classes"
     for ax, mode in zip(fig.axes, ("deletion", "insertion"), strict=True):
-        assert mode in ax.get_title()
-        assert len(ax.get_lines()) == len(names)
-        auc = {r.method: r.value for r in run.ranking(f"{mode}_auc")}
-        texts = [t.get_text() for t in ax.get_legend().get_texts()]
-        expected = {f"{m}{' (ref)' if m in REFS else ''}  {auc[m]:.3f}" for m in names}
-        assert set(texts) == expected
-        for line, text in zip(ax.get_lines(), texts, strict=True):
-            m = text.split()[0]
+        assert mode in ax.get_title() and "is better" in ax.get_title()
+        lines = _method_lines(ax)
+        assert len(lines) == len(names)
+        for line in lines:
+            m = line.get_label().removesuffix(" (ref)")
             np.testing.assert_allclose(line.get_ydata(), run.curves(m)[mode])
             np.testing.assert_allclose(line.get_xdata(), run.curves(m)["fractions"])
+        chance = [ln for ln in ax.get_lines() if ln not in lines]
+        assert len(chance) == 1 and np.allclose(chance[0].get_ydata(), 1 / n_classes)
     fig = F.faithfulness_curves(run, methods=["se", "vebi"])
-    assert [len(ax.get_lines()) for ax in fig.axes] == [2, 2]
+    assert [len(_method_lines(ax)) for ax in fig.axes] == [2, 2]
+
+
+def test_faithfulness_axes_fit_the_curves_and_the_legend_stays_outside(run):
+    fig = F.faithfulness_curves(run)
+    values = np.concatenate(
+        [run.curves(m)[k] for m in METHODS + REFS for k in ("deletion", "insertion")]
+    )
+    level = 1 / len(run.data()["classes"])
+    lo, hi = min(values.min(), level), max(values.max(), level)
+    bottom, top = fig.axes[0].get_ylim()
+    assert fig.axes[1].get_ylim() == (bottom, top)  # shared
+    assert max(0, lo - 0.1 * (hi - lo)) <= bottom <= lo and hi <= top <= hi + 0.1 * (hi - lo)
+    renderer = FigureCanvasAgg(fig).get_renderer()
+    fig.draw(renderer)
+    box = fig.legends[0].get_window_extent(renderer)
+    for ax in fig.axes:
+        assert not box.overlaps(ax.get_window_extent(renderer)), "the legend covers a panel"
 
 
 def test_se_distribution_marks_the_paper_threshold(run):
     fig = F.se_distribution(run)
-    (ax,) = fig.axes
+    ax = fig.axes[0]
     s = run.se_vectors()["s"].float()
     thr = s.mean(1) + 1.282 * s.std(1, unbiased=False)
     vlines = [ln for ln in ax.get_lines() if len(set(ln.get_xdata())) == 1]
@@ -182,7 +223,14 @@ def test_se_distribution_marks_the_paper_threshold(run):
     (hist,) = [c for c in ax.containers if isinstance(c, BarContainer)]
     counts = sum(p.get_height() for p in hist.patches)
     assert counts == s.numel()  # every entry of every SE vector is in the histogram
-    assert f"{float(thr.mean()):.3f}" in ax.get_legend().get_texts()[0].get_text()
+    assert f"{float(thr.mean()):.3f}" in fig.legends[0].get_texts()[0].get_text()
+    # the x axis spans the entries and the thresholds' band, not the whole of [0, 1]
+    lo = min(float(s.min()), float(thr.min()))
+    hi = max(float(s.max()), float(thr.max()))
+    left, right = ax.get_xlim()
+    assert max(0, lo - 0.1 * (hi - lo)) <= left <= lo and hi <= right <= min(
+        1, hi + 0.1 * (hi - lo)
+    )
 
 
 def test_vebi_features_is_the_class_by_feature_grid(run, tmp_path):
@@ -211,10 +259,34 @@ def test_cost_vs_localisation_scatter(run):
     assert len(points) == len(METHODS)  # references have no cost
     for (x, y), m in zip(points, METHODS, strict=True):
         assert x == pytest.approx(cost[m]) and y == pytest.approx(score[m])
-    labels = sorted(t.get_text() for t in ax.texts if t.get_text())
+    labels = sorted(t.get_text() for t in ax.texts if isinstance(t, Annotation) and t.get_text())
     assert labels == sorted(METHODS)
+    # the axes fit the points and their intervals, within the metric's bounds [0, 1]
+    ys = [score[m] for m in METHODS] + [
+        v
+        for r in run.ranking("pointing_game")
+        if r.method in METHODS
+        for v in (r.ci_low, r.ci_high)
+    ]
+    bottom, top = ax.get_ylim()
+    span = max(ys) - min(ys)
+    assert max(0, min(ys) - 0.1 * span) <= bottom <= min(ys)
+    assert max(ys) <= top <= min(1, max(ys) + 0.1 * span)
+    # one forward pass (dashed, vertical) and the random maps' level (dotted, horizontal)
+    fwd = run.results["timing"]["an8flower-single-6c/0/forward_ms_per_image"]
+    assert _vline_at(ax, fwd) and _hline_at(ax, score["random"])
+    texts = [t.get_text() for t in ax.texts if not isinstance(t, Annotation)]
+    assert "= one forward pass" in texts and any("random" in t for t in texts)
     with pytest.raises(KeyError):
         F.cost_vs_localisation(run, metric="no_such_metric")
+
+
+def _vline_at(ax, x) -> bool:
+    return any(np.allclose(np.asarray(ln.get_xdata(), float), x) for ln in ax.get_lines())
+
+
+def _hline_at(ax, y) -> bool:
+    return any(np.allclose(np.asarray(ln.get_ydata(), float), y) for ln in ax.get_lines())
 
 
 def test_method_styles_are_distinct(run):
@@ -238,6 +310,103 @@ def test_figures_leave_matplotlib_state_alone(run):
     assert dict(matplotlib.rcParams) == before
 
 
+# -- readable figures ---------------------------------------------------------------------------
+def test_metric_labels_are_words_with_unit_and_direction():
+    assert F.metric_label("cost_ratio") == "cost (× a forward pass, lower is better)"
+    assert F.metric_label("ms_per_image") == "time per image (ms, lower is better)"
+    assert F.metric_label("pointing_game") == "pointing game (share of images, higher is better)"
+    assert F.metric_label("gini") == "Gini sparseness (0 to 1, no better direction)"
+    assert F.metric_label("ms_per_image", extra="log scale") == (
+        "time per image (ms, log scale, lower is better)"
+    )
+    assert F.metric_label("no_such_metric") == "no such metric (no better direction)"
+    # every metric of the vocabulary has a label, whose direction is the vocabulary's
+    assert set(METRICS) <= set(F.METRIC_LABELS)
+    words = {"higher": "higher is better)", "lower": "lower is better)"}
+    for name, m in METRICS.items():
+        label = F.metric_label(name)
+        assert "_" not in label, label
+        assert label.endswith(words.get(m.direction, "no better direction)")), label
+        if m.unit == "ms":
+            assert "(ms" in label
+
+
+def _texts(fig) -> list[str]:
+    """Every text drawn on ``fig``: titles, axis labels, legends, notes, tick labels."""
+    return [t.get_text() for t in fig.findobj(Text) if t.get_text()]
+
+
+def _figures(run):
+    """(name, figure) of every figure make_figures draws for the run's first block."""
+    for name, make in F._jobs(run, run.datasets[0], run.seeds[0]):
+        fig = make()
+        if fig is not None:
+            yield name, fig
+
+
+def test_no_figure_text_is_a_snake_case_metric_key(run):
+    keys = [k for k in METRICS if "_" in k]
+    names = []
+    for name, fig in _figures(run):
+        names.append(name)
+        for text in _texts(fig):
+            assert not re.search(r"[A-Za-z]{2,}_[A-Za-z]{2,}", text), (name, text)
+            assert not any(k in text for k in keys), (name, text)
+    assert {"qualitative", "faithfulness", "road", "se-distribution", "vebi-features"} <= set(
+        names
+    ) and "bars-cost_ratio" in names
+
+
+def test_cost_bars_mark_one_forward_pass(run):
+    (ax,) = F.metric_bars(run, "cost_ratio").axes
+    assert _vline_at(ax, 1.0) and "= one forward pass" in [t.get_text() for t in ax.texts]
+    assert ax.get_xlim()[0] == 0  # the bars start on the axis
+    assert ax.get_xlabel().replace("\n", " ") == "cost (× a forward pass, lower is better)"
+    (ax,) = F.metric_bars(run, "ms_per_image").axes
+    fwd = run.results["timing"]["an8flower-single-6c/0/forward_ms_per_image"]
+    assert _vline_at(ax, fwd)
+    # a localisation metric: the random maps' level; the ROC AUC: chance, 0.5
+    (ax,) = F.metric_bars(run, "pointing_game").axes
+    random = next(r.value for r in run.ranking("pointing_game") if r.method == "random")
+    assert _vline_at(ax, random) and "random maps" in [t.get_text() for t in ax.texts]
+    (ax,) = F.metric_bars(run, "auc").axes
+    assert _vline_at(ax, 0.5) and "chance (0.5)" in [t.get_text() for t in ax.texts]
+    # a share never runs past 1
+    (ax,) = F.metric_bars(run, "pointing_game", references=True).axes
+    assert ax.get_xlim()[1] <= 1.0 + 1e-12
+
+
+def _colourbars(fig) -> list:
+    return [ax for ax in fig.axes if ax.get_label() == "<colorbar>"]
+
+
+def test_heatmap_figures_have_one_labelled_colour_bar(run):
+    (cb,) = _colourbars(F.qualitative_grid(run))
+    assert cb.get_ylabel() == "relevance (min–max normalised per map)"
+    # the bench's examples.png and the notebooks' grids: viz.explanation_grid
+    data = run.data()
+    maps = {m: run.maps(m)[:3] for m in METHODS}
+    fig = explanation_grid(data["images"][:3], maps, data["masks"][:3])
+    (cb,) = _colourbars(fig)
+    assert "relevance" in cb.get_ylabel() and len(fig.axes) == 3 * (1 + len(METHODS)) + 1
+    assert not _colourbars(explanation_grid(data["images"][:3], maps, colorbar=False))
+    (cb,) = _colourbars(F.vebi_features(run, heat=True))
+    assert "relevance" in cb.get_ylabel()
+
+
+def test_one_legend_per_figure_outside_the_axes(run):
+    for name, fig in _figures(run):
+        inside = [ax for ax in fig.axes if ax.get_legend() is not None]
+        assert len(fig.legends) + len(inside) <= 1, name
+        if fig.legends:
+            renderer = FigureCanvasAgg(fig).get_renderer()
+            fig.draw(renderer)
+            box = fig.legends[0].get_window_extent(renderer)
+            for ax in fig.axes:
+                if ax.axison:
+                    assert not box.overlaps(ax.get_window_extent(renderer)), name
+
+
 # -- make_figures and the command line -----------------------------------------------------------
 def _expected(run):
     figs = ["qualitative", "faithfulness", "road", "se-distribution", "vebi-features"]
@@ -246,7 +415,7 @@ def _expected(run):
     tables = {"results.tex"} | {
         f"results-{fam}.tex" for fam in ("localisation", "faithfulness", "cost")
     }
-    return names | tables
+    return names | tables | {"CAPTIONS.md"}
 
 
 def test_make_figures_writes_every_file(run, written):
@@ -260,10 +429,32 @@ def test_make_figures_writes_every_file(run, written):
     assert (default / "results.tex").read_text() == latex_table(run.results)
     fam = (default / "results-cost.tex").read_text()
     assert "ms\\_per\\_image" in fam and "pointing\\_game" not in fam
-    # the command prints every path it wrote, then a summary
-    lines = outputs[0].strip().splitlines()
-    assert lines[-1] == f"wrote {len(files)} files to {default}"
-    assert sorted(lines[:-1]) == sorted(str(default / f) for f in files)
+    # the command prints a short summary, not every path
+    figures = {f for f in files if f.endswith((".pdf", ".png"))}
+    tables = {f for f in files if f.endswith(".tex")}
+    assert outputs[0].strip().splitlines() == [
+        f"wrote {len(figures) // 2} figures ({len(figures)} files: PDF, PNG) and "
+        f"{len(tables)} LaTeX tables to {default}",
+        f"captions: {default / 'CAPTIONS.md'}",
+    ]
+
+
+def test_captions_name_every_figure_file(run, run_dir, written):
+    default, _, _ = written
+    text = (default / "CAPTIONS.md").read_text()
+    figures = sorted(p.name for p in default.iterdir() if p.suffix in (".pdf", ".png"))
+    for name in figures:
+        assert f"`{name}`" in text, name
+    headings = re.findall(r"^## (.+)$", text, flags=re.M)
+    assert sorted(headings) == sorted({n.rsplit(".", 1)[0] for n in figures})
+    for entry in text.split("\n## ")[1:]:  # files, dataset and seed, then the caption
+        body = entry.split("\n\n")
+        assert "an8flower-single-6c, seed 0" in body[1] and len(body[2]) > 40, entry
+    assert str(run_dir) in text and "an8flower-single-6c" in text
+    assert "pointing game (share of images, higher is better)" in text.lower()
+    assert "Cost (× a forward pass, lower is better)" in text
+    assert "ROC AUC of the map" in text
+    assert not re.search(r"^[^`#]*[a-z]{2,}_[a-z]{2,}[^`]*$", text.split("\n## ", 1)[1], re.M)
 
 
 def test_figures_are_deterministic(written):
@@ -306,6 +497,21 @@ def test_make_figures_skips_what_the_run_lacks(run, tmp_path, capsys):
         assert f"skipped {skipped}:" in out
     assert "no VEBI interpretation" in out
     assert all(p.is_file() for p in paths)
+
+
+def test_skips_are_reported_once_per_figure_and_reason(capsys):
+    skips = [
+        ("road", "_a", "ValueError: no curves"),
+        ("road", "_b", "ValueError: no curves"),
+        ("qualitative", "_a", "FileNotFoundError: no test split"),
+        ("speaker.gif", "", "FileNotFoundError: no maps"),
+    ]
+    F._report_skips(skips, verbose=True)
+    assert capsys.readouterr().out.splitlines() == [
+        "skipped road (_a, _b): ValueError: no curves",
+        "skipped qualitative_a: FileNotFoundError: no test split",
+        "skipped speaker.gif: FileNotFoundError: no maps",
+    ]
 
 
 @pytest.mark.parametrize("name", ["_test-split.pt", "_se-vectors.pt", "se.pt", "se.json"])

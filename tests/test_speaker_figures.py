@@ -64,7 +64,8 @@ def test_make_figures_writes_the_speaker_figures_and_no_image_figure(sp, written
         f"bars-{m}" for m in ("frame_pointing_game", "speech_mass", "ms_per_clip", "cost_ratio")
     ]
     tables = {"results.tex"} | {f"results-{f}.tex" for f in ("localisation", "cost", "modality")}
-    assert names == {f"{f}.{x}" for f in figures for x in ("png", "pdf")} | tables | {"speaker.gif"}
+    images = {f"{f}.{x}" for f in figures for x in ("png", "pdf")}
+    assert names == images | tables | {"speaker.gif", "CAPTIONS.md"}
     for name in IMAGE_ONLY:
         assert not any(n.startswith(name + ".") for n in names), name
     assert "skipped" not in printed  # the image figures do not apply: nothing to report
