@@ -4,12 +4,17 @@ JupyterLab runs on a free loopback port in a temporary root (its configuration, 
 runtime, settings and caches included), with a kernel that is this interpreter; Debian's
 Chromium, driven headless by Playwright, opens ``notebooks/00_quickstart.ipynb``, runs all
 cells and then works the Explorer: the opacity slider must redraw a tile, adding a method
-must change the tiles, and no widget may fail to render. A screenshot is kept.
+must change the tiles; changing the sample, the target and the SE rule must show a busy
+indicator and then tiles, SE chart and score table of one state, never two (every DOM
+change is read); z reads 1.282; one colour bar; and no widget may fail to render. A
+second notebook opens ``Compare`` on a tiny benchmark run: its ranking chart must be shown
+unstretched at half its pixels, under all its controls. Screenshots are kept.
 
 Skips (with the reason) only where Chromium, Playwright, JupyterLab, ipykernel or ipywidgets
 is absent; ``.ci/run`` installs Debian's ``chromium`` (never ``playwright install``). Run it
-alone with ``pytest -m browser -rA tests/test_browser.py`` (about 25 s with the quickstart's
-checkpoint cached, 90 s when it trains); deselect it with ``-m "not browser"``.
+alone with ``pytest -m browser -rA tests/test_browser.py`` (about 75 s on 2 cores with the
+quickstart's checkpoint cached, a minute more when it trains; the Compare test's tiny
+benchmark run takes ~20 s of it); deselect it with ``-m "not browser"``.
 
 Environment variables: ``SQUEEZEX_CHROMIUM`` (browser binary, default /usr/bin/chromium),
 ``SQUEEZEX_BROWSER_NOTEBOOK`` (another notebook with an Explorer, for work on this harness);
@@ -379,7 +384,63 @@ DOM_TRACEBACKS_JS = """
 """
 
 EXPLORER = ".squeezex-explorer"
-TILE_SRCS_JS = f"() => [...document.querySelectorAll('{EXPLORER} img')].map(i => i.src)"
+COMPARE = ".squeezex-compare"
+TILE_SRCS_JS = f"() => [...document.querySelectorAll('{EXPLORER} .sqx-tile img')].map(i => i.src)"
+#: The Explorer's parts that must always show one state (sample, target, SE rule).
+PARTS = ("tiles", "se", "scores")
+
+# What the Explorer shows, read in one go: the state each part says it shows (its
+# data-state), the busy line, and whether the controls are disabled.
+VIEW_JS = f"""
+() => {{
+  const ex = document.querySelector('{EXPLORER}');
+  if (!ex) return null;
+  const part = p => {{
+    const e = ex.querySelector('.squeezex-view .sqx-' + p);
+    return e ? e.dataset.state : null;
+  }};
+  const busy = ex.querySelector('.squeezex-busy');
+  const methods = ex.querySelector('select[multiple]');
+  return {{
+    tiles: part('tiles'), se: part('se'), scores: part('scores'),
+    busy: busy ? busy.innerText.trim() : null,
+    disabled: methods ? methods.disabled : null,
+    t: performance.now(),
+  }};
+}}
+"""
+
+# Read VIEW_JS on every change of the Explorer's DOM (the browser reports each one), so a
+# state shown for even one frame is seen.
+RECORD_JS = f"""
+() => {{
+  const ex = document.querySelector('{EXPLORER}');
+  const read = {VIEW_JS};
+  if (window.__sqxObserver) window.__sqxObserver.disconnect();
+  window.__sqxViews = [read()];
+  window.__sqxObserver = new MutationObserver(() => window.__sqxViews.push(read()));
+  window.__sqxObserver.observe(
+    ex, {{subtree: true, childList: true, characterData: true, attributes: true}});
+}}
+"""
+
+# Where the Compare widget's controls and ranking chart are, and the chart's own pixels.
+COMPARE_LAYOUT_JS = f"""
+() => {{
+  const c = document.querySelector('{COMPARE}');
+  const img = c && c.querySelector('img.squeezex-ranking');
+  if (!img || !img.complete || !img.naturalWidth) return null;
+  const box = e => {{
+    const r = e.getBoundingClientRect();
+    return {{top: r.top, bottom: r.bottom, width: r.width, height: r.height}};
+  }};
+  return {{
+    compare: box(c), chart: box(img), natural: [img.naturalWidth, img.naturalHeight],
+    controls: [...c.querySelectorAll('.widget-dropdown, .widget-toggle-buttons')].map(box),
+    viewport: window.innerHeight, src: img.src,
+  }};
+}}
+"""
 
 
 def _ansi_free(text: str) -> str:
@@ -423,22 +484,33 @@ def _wait(page, lab: Lab, what: str, deadline_s: float, probe, interval: float =
         page.wait_for_timeout(int(interval * 1000))
 
 
-def _labelled(page, widget_class: str, label: str):
-    """The Explorer's control of `widget_class` whose description reads `label`."""
+def _labelled(page, widget_class: str, label: str, root: str = EXPLORER):
+    """The control of `widget_class` in `root` whose description reads `label`."""
     exact = re.compile(rf"^\s*{re.escape(label)}\s*:?\s*$", re.IGNORECASE)
-    controls = page.locator(f"{EXPLORER} {widget_class}").filter(
+    controls = page.locator(f"{root} {widget_class}").filter(
         has=page.locator(".widget-label", has_text=exact)
     )
     n = controls.count()
-    assert n == 1, f"expected one {widget_class} labelled {label!r} in {EXPLORER}, found {n}"
+    assert n == 1, f"expected one {widget_class} labelled {label!r} in {root}, found {n}"
     return controls.first
 
 
-def test_quickstart_explorer_in_browser(lab, tmp_path, capsys):
+def _in_browser(lab: Lab, tmp_path: Path, capsys, drive, shot: str) -> None:
+    """Open a page in Chromium, run `drive(page, timings, lap)`; print timings and the
+    screenshot's path; on failure, the console errors, the last IOPub messages and a
+    full-page screenshot."""
     from playwright.sync_api import sync_playwright
 
     timings = {"server start": lab.startup_seconds}
     t = time.monotonic()
+    t0 = t
+
+    def lap(name: str) -> None:
+        nonlocal t0
+        now = time.monotonic()
+        timings[name] = now - t0
+        t0 = now
+
     with sync_playwright() as pw:
         browser = pw.chromium.launch(
             executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_FLAGS
@@ -452,7 +524,7 @@ def test_quickstart_explorer_in_browser(lab, tmp_path, capsys):
             )
             page.on("pageerror", lambda e: console.append(f"pageerror: {e}"))
             try:
-                _drive(page, lab, tmp_path, timings, t)
+                drive(page, timings, lap)
             except BaseException:
                 print("browser console errors:\n" + "\n".join(console[-40:]))
                 try:
@@ -472,28 +544,28 @@ def test_quickstart_explorer_in_browser(lab, tmp_path, capsys):
     timings["total (browser)"] = time.monotonic() - t
     print("timings: " + ", ".join(f"{k} {v:.1f} s" for k, v in timings.items()))
     with capsys.disabled():  # also in a plain `make test` run, which hides a pass's prints
-        print(f"\nexplorer screenshot: {tmp_path / 'explorer.png'}")
+        print(f"\n{shot} screenshot: {tmp_path / f'{shot}.png'}")
 
 
-def _drive(page, lab: Lab, tmp_path: Path, timings: dict, t0: float) -> None:
-    def lap(name: str) -> None:
-        nonlocal t0
-        now = time.monotonic()
-        timings[name] = now - t0
-        t0 = now
-
-    page.goto(f"{lab.url}/lab/tree/{lab.notebook_path}?token={lab.token}")
+def _run_notebook(page, lab: Lab, path: str, lap, workspace: str | None = None) -> None:
+    """Open the notebook at lab path `path` (in its own `workspace`, so no tab of another
+    test is restored), wait for its kernel, run all cells cleanly."""
+    where = f"workspaces/{workspace}/tree" if workspace else "tree"
+    page.goto(f"{lab.url}/lab/{where}/{path}?token={lab.token}")
     page.wait_for_function("() => window.jupyterapp && window.jupyterapp.shell", timeout=60_000)
     page.wait_for_selector(".jp-NotebookPanel .jp-Cell", timeout=60_000)
     lap("lab loaded")
 
     # Kernel-start race: the execution indicator reads idle before the kernel exists.
+    # The status bar speaks of the current notebook: it must be ours.
     page.wait_for_function(
-        """(name) => {
+        """([name, path]) => {
+          const panel = window.jupyterapp.shell.currentWidget;
           const bar = document.querySelector('#jp-main-statusbar');
-          return bar && bar.innerText.includes(name) && /\\|\\s*Idle/.test(bar.innerText);
+          return panel && panel.context && panel.context.path === path
+            && bar && bar.innerText.includes(name) && /\\|\\s*Idle/.test(bar.innerText);
         }""",
-        arg=KERNEL_DISPLAY,
+        arg=[KERNEL_DISPLAY, path],
         timeout=KERNEL_DEADLINE * 1000,
     )
     page.evaluate(LISTEN_JS)
@@ -518,23 +590,44 @@ def _drive(page, lab: Lab, tmp_path: Path, timings: dict, t0: float) -> None:
     page.wait_for_timeout(500)  # let "run all" queue the cells
     state = _wait(page, lab, "all cells to run", RUN_DEADLINE, finished, interval=1.0)
     lap(f"run all ({state['code']} code cells)")
-
-    # 1. Nothing failed to render, no cell raised.
+    # Nothing failed to render, no cell raised.
     _check_clean(page, lab, "after running all cells")
 
-    # 2. The Explorer rendered, with a tile per image and per method.
+
+def _screenshot(page, locator, path: Path) -> None:
+    page.evaluate("() => window.jupyterapp.shell.collapseLeft()")
+    locator.scroll_into_view_if_needed()
+    page.wait_for_timeout(300)
+    page.screenshot(path=str(path), full_page=True)
+
+
+def test_quickstart_explorer_in_browser(lab, tmp_path, capsys):
+    _in_browser(
+        lab,
+        tmp_path,
+        capsys,
+        lambda page, timings, lap: _drive(page, lab, tmp_path, timings, lap),
+        "explorer",
+    )
+
+
+def _drive(page, lab: Lab, tmp_path: Path, timings: dict, lap) -> None:
+    _run_notebook(page, lab, lab.notebook_path, lap)
+
+    # 1. The Explorer rendered, with a tile per image and per method.
     explorer = page.locator(EXPLORER)
     assert explorer.count() >= 1, f"no {EXPLORER} element on the page"
     explorer.first.scroll_into_view_if_needed()
     page.wait_for_function(
-        f"() => document.querySelectorAll('{EXPLORER} img').length >= 3", timeout=10_000
+        f"() => document.querySelectorAll('{EXPLORER} .sqx-tile img').length >= 3",
+        timeout=10_000,
     )
     before = page.evaluate(TILE_SRCS_JS)
     assert len(before) >= 3, f"the Explorer shows {len(before)} images, expected >= 3"
     assert all(before), f"an Explorer image has no src: {before}"
     lap("explorer rendered")
 
-    # 3. The opacity slider redraws the heatmaps (the first image, the sample itself, may stay).
+    # 2. The opacity slider redraws the heatmaps (the first image, the sample itself, may stay).
     slider = _labelled(page, ".widget-slider", "opacity")
     readout = slider.locator(".widget-readout")
     value_before = readout.inner_text()
@@ -558,7 +651,7 @@ def _drive(page, lab: Lab, tmp_path: Path, timings: dict, t0: float) -> None:
     changed = [i for i, (a, b) in enumerate(zip(now, before, strict=False)) if a != b]
     lap("opacity slider")
 
-    # 4. One more method changes the tiles.
+    # 3. One more method changes the tiles.
     methods = _labelled(page, ".widget-select-multiple", "methods").locator("select[multiple]")
     assert methods.count() == 1, "the 'methods' control has no <select multiple>"
     options = methods.evaluate(
@@ -580,15 +673,188 @@ def _drive(page, lab: Lab, tmp_path: Path, timings: dict, t0: float) -> None:
     after = page.evaluate(TILE_SRCS_JS)
     lap("methods")
 
-    # 5. Final checks and the picture.
+    # 4. Sample, target and rule: tiles, SE chart and scores always show one state, behind
+    # a busy indicator.
+    _one_state_after_each_change(page, lab, timings)
+    lap("sample, target and rule")
+
+    # 5. The colour bar, the score table's names and mask, and the picture.
+    _check_colour_bar_and_scores(page)
     _check_clean(page, lab, "after the interactions")
-    page.evaluate("() => window.jupyterapp.shell.collapseLeft()")
-    explorer.first.scroll_into_view_if_needed()
-    page.wait_for_timeout(300)
-    shot = tmp_path / "explorer.png"
-    page.screenshot(path=str(shot), full_page=True)
+    _screenshot(page, explorer.first, tmp_path / "explorer.png")
     print(
-        f"\nexplorer screenshot: {shot}\n"
+        f"\nexplorer screenshot: {tmp_path / 'explorer.png'}\n"
         f"opacity {value_before} -> {value_after}: images {changed} of {len(now)} redrawn;"
         f" adding {extra[0]!r} to {chosen}: {len(before)} -> {len(after)} images"
     )
+
+
+def _shows_one_state(page, lab: Lab, what: str, act, expect: str) -> tuple[dict, float]:
+    """Do `act()`, wait until the three parts show `expect`, and check, from every DOM
+    change meanwhile, that they never disagreed, that "computing…" was shown with the
+    controls disabled, and that both cleared. Returns the final reading and the seconds
+    from the action to it."""
+    start = page.evaluate(VIEW_JS)
+    assert len({start[p] for p in PARTS}) == 1, f"before {what}: the parts disagree: {start}"
+    assert expect not in start["tiles"], f"before {what}: already showing {expect!r}: {start}"
+    page.evaluate(RECORD_JS)
+    t = time.monotonic()
+    act()
+
+    def settled():
+        v = page.evaluate(VIEW_JS)
+        return v if v["busy"] == "" and all(expect in (v[p] or "") for p in PARTS) else None
+
+    final = _wait(page, lab, f"tiles, chart and scores showing {expect!r} after {what}",
+                  REACT_DEADLINE, settled, interval=0.05)  # fmt: skip
+    seconds = time.monotonic() - t
+    page.wait_for_timeout(300)  # anything still arriving is recorded too
+    log = page.evaluate("() => { window.__sqxObserver.disconnect(); return window.__sqxViews; }")
+    mixed = [r for r in log if len({r[p] for p in PARTS}) != 1]
+    assert not mixed, f"{what}: the parts disagreed on screen:\n" + "\n".join(map(str, mixed))
+    shown = [r[PARTS[0]] for r in log]
+    assert set(shown) == {start["tiles"], final["tiles"]}, f"{what}: showed {set(shown)}"
+    busy = [r for r in log if "computing" in (r["busy"] or "")]
+    assert busy, f"{what}: no busy indicator in {len(log)} DOM changes: {log[-3:]}"
+    assert any(r["disabled"] for r in busy), f"{what}: controls stayed enabled while busy"
+    last = page.evaluate(VIEW_JS)
+    assert last["busy"] == "" and last["disabled"] is False, f"{what}: not cleared: {last}"
+    assert {last[p] for p in PARTS} == {final["tiles"]}, f"{what}: changed after: {last}"
+    return final, seconds
+
+
+def _one_state_after_each_change(page, lab: Lab, timings: dict) -> None:
+    # the sample slider, by keyboard (it reports on release: continuous_update=False)
+    slider = _labelled(page, ".widget-slider", "sample")
+    old = int(slider.locator(".widget-readout").inner_text())
+    handle = slider.locator(".noUi-handle")
+    handle.focus()
+    key = "ArrowLeft" if old > 0 else "ArrowRight"
+    new = old - 1 if old > 0 else old + 1
+    final, timings["sample shown"] = _shows_one_state(
+        page, lab, f"sample {old} -> {new}", lambda: handle.press(key), f"sample {new} ·"
+    )
+
+    # the target: another class than the one shown (ipywidgets writes the options' spaces
+    # as no-break spaces)
+    target = _labelled(page, ".widget-dropdown", "target").locator("select")
+    labels = target.evaluate(
+        "s => [...s.options].map(o => o.textContent.replace(/\\u00a0/g, ' ').trim())"
+    )
+    shown = final["tiles"].split(" · ")[1]
+    index = next(i for i, x in enumerate(labels) if i and x.split(": ", 1)[1] not in shown)
+    name = labels[index].split(": ", 1)[1]
+    final, timings["target shown"] = _shows_one_state(
+        page, lab, f"target -> {labels[index]}", lambda: target.select_option(index=index),
+        f"target {name} ·",
+    )  # fmt: skip
+
+    # the SE rule: the paper's, with z = 1.282 shown exactly
+    rule = _labelled(page, ".widget-dropdown", "SE rule").locator("select")
+    final, timings["rule shown"] = _shows_one_state(
+        page, lab, "rule -> paper", lambda: rule.select_option(label="paper"),
+        "rule paper z=1.282",
+    )  # fmt: skip
+    z = _labelled(page, ".widget-slider", "z").locator(".widget-readout").inner_text()
+    assert z.strip() == "1.282", f"the z slider reads {z!r}, the paper's z is 1.282"
+    assert f"sample {new} · target {name} · rule paper" in final["tiles"], final
+
+
+def _check_colour_bar_and_scores(page) -> None:
+    bar = page.evaluate(
+        f"""() => [...document.querySelectorAll('{EXPLORER} .sqx-colorbar img')]
+              .map(i => [i.alt, i.naturalWidth, i.getBoundingClientRect().width])"""
+    )
+    assert len(bar) == 1 and bar[0][1] > 0, f"one colour bar under the tiles expected: {bar}"
+    assert bar[0][0] == "relevance (normalised per map)" and bar[0][2] == bar[0][1], bar
+    table = page.locator(f"{EXPLORER} .sqx-scores").inner_text()
+    assert "pointing game ↑" in table and "mask AUC ↑" in table, table
+    assert table.count("relevance mass") == 1 and "energy_pointing_game" not in table, table
+    assert "scored against the mask of:" in table and "(true label)" in table, table
+
+
+# --------------------------------------------------------------------------- Compare
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory):
+    """A tiny benchmark run (two test images per class) for the Compare widget."""
+    from squeezex.cli import main
+
+    tmp = tmp_path_factory.mktemp("compare-run")
+    args = ["bench", "--dataset", "an8flower-single-6c", "--n-train", "4", "--n-test", "2"]
+    args += ["--epochs", "1", "--seeds", "1", "--size", "32", "--methods", "se,gradcam,random"]
+    args += ["--out", str(tmp / "run"), "--checkpoints", str(tmp / "ckpt"), "--quiet"]
+    args += ["--families", "localisation"]
+    assert main(args) == 0
+    return tmp / "run"
+
+
+def _compare_notebook(lab: Lab, run: Path) -> str:
+    cell = {
+        "cell_type": "code",
+        "execution_count": None,
+        "id": "compare",
+        "metadata": {},
+        "outputs": [],
+        "source": f"from squeezex.widgets import Compare\n\nCompare({str(run)!r}, k=2)",
+    }
+    nb = {
+        "cells": [cell],
+        "metadata": {"kernelspec": {"name": KERNEL_NAME, "display_name": KERNEL_DISPLAY}},
+        "nbformat": 4,
+        "nbformat_minor": 5,
+    }
+    (lab.root / "notebooks" / "compare.ipynb").write_text(json.dumps(nb))
+    return "notebooks/compare.ipynb"
+
+
+def test_compare_in_browser(lab, run_dir, tmp_path, capsys):
+    path = _compare_notebook(lab, run_dir)
+
+    def drive(page, timings, lap):
+        _run_notebook(page, lab, path, lap, workspace="compare")
+        compare = page.locator(COMPARE)
+        assert compare.count() == 1, f"no {COMPARE} element on the page"
+        compare.first.scroll_into_view_if_needed()
+        box = _wait(page, lab, "the ranking chart", REACT_DEADLINE,
+                    lambda: page.evaluate(COMPARE_LAYOUT_JS))  # fmt: skip
+        _check_compare_layout(box)
+        lap("compare rendered")
+
+        # another metric: a new chart, laid out the same way
+        metric = _labelled(page, ".widget-dropdown", "metric", COMPARE).locator("select")
+        other = metric.evaluate("s => [...s.options].map(o => o.value).find(v => v != s.value)")
+        metric.select_option(value=other)
+        old = box["src"]
+
+        def redrawn():
+            b = page.evaluate(COMPARE_LAYOUT_JS)
+            return b if b and b["src"] != old else None
+
+        box = _wait(page, lab, f"the ranking chart of {other}", REACT_DEADLINE, redrawn)
+        _check_compare_layout(box)
+
+        # another method: its best and worst samples
+        buttons = page.locator(f"{COMPARE} .widget-toggle-button:not(.mod-active)")
+        name = buttons.first.inner_text().strip()
+        buttons.first.click()
+        _wait(page, lab, f"the best samples of {name}", REACT_DEADLINE,
+              lambda: f"best {name}" in compare.inner_text())  # fmt: skip
+        lap("metric and method")
+        _check_clean(page, lab, "after the interactions")
+        _screenshot(page, compare.first, tmp_path / "compare.png")
+
+    _in_browser(lab, tmp_path, capsys, drive, "compare")
+
+
+def _check_compare_layout(box: dict) -> None:
+    """The ranking is shown at half its pixels, its aspect ratio kept, under every control,
+    and the controls are near the widget's top (none below a long chart)."""
+    (nw, nh), chart = box["natural"], box["chart"]
+    assert abs(chart["width"] * 2 - nw) <= 2, f"chart {chart} for a {nw}×{nh} PNG"
+    ratio = (chart["width"] / chart["height"]) / (nw / nh)
+    assert abs(ratio - 1) < 0.01, f"the chart is stretched ×{ratio:.3f}: {chart}, {nw}×{nh}"
+    for c in box["controls"]:
+        assert c["bottom"] <= chart["top"] + 1, f"a control {c} is below the chart {chart}"
+        assert c["bottom"] - box["compare"]["top"] < 200, f"a control sits low: {c}"

@@ -1,6 +1,7 @@
 """Explorer, Compare and the plain functions behind them, without a kernel."""
 
 import io
+import re
 
 import numpy as np
 import pytest
@@ -124,28 +125,33 @@ def test_se_vector_chart_marks_the_selection(se_model, data):
 
 
 # -- Explorer -------------------------------------------------------------------------------------
+PART = re.compile(r"<div class='sqx-(tiles|se|scores)' data-state='([^']*)'")
+
+
+def _states(html: str) -> dict[str, str]:
+    """The state each part of the Explorer's view says it shows (read from its HTML)."""
+    return dict(PART.findall(html))
+
+
 def test_explorer_redraws_only_what_a_control_changes(se_model, data):
     e = Explorer(se_model, data, methods=["se", "gradcam", "saliency"], classes=list("abcdef"))
-    assert "squeezex-explorer" in e._dom_classes
-    assert [t.children[0].value for t in e.grid.children] == [
-        "<b>image</b>",
-        "<b>se</b>",
-        "<b>gradcam</b>",
-    ]
+    assert "squeezex-explorer" in e._dom_classes and "squeezex-view" in e.view._dom_classes
+    assert re.findall(r"data-method='([^']*)'", e.view.value) == ["image", "se", "gradcam"]
     assert e.stats == {"computed": 2, "drawn": 3}
-    se_png = e._tiles["se"].children[1].value
+    se_png = e._pngs["se"]
 
     e.opacity.value = 0.9  # re-blend, no new maps
     assert e.stats == {"computed": 2, "drawn": 6}
-    assert e._tiles["se"].children[1].value != se_png
+    assert e._pngs["se"] != se_png
 
     e.method_picker.value = ("se", "gradcam", "saliency")  # one new map, one new tile
-    assert e.stats == {"computed": 3, "drawn": 7} and len(e.grid.children) == 4
+    assert e.stats == {"computed": 3, "drawn": 7}
+    assert re.findall(r"data-method='([^']*)'", e.view.value)[-1] == "saliency"
 
-    chart = e.se_chart.value
+    chart = e._parts["se"][1]
     e.rule.value = "topk"  # only SE recomputed and redrawn, plus its chart
     assert e.stats == {"computed": 4, "drawn": 8}
-    assert e.se_chart.value != chart
+    assert e._parts["se"][1] != chart
     assert e.z.layout.display == "none" and e.k.layout.display is None
 
     e.sample.value = 2
@@ -155,12 +161,112 @@ def test_explorer_redraws_only_what_a_control_changes(se_model, data):
 
     e.target.value = 4  # explaining another class: target-dependent maps recomputed
     assert e.stats["computed"] == 10
-    assert "explaining <b>e</b>" in e.info.value
-    assert "<td><b>gradcam</b></td>" in e.scores.value
+    assert "explaining <b>e</b>" in e.view.value
+    assert "<td><b>gradcam</b></td>" in e.view.value
 
     bundle = e._repr_mimebundle_()
     assert "application/vnd.jupyter.widget-view+json" in bundle
     assert bundle["image/png"][:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_explorer_tiles_chart_and_scores_always_show_one_state(se_model, data):
+    """Every change swaps the three parts in one assignment of the view, after a busy
+    indicator went up; an observer never sees two states at once."""
+    e = Explorer(se_model, data, methods=["se", "gradcam", "saliency"], classes=list("abcdef"))
+    events = []
+
+    def on_view(change):
+        states = _states(change["new"])
+        assert set(states) == {"tiles", "se", "scores"}
+        events.append(("view", set(states.values()), e.busy.value, e.sample.disabled))
+
+    def on_busy(change):  # mid-update: the view still shows the old state, whole
+        events.append(("busy", change["new"], set(_states(e.view.value).values())))
+
+    e.view.observe(on_view, "value")
+    e.busy.observe(on_busy, "value")
+    changes = [
+        ("sample", 2, "sample 2 · target"),
+        ("target", 3, "target d · rule weighted"),
+        ("rule", "paper", "rule paper z=1.282"),
+        ("z", 1.5, "rule paper z=1.500"),
+        ("sample", 1, "sample 1 · target d · rule paper z=1.500"),
+        ("target", -1, "(predicted)"),
+        ("method_picker", ("se", "saliency"), "sample 1"),
+    ]
+    for control, value, expect in changes:
+        before = set(e.shown.values())
+        events.clear()
+        getattr(e, control).value = value
+        kinds = [ev[0] for ev in events]
+        assert kinds == ["busy", "view", "busy"], f"{control}: {events}"
+        assert "computing" in events[0][1] and events[0][2] == before  # old state, unmixed
+        (_, states, busy, disabled) = events[1]
+        assert len(states) == 1 and expect in next(iter(states)), (control, states)
+        assert "computing" in busy and disabled  # swapped while the indicator is up
+        assert events[2][1] == "" and not e.sample.disabled and not e.rule.disabled
+        assert set(e.shown.values()) == states
+    events.clear()
+    e.opacity.value = 0.3  # a quick re-blend: no indicator, one swap, same state
+    assert [ev[0] for ev in events] == ["view"] and events[0][1] == states
+
+
+def test_explorer_clears_the_busy_indicator_when_a_method_fails(se_model, data, monkeypatch):
+    e = Explorer(se_model, data, methods=["se", "gradcam"])
+    shown, view = e.shown, e.view.value
+
+    def boom(*args, **kwargs):
+        raise RuntimeError("explainer failed")
+
+    monkeypatch.setattr(e.explainers["gradcam"], "attribute", boom)
+    with pytest.raises(RuntimeError, match="explainer failed"):
+        e.sample.value = 3
+    assert e.busy.value == "" and not e.sample.disabled and not e.method_picker.disabled
+    assert e.shown == shown and e.view.value == view  # the last consistent view stays
+    assert e._s.index == 0  # nothing half-committed
+
+
+def test_explorer_scores_name_their_mask_and_each_quantity_once(se_model, data):
+    e = Explorer(se_model, data, methods=["se", "gradcam"], classes=list("abcdef"))
+    html = e._parts["scores"][1]
+    assert "pointing game ↑" in html and "mask AUC ↑" in html and "IoU ↑" in html
+    assert "relevance mass" in html and html.count("relevance mass") == 1  # = energy
+    assert "energy_pointing_game" not in html and "relevance_mass" not in html
+    assert "scored against the mask of: <b>a</b> (true label)" in html
+    e.target.value = 5  # another class than the mask's: said so
+    html = e._parts["scores"][1]
+    assert "mask of: <b>a</b> (true label)" in html and "the maps explain <b>f</b>" in html
+    assert "relevance_mass" not in X.SCORES and X.score_label("deletion_auc").endswith("↓")
+    from squeezex import metrics as M
+
+    h, m = torch.rand(1, 1, 8, 8), torch.rand(1, 1, 8, 8) > 0.5
+    torch.testing.assert_close(  # why it is shown once: one quantity under two names
+        M.LOCALISATION["relevance_mass"](h, m), M.LOCALISATION["energy_pointing_game"](h, m)
+    )
+
+
+def test_explorer_z_is_the_papers_and_the_tiles_have_a_colour_bar(se_model, data):
+    from squeezex.explainers.se import PAPER_Z
+
+    e = Explorer(se_model, data, methods=["se"])
+    assert e.z.value == PAPER_Z == 1.282 and e.z.readout_format == ".3f"
+    assert round(e.z.value / e.z.step) * e.z.step == pytest.approx(PAPER_Z)  # on the grid
+    assert f"alt='{X.COLORBAR_LABEL}'" in e.view.value
+    bar = X.render_colorbar()
+    assert bar == X.render_colorbar() and X.png_size(bar)[0] > 4 * X.png_size(bar)[1]
+    assert "<img" in e._parts["se"][1] and "width='600'" in e._parts["se"][1]
+
+
+def test_torch_threads_restores_the_setting():
+    n = torch.get_num_threads()
+    with X.torch_threads(1):
+        assert torch.get_num_threads() == 1
+    assert torch.get_num_threads() == n
+    with pytest.raises(ValueError), X.torch_threads(1):
+        raise ValueError
+    assert torch.get_num_threads() == n
+    with X.torch_threads(None):
+        assert torch.get_num_threads() == n
 
 
 def test_explorer_leaves_the_users_model_as_it_was(se_model, data):
@@ -197,12 +303,13 @@ def test_explorer_on_faces_picks_an_attribute_and_scores_against_its_region():
     i = int(torch.nonzero(faces.targets[:, 3]).flatten()[0])  # a face with a hat
     e.sample.value = i
     e.target.value = 3
-    assert torch.equal(e._mask[0], faces.masks[i, 3]) and "Wearing_Hat" in e.info.value
-    assert "present" in e.info.value and "<table>" in e.scores.value
+    assert torch.equal(e._mask[0], faces.masks[i, 3]) and "Wearing_Hat" in e.view.value
+    assert "present" in e.view.value and "<table>" in e._parts["scores"][1]
+    assert "scored against the region of: <b>Wearing_Hat</b>" in e._parts["scores"][1]
     hat = e._maps["gradcam"].clone()
     j = int(torch.nonzero(faces.targets[i] == 0).flatten()[0])  # an attribute it lacks
     e.target.value = j
-    assert e._mask is None and "absent" in e.info.value and "no scores" in e.scores.value
+    assert e._mask is None and "absent" in e.view.value and "no scores" in e._parts["scores"][1]
     assert not torch.equal(hat, e._maps["gradcam"])  # explained for the other attribute
     assert e.to_png()[:8] == b"\x89PNG\r\n\x1a\n"  # the static fallback too
     _, probs = X.predict(model, faces[i][0], multi_label=True)
@@ -279,3 +386,14 @@ def test_compare_follows_metric_and_method(run_dir):
     best, worst = c.samples.children
     assert "best gradcam" in best.children[0].value and len(best.children[1].children) == 2
     assert c._repr_mimebundle_()["image/png"] == c.chart.value
+
+
+def test_compare_shows_its_ranking_sharp_unstretched_below_its_controls(run_dir):
+    c = Compare(run_dir, k=2)
+    controls, method, plots = c.children
+    assert c.dataset in controls.children and method is c.method  # every control on top
+    assert c.chart in plots.children and c.samples in plots.children
+    w, h = X.png_size(c.chart.value)
+    assert int(c.chart.width) * c.PIXEL_RATIO == w  # shown at half its pixels: sharp
+    assert not c.chart.height and c.chart.layout.height == "auto"  # aspect ratio kept
+    assert c.chart.layout.align_self == "flex-start"  # not stretched to the box's width
