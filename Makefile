@@ -11,9 +11,10 @@ BASE     := $(CACHE)/venv-$(HASH)
 VENV     := .venv
 PY       := $(VENV)/bin/python
 OUT      ?= data/runs/demo
+BENCH_OUT ?= data/runs/bench
 PYTEST_ARGS ?=
 
-.PHONY: setup demo test lint format lab bench-cost clean
+.PHONY: setup demo bench test lint format lab bench-cost clean
 
 setup: $(BASE)/.complete
 	@if [ "$$(readlink $(VENV))" != "$(BASE)" ]; then rm -rf $(VENV); ln -s $(BASE) $(VENV); fi
@@ -29,9 +30,15 @@ $(BASE)/.complete:
 	$(BASE)/bin/python -m pip install -r $(BASE)/requirements.txt
 	touch $@
 
+# the quick look (squeezex.bench.presets: scenes-6c, one seed, the headline methods and families)
 demo: setup
-	$(PY) -m squeezex bench --dataset an8flower-single-6c --out $(OUT)
+	$(PY) -m squeezex bench --preset demo --out $(OUT)
 	$(PY) -m squeezex figures --results $(OUT) --out $(OUT)/figures
+
+# the full benchmark of the README's tables (default datasets, three seeds, every family)
+bench: setup
+	$(PY) -m squeezex bench --preset full --out $(BENCH_OUT)
+	$(PY) -m squeezex figures --results $(BENCH_OUT) --out $(BENCH_OUT)/figures
 
 test: setup
 	$(PY) -m pytest tests notebooks --nbval-lax --durations=25 $(PYTEST_ARGS)

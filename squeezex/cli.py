@@ -63,9 +63,17 @@ def _choices(allowed, what: str):
 
 def _bench_parser(b) -> argparse.ArgumentParser:
     from .bench import DEFAULT_DATASETS, DEFAULT_METHODS
+    from .bench.presets import list_presets
     from .datasets import list_datasets
     from .explainers import list_explainers
 
+    presets = list_presets()
+    b.add_argument(
+        "--preset", choices=list(presets), default=None,
+        help="start from a named configuration, then apply the options given: "
+        + "; ".join(f"{k}: {v}" for k, v in presets.items())
+        + " (default: none; the options below)",
+    )  # fmt: skip
     datasets = list_datasets()
     b.add_argument(
         "--dataset",
@@ -290,11 +298,26 @@ def _parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
     argv = sys.argv[1:] if argv is None else argv
     wanted = next((a for a in argv if not a.startswith("-")), None)
+    p.commands = {}
     for name, (text, add_options) in _COMMANDS.items():
         command = sub.add_parser(name, help=text, description=text, formatter_class=_Formatter)
         if name == wanted:
             add_options(command)
+        p.commands[name] = command
     return p
+
+
+def _given(argv: list[str], command: str) -> set[str]:
+    """The options of ``command`` that ``argv`` sets (argparse's own matching, so an
+    abbreviation counts): parsed again with every default suppressed."""
+    p = _parser(argv)
+    for action in p.commands[command]._actions:
+        action.default = argparse.SUPPRESS
+    return set(vars(p.parse_args(argv))) - {"command"}
+
+
+#: bench options whose BenchConfig field has another name (or the opposite sense)
+_FIELDS = {"n_train": "n_train_per_class", "n_test": "n_test_per_class"}
 
 
 def _cluster_options(args) -> dict:
@@ -307,9 +330,29 @@ def _cluster_options(args) -> dict:
     }
 
 
+def _bench_config(args):
+    """The run's BenchConfig: the options, or the preset with the options given on top."""
+    from .bench import BenchConfig, preset
+
+    methods = [m.strip() for m in args.methods.split(",") if m.strip()]
+    if not methods:
+        raise ValueError("--methods is empty")
+    fields = dict(
+        dataset=args.dataset, methods=methods, seed=args.seed, seeds=args.seeds,
+        size=args.size, n_train=args.n_train, n_test=args.n_test, epochs=args.epochs,
+        pool=args.pool, device=args.device, out=args.out,
+        checkpoints=args.checkpoints or None, vebi_mu=args.vebi_mu,
+        families=args.families.split(","), explain_seeds=args.explain_seeds,
+    )  # fmt: skip
+    if args.preset:
+        fields = {k: v for k, v in fields.items() if k in args.given}
+    fields = {_FIELDS.get(k, k): v for k, v in fields.items()}
+    fields.update(resume=not args.fresh, progress=not args.quiet)
+    return preset(args.preset, **fields) if args.preset else BenchConfig(**fields)
+
+
 def _bench(args) -> int:
     from .bench import (
-        BenchConfig,
         format_table,
         parse_shard,
         reduce,
@@ -320,28 +363,7 @@ def _bench(args) -> int:
     )
     from .bench.submit import describe
 
-    methods = [m.strip() for m in args.methods.split(",") if m.strip()]
-    if not methods:
-        raise ValueError("--methods is empty")
-    cfg = BenchConfig(
-        dataset=args.dataset,
-        methods=methods,
-        seed=args.seed,
-        seeds=args.seeds,
-        size=args.size,
-        n_train_per_class=args.n_train,
-        n_test_per_class=args.n_test,
-        epochs=args.epochs,
-        pool=args.pool,
-        device=args.device,
-        out=args.out,
-        checkpoints=args.checkpoints or None,
-        vebi_mu=args.vebi_mu,
-        families=args.families.split(","),
-        explain_seeds=args.explain_seeds,
-        resume=not args.fresh,
-        progress=not args.quiet,
-    )
+    cfg = _bench_config(args)
     if args.submit and (args.shard or args.reduce):
         raise ValueError("--submit runs every shard and reduces: drop --shard/--reduce")
     if args.reduce:
@@ -446,6 +468,8 @@ def main(argv: list[str] | None = None) -> int:
 
     parser = _parser(argv)
     args = parser.parse_args(argv)
+    if getattr(args, "preset", None):
+        args.given = _given(sys.argv[1:] if argv is None else argv, args.command)
     commands = {"bench": _bench, "explain": _explain, "figures": _figures, "generate": _generate}
     command = commands[args.command]
     default = warnings.formatwarning

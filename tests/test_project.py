@@ -36,6 +36,40 @@ def test_notebooks_are_committed_without_outputs():
                 )
 
 
+def _notebook_code(nb: Path) -> str:
+    """A notebook's code cells as one Python text (IPython magics commented out)."""
+    cells = json.loads(nb.read_text())["cells"]
+    code = ["".join(c["source"]) for c in cells if c["cell_type"] == "code"]
+    return re.sub(r"^([%!])", r"# \1", "\n".join(code), flags=re.M)
+
+
+def _private_uses(tree) -> list[str]:
+    """Names starting with _ that code imports from squeezex or reads off a module."""
+    import ast
+
+    found = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("squeezex"):
+            found += [f"{node.module}.{a.name}" for a in node.names if a.name.startswith("_")]
+            found += [node.module] if any(p.startswith("_") for p in node.module.split(".")) else []
+        elif isinstance(node, ast.Attribute) and node.attr.startswith("_"):
+            if not node.attr.startswith("__"):
+                found.append(node.attr)
+    return found
+
+
+def test_the_benchmark_notebooks_share_the_package_config_and_no_private_names():
+    import ast
+
+    for name in ("05_localisation", "06_faithfulness", "07_sanity", "08_paper_figures"):
+        code = _notebook_code(ROOT / "notebooks" / f"{name}.ipynb")
+        assert not _private_uses(ast.parse(code)), (name, _private_uses(ast.parse(code)))
+        assert 'CONFIG = preset("notebooks")' in code and "BenchConfig(" not in code, name
+        first_run = code.index("run(CONFIG)")
+        assert -1 < code.find("example_grid(CONFIG") < first_run, f"{name}: explain, then run"
+    assert _private_uses(ast.parse("from squeezex.bench.models import _train_one"))
+
+
 def test_atomic_writes_get_the_usual_permissions(tmp_path):
     import os
 

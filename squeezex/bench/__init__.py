@@ -31,7 +31,8 @@ from .config import (
     check_device,
 )
 from .harness import reduce, run, run_shard
-from .models import model_reliance, splits, trained_model
+from .models import example_grid, model_reliance, splits, trained_model
+from .presets import list_presets, preset
 from .reader import RankRow, Run
 from .results import assemble, write_results
 from .shards import parse_shard, plan, shard_from_env
@@ -49,6 +50,9 @@ from .submit import ShardsFailedError, default_shards, submit
 from .tables import csv_text, family_tables, format_table, latex_table
 
 __all__ = [
+    "example_grid",
+    "preset",
+    "list_presets",
     "agnostic_report",
     "bias_table",
     "DEFAULT_DATASETS",

@@ -26,6 +26,7 @@ from .store import IncompleteRunError, RunWarning
 __all__ = [
     "splits",
     "trained_model",
+    "example_grid",
     "train_models",
     "shard_models",
     "model_summary",
@@ -60,6 +61,26 @@ def trained_model(cfg: BenchConfig, dataset: str, seed: int | None = None, *, se
         train_one = _train_one
     model, _, _ = train_one(cfg, spec, train, se, seed)
     return model.to(cfg.device)
+
+
+def example_grid(cfg: BenchConfig, dataset: str, methods=("se", "gradcam"), n: int = 4):
+    """A first look before a benchmark: the first ``n`` test images of ``dataset`` (the
+    split a run with ``cfg`` scores) explained by ``methods`` with the run's SE model
+    (trained and cached on first use), each map's maximum marked, the mask outlined. A
+    method with a fit step (VEBI) is fitted on the run's training split."""
+    from ..explainers import explainer_info
+    from ..viz import explanation_grid
+
+    train, test = splits(cfg, dataset)
+    model = trained_model(cfg, dataset)
+    x, y = test.images[:n].float() / 255, test.targets[:n]
+    maps = {}
+    for name in methods:
+        info = explainer_info(name)
+        kwargs = info.fit(model, train, progress=False) if info.fit else {}
+        maps[name] = info.build(model, **kwargs).attribute(x.to(cfg.device), target=y.to(cfg.device)).cpu()
+    labels = [f"{test.classes[int(t)]}" for t in y]
+    return explanation_grid(x, maps, test.masks[:n], row_labels=labels)
 
 
 def _checkpoint(cfg: BenchConfig, spec: DatasetSpec, n_train: int, se: bool, seed: int):
