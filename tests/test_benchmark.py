@@ -282,6 +282,34 @@ def test_the_machine_load_is_recorded_and_a_busy_one_warned_under_the_cost_rows(
     assert table.index(line) > table.index("ms_per_image"), "under the cost rows"
 
 
+def test_cost_is_timed_in_rounds_against_a_forward_pass_on_the_same_batch(first_run):
+    import time
+    from types import SimpleNamespace
+
+    from squeezex.bench.cells import TIMING_ROUNDS, time_against_forward
+
+    calls = []
+
+    class Slow:  # 20 ms a call, whatever the batch
+        def attribute(self, x, target=None):
+            calls.append(len(x))
+            time.sleep(0.02)
+            return x
+
+    cfg = SimpleNamespace(device="cpu", batch_size=4)
+    unit = SimpleNamespace(
+        cfg=cfg, x=torch.rand(10, 3, 8, 8), y=torch.zeros(10, dtype=torch.long),
+        model=torch.nn.Identity(),
+    )  # fmt: skip
+    t = time_against_forward(Slow(), unit)
+    assert calls == [4] * (1 + TIMING_ROUNDS), "a warm-up, then every round on one batch"
+    assert t["ms_per_image"] >= 20 / 4 > t["forward_ms_per_image"]
+    _, _, res = first_run
+    rows = {r["method"]: r["value"] for r in res["rows"] if r["metric"] == "cost_ratio"}
+    ms = {r["method"]: r["value"] for r in res["rows"] if r["metric"] == "ms_per_image"}
+    assert rows and all(v > 0 for v in rows.values()) and set(rows) == set(ms)
+
+
 def test_every_metric_of_a_methods_all_run_has_a_direction(tmp_path):
     cfg = _cfg(tmp_path, methods=["all"], n_test_per_class=1, checkpoints=None)
     res = run(cfg)
