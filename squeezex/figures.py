@@ -1118,6 +1118,26 @@ def _multi_label(run: Run, dataset: str) -> bool:
         return False
 
 
+def _block_figures(run: Run, dataset: str, seed: int, out: Path, formats, dpi: int,
+                   skips: list) -> list[tuple]:  # fmt: skip
+    """Every figure of one (dataset, seed) block: ``(name, dataset, seed, files)`` each."""
+    suffix = (f"_{dataset}" if len(run.datasets) > 1 else "") + (
+        f"_seed{seed}" if len(run.seeds) > 1 else ""
+    )
+    entries = []
+    for name, make in _jobs(run, dataset, seed):
+        fig, files = _draw(name, suffix, make, skips), []
+        for k, fmt in enumerate(formats if fig is not None else []):
+            # a fresh figure per format: saving one format moves the layout a
+            # little, and each file must not depend on which were written before
+            fig = fig if k == 0 else make()
+            files.append(save_figure(fig, out / f"{name}{suffix}.{fmt}", dpi=dpi))
+        entries.append((name, dataset, seed, files))
+    gif = _speaker_gif(run, dataset, seed, out / f"speaker{suffix}.gif", suffix, skips)
+    entries.append(("speaker", dataset, seed, gif))
+    return entries
+
+
 def make_figures(
     results_dir: str | Path | Run,
     out_dir: str | Path | None = None,
@@ -1171,19 +1191,7 @@ def make_figures(
         tables.append(atomic_write_text(out / f"results-{fam}.tex", text))
     entries, skips = [], []  # (name, dataset, seed, files) of every figure; what is skipped
     for dataset, seed in run.blocks():
-        suffix = (f"_{dataset}" if len(run.datasets) > 1 else "") + (
-            f"_seed{seed}" if len(run.seeds) > 1 else ""
-        )
-        for name, make in _jobs(run, dataset, seed):
-            fig, files = _draw(name, suffix, make, skips), []
-            for k, fmt in enumerate(formats if fig is not None else []):
-                # a fresh figure per format: saving one format moves the layout a
-                # little, and each file must not depend on which were written before
-                fig = fig if k == 0 else make()
-                files.append(save_figure(fig, out / f"{name}{suffix}.{fmt}", dpi=dpi))
-            entries.append((name, dataset, seed, files))
-        gif = _speaker_gif(run, dataset, seed, out / f"speaker{suffix}.gif", suffix, skips)
-        entries.append(("speaker", dataset, seed, gif))
+        entries += _block_figures(run, dataset, seed, out, formats, dpi, skips)
     entries.append(("bias", None, None, _run_figures(run, out, formats, dpi)))
     _report_skips(skips, verbose)
     figures = [f for *_, files in entries for f in files]
