@@ -12,6 +12,7 @@ from __future__ import annotations
 import inspect
 import os
 import time
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -21,7 +22,7 @@ import torch
 from torch import nn
 
 from .. import metrics as M
-from ..common import stratified_indices
+from ..common import ExplanationWarning, stratified_indices
 from ..explainers import explainer_info
 from ..metrics.road import mean_height
 from ..models.se import find_se_block
@@ -384,7 +385,9 @@ def _faithfulness(unit: Unit, maps: torch.Tensor, make, curves: dict) -> dict:
     out.update(_road(unit, m, curves))
     if make is not None:
         idx = stratified_indices(unit.y, cfg.n_sensitivity).to(x.device)
-        vals = M.sensitivity_score(make(unit.model), x[idx], y[idx])
+        with warnings.catch_warnings():  # the maps of perturbed inputs: not this cell's maps
+            warnings.filterwarnings("ignore", "the heatmap of sample", ExplanationWarning)
+            vals = M.sensitivity_score(make(unit.model), x[idx], y[idx])
         out["sensitivity"] = ("faithfulness", vals.cpu().numpy())
     return out
 
