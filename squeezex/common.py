@@ -17,6 +17,7 @@
 from __future__ import annotations
 
 import numbers
+import warnings
 from collections.abc import Sequence
 from contextlib import contextmanager
 from typing import Any
@@ -27,6 +28,7 @@ from torch.utils.data import DataLoader, Dataset
 
 __all__ = [
     "ExplanationWarning",
+    "quiet_empty_maps",
     "eval_mode",
     "normalize_target",
     "check_target_range",
@@ -46,6 +48,19 @@ __all__ = [
 
 class ExplanationWarning(UserWarning):
     """A heatmap that is not an explanation (non-finite values), named with its samples."""
+
+
+@contextmanager
+def quiet_empty_maps():
+    """Inside the block, no warning for all-zero maps: for maps that are measured or
+    counted elsewhere (a randomised model's, a perturbed input's). Non-finite maps and
+    every other warning still show. (The message starts with the method's name, so the
+    filter matches anywhere in it.)"""
+    with warnings.catch_warnings():
+        warnings.filterwarnings(
+            "ignore", r".*the heatmap of sample\(s\) .* is all zero", ExplanationWarning
+        )
+        yield
 
 
 # -- modes ---------------------------------------------------------------------------------------

@@ -90,3 +90,26 @@ def test_discrimination_counts_separated_pairs_by_direction():
         [_row("a", "iou", 0.5, 0.4, 0.6, "e"), _row("b", "iou", 0.5, 0.4, 0.6, "e")]
     )
     assert most_discriminating({**discrimination(rows), **other}) == "d/0"
+
+
+def test_quiet_empty_maps_silences_all_zero_maps_only():
+    """The all-zero warning names its method first ("SEAttribution: the heatmap…"): the
+    filter must match inside the message (an anchored one let 48 warnings into a run's log)."""
+    import warnings
+
+    import squeezex
+    from squeezex.common import ExplanationWarning, quiet_empty_maps
+    from squeezex.models import build_model
+
+    model = build_model("small", 6, se=True, seed=0)
+    for p in model.parameters():
+        p.data.zero_()
+    x = torch.rand(2, 3, 32, 32)
+    with pytest.warns(ExplanationWarning, match="SEAttribution: the heatmap .* is all zero"):
+        squeezex.get_explainer("se", model).attribute(x)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        with quiet_empty_maps():
+            squeezex.get_explainer("se", model).attribute(x)
+            warnings.warn("X: the heatmap of sample(s) [0] has NaN", ExplanationWarning, 1)
+    assert [str(w.message) for w in caught] == ["X: the heatmap of sample(s) [0] has NaN"]

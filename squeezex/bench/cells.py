@@ -12,7 +12,6 @@ from __future__ import annotations
 import inspect
 import os
 import time
-import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -22,7 +21,7 @@ import torch
 from torch import nn
 
 from .. import metrics as M
-from ..common import ExplanationWarning, stratified_indices
+from ..common import quiet_empty_maps, stratified_indices
 from ..explainers import explainer_info
 from ..metrics.road import mean_height
 from ..models.se import find_se_block
@@ -264,15 +263,18 @@ def compute_cell(unit: Unit, key: CellKey) -> Cell:
 
 def machine_load() -> dict:
     """The 1-minute load average and the cores this process may use, read just after a
-    timing. This process counts at most its threads (≤ the cores), so a load above the
-    cores means other work shared the CPU and the times are inflated (``busy``)."""
+    timing, and whether the machine was ``busy``: other work kept more than half of the
+    cores busy. This process's own threads count in the load (up to the cores: measured
+    2.0–2.2 on an otherwise idle 2-core machine during a benchmark), so the load beyond
+    them is the other work's, and with it the times are inflated."""
     try:
         load = os.getloadavg()[0]
     except (AttributeError, OSError):  # no load average on this platform
         return {}
     affinity = getattr(os, "sched_getaffinity", None)
     cores = len(affinity(0)) if affinity else os.cpu_count() or 1
-    return {"load_1min": round(load, 2), "cores": cores, "busy": load > cores}
+    own = min(torch.get_num_threads(), cores)
+    return {"load_1min": round(load, 2), "cores": cores, "busy": load - own > cores / 2}
 
 
 def _explain(explainer, unit: Unit) -> torch.Tensor:
@@ -385,8 +387,7 @@ def _faithfulness(unit: Unit, maps: torch.Tensor, make, curves: dict) -> dict:
     out.update(_road(unit, m, curves))
     if make is not None:
         idx = stratified_indices(unit.y, cfg.n_sensitivity).to(x.device)
-        with warnings.catch_warnings():  # the maps of perturbed inputs: not this cell's maps
-            warnings.filterwarnings("ignore", "the heatmap of sample", ExplanationWarning)
+        with quiet_empty_maps():  # the maps of perturbed inputs: not this cell's maps
             vals = M.sensitivity_score(make(unit.model), x[idx], y[idx])
         out["sensitivity"] = ("faithfulness", vals.cpu().numpy())
     return out

@@ -89,7 +89,8 @@ def format_table(results: dict, families: list[str] | None = None, intervals: bo
 
 def busy_lines(results: dict, dname: str, seed: int) -> list[str]:
     """A warning under the cost rows when some of them were timed on a busy machine
-    (the 1-minute load above the cores this process could use)."""
+    (other work kept more than half the cores busy: :func:`~squeezex.bench.cells.
+    machine_load`)."""
     prefix = f"{dname}/{seed}/"
     busy = {
         cid[len(prefix) :]: v for cid, v in results.get("load", {}).items()
@@ -101,7 +102,8 @@ def busy_lines(results: dict, dname: str, seed: int) -> list[str]:
     cores = max(v["cores"] for v in busy.values())
     return [
         f"WARNING: {', '.join(busy)} timed while the machine was busy (1-minute load up to "
-        f"{worst:.1f} on {cores} cores): their ms and cost ratios are inflated and may rank "
+        f"{worst:.1f} on {cores} cores, this run's own threads included): their ms and cost "
+        "ratios are inflated and may rank "
         "methods wrongly; time them again on a quiet machine (the same command with --fresh)"
     ]
 

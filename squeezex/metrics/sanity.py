@@ -12,7 +12,6 @@ explains the input, not the model — an edge detector passes for a saliency map
 from __future__ import annotations
 
 import copy
-import warnings
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -20,7 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..common import ExplanationWarning, eval_mode, normalize_target
+from ..common import eval_mode, normalize_target, quiet_empty_maps
 from .localisation import _average_ranks
 
 __all__ = ["cascading_randomization", "spearman", "ssim", "randomization_layers", "INITS"]
@@ -222,8 +221,7 @@ def _explain(make_explainer, model, inputs, target, batch_size) -> torch.Tensor:
     maps = []
     for s in range(0, n, step):
         sl = slice(s, min(s + step, n))
-        with warnings.catch_warnings():  # a randomised model's empty maps are counted apart
-            warnings.filterwarnings("ignore", "the heatmap of sample", ExplanationWarning)
+        with quiet_empty_maps():  # a randomised model's empty maps are counted apart
             out = explainer.attribute(
                 _rows(inputs, sl, n), target=None if target is None else target[sl]
             )
