@@ -316,7 +316,7 @@ def _given(argv: list[str], command: str) -> set[str]:
     return set(vars(p.parse_args(argv))) - {"command"}
 
 
-#: bench options whose BenchConfig field has another name (or the opposite sense)
+#: bench options whose BenchConfig field has another name
 _FIELDS = {"n_train": "n_train_per_class", "n_test": "n_test_per_class"}
 
 

@@ -42,9 +42,9 @@ class LineProgress:
     """A stand-in for a tqdm bar that writes one line when its stage ends (to stderr).
 
     A stage longer than ``every`` seconds also writes where it is, at most once per
-    ``every`` seconds. It supports what squeezex uses of tqdm: iteration, ``update``, ``set_postfix``,
-    ``set_postfix_str``, ``write``, ``close`` and ``with``. A stage that ends early (an
-    exception) writes nothing, so a log shows the error rather than a false "done".
+    ``every`` seconds. It supports what squeezex uses of tqdm: iteration, ``update``,
+    ``set_postfix``, ``set_postfix_str``, ``write``, ``close`` and ``with``. A stage that
+    ends early (an exception) writes nothing, so a log shows the error, not a false "done".
     """
 
     every = 30.0

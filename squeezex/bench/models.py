@@ -78,7 +78,9 @@ def example_grid(cfg: BenchConfig, dataset: str, methods=("se", "gradcam"), n: i
     for name in methods:
         info = explainer_info(name)
         kwargs = info.fit(model, train, progress=False) if info.fit else {}
-        maps[name] = info.build(model, **kwargs).attribute(x.to(cfg.device), target=y.to(cfg.device)).cpu()
+        maps[name] = (
+            info.build(model, **kwargs).attribute(x.to(cfg.device), target=y.to(cfg.device)).cpu()
+        )
     labels = [f"{test.classes[int(t)]}" for t in y]
     return explanation_grid(x, maps, test.masks[:n], row_labels=labels)
 
