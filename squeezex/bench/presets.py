@@ -6,7 +6,7 @@ for the same run by name instead of copying its settings.
   families of the headline table (localisation, faithfulness, cost).
 * ``notebooks`` — the run notebooks 05–08 share (both ground-truth datasets, the methods
   they discuss, every family); smaller when ``SQUEEZEX_SMOKE=1`` (what CI sets): fewer test
-  images and epochs, and without occlusion and integrated gradients, the two perturbation
+  images, epochs and images for the costly metrics, and without occlusion and integrated gradients, the two perturbation
   methods that cost 50–130 forward passes per map (the conformance suite tests them).
 * ``full`` — the README's headline benchmark (``make bench``): the default datasets,
   three training seeds, every family.
@@ -85,6 +85,7 @@ def _notebooks(root: Path) -> dict:
         epochs=10 if small else 12,
         n_sanity=6 if small else 16,
         n_sensitivity=6 if small else 32,
+        n_road=8 if small else 24,  # ROAD's imputation solves a sparse system per image and step
         out=str(root / "data/runs/notebooks"),
         progress=False,
     )
