@@ -285,7 +285,7 @@ def qualitative_grid(
     if not names:
         raise ValueError("no methods to show")
     data = run.data(dataset)
-    if indices is None:
+    if indices is None:  # the first test image of each class
         seen: dict[int, int] = {}
         for i, t in enumerate(data["targets"].tolist()):
             seen.setdefault(int(t), i)
@@ -311,13 +311,8 @@ def qualitative_grid(
                 line.set_markersize(min(6.0, 9 * cell))
                 line.set_markeredgewidth(min(1.2, 2 * cell))
         for i, label in enumerate(rows):
-            axes[i, 0].set_ylabel(
-                _wrap(label.replace("_", " "), " ", 8),
-                fontsize=6,
-                rotation=0,
-                ha="right",
-                va="center",
-            )
+            text = _wrap(label.replace("_", " "), " ", 8)
+            axes[i, 0].set_ylabel(text, fontsize=6, rotation=0, ha="right", va="center")
         heatmap_colorbar(fig, axes.ravel(), "relevance (min–max normalised per map)")
         fig.supxlabel("+: the map's maximum · blue outline: the ground-truth mask", fontsize=6)
     return fig
@@ -698,16 +693,9 @@ def cost_vs_localisation(
     with matplotlib.rc_context(STYLE):
         fig = Figure(figsize=(width, 2.6), layout="constrained")
         ax = fig.subplots()
-        ax.errorbar(
-            x,
-            y,
-            yerr=np.vstack([np.maximum(y - lo, 0), np.maximum(hi - y, 0)]),
-            fmt="none",
-            ecolor="#BBBBBB",
-            elinewidth=0.6,
-            zorder=1,
-            clip_on=False,
-        )
+        yerr = np.vstack([np.maximum(y - lo, 0), np.maximum(hi - y, 0)])
+        ax.errorbar(x, y, yerr=yerr, fmt="none", ecolor="#BBBBBB", elinewidth=0.6, zorder=1,
+                    clip_on=False)  # fmt: skip
         for k, m in enumerate(names):
             ax.scatter(x[k], y[k], s=14, color=styles[m]["color"], marker=styles[m]["marker"],
                        zorder=3, linewidths=0, clip_on=False)  # fmt: skip
