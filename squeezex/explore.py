@@ -60,7 +60,6 @@ SCORES = ("pointing_game", "energy_pointing_game", "iou", "auc")
 SCORE_LABELS = {
     "pointing_game": "pointing game",
     "energy_pointing_game": "energy in mask (= relevance mass)",
-    "relevance_mass": "relevance mass",
     "iou": "IoU",
     "auc": "mask AUC",
 }
