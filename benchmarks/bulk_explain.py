@@ -46,7 +46,7 @@ def model_checkpoint() -> Path:
 
 
 def identity(ckpt: Path, root: Path) -> dict:
-    from squeezex.bulk import ExplainedMaps, ExplainJob, explain_shard, submit_explain
+    from squeezex.bench.bulk import ExplainedMaps, ExplainJob, explain_shard, submit_explain
 
     job = dict(model=str(ckpt), data="an8flower-single-6c", n_per_class=N_PER_CLASS,
                methods=METHODS, batch_size=64, progress=False)  # fmt: skip
@@ -72,8 +72,8 @@ def identity(ckpt: Path, root: Path) -> dict:
 
 
 def throughput(ckpt: Path, repeats: int) -> dict:
+    from squeezex.bench.bulk import inference_throughput, load_model, open_data
     from squeezex.bench.store import quantise
-    from squeezex.bulk import inference_throughput, load_model, open_data
     from squeezex.explainers import get_explainer
 
     model, arch = load_model(ckpt)

@@ -81,10 +81,12 @@ def _forward_ms(model, x) -> float:
 # -- 2. the harness --------------------------------------------------------------------------------
 def harness_costs(root: Path, sizes=(4, 16)) -> dict:
     """Training seconds per image-epoch and each cell's ``a + b·n`` (seconds) and ``k``."""
-    from squeezex.bench import DEFAULT_METHODS, BenchConfig, harness, run
+    from squeezex.bench import DEFAULT_METHODS, BenchConfig, run
+    from squeezex.bench.tasks import get_task
 
+    task = get_task("single-label")
     timed: dict[tuple[int, str], float] = {}
-    compute = harness.compute_cell
+    compute = task.compute_cell
 
     fits: dict[str, float] = {}
     seen: set[int] = set()
@@ -100,7 +102,7 @@ def harness_costs(root: Path, sizes=(4, 16)) -> dict:
         timed[(len(unit.x), key.method)] = time.perf_counter() - start - fit
         return cell
 
-    harness.compute_cell = timed_cell
+    task.compute_cell = timed_cell
     try:
         results = [
             run(
@@ -117,7 +119,7 @@ def harness_costs(root: Path, sizes=(4, 16)) -> dict:
             for n in sizes
         ]
     finally:
-        harness.compute_cell = compute
+        del task.compute_cell  # the class's method again
     first = results[0]["models"]["an8flower-hard"]
     epochs = results[0]["config"]["epochs"]
     from squeezex.datasets import get_dataset
@@ -157,7 +159,7 @@ def speaker_costs(n: int = 32) -> dict:
 def startup_seconds() -> float:
     """A job's fixed cost: a Python that imports squeezex (torch, torchvision, captum)."""
     start = time.perf_counter()
-    subprocess.run([sys.executable, "-c", "import squeezex.bench, squeezex.bulk"], check=True)
+    subprocess.run([sys.executable, "-c", "import squeezex.bench, squeezex.bench.bulk"], check=True)
     return time.perf_counter() - start
 
 

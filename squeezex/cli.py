@@ -232,9 +232,9 @@ def _figures_parser(f) -> None:
 
 
 def _generate_parser(g) -> None:
-    from .datasets import list_datasets
+    from .bench.tasks import task_datasets
 
-    datasets = list_datasets("single-label")  # class folders: multi-label ones have none
+    datasets = task_datasets(class_folders=True)  # multi-label, audio-visual: no class folders
     g.add_argument(
         "--dataset",
         default=datasets[0],
@@ -383,7 +383,7 @@ def _bench(args) -> int:
     reused = sum(c.get("reused", False) for c in results["cells"])
     written = ["results.json", "results.csv", "results.tex"]
     root = Path(cfg.out)
-    written += [f for f in ("results-attributes.csv", "examples.png") if (root / f).is_file()]
+    written += [f for f in ("results-attributes.csv",) if (root / f).is_file()]
     print(
         f"\nwrote {cfg.out}/{', '.join(written)} "
         f"({reused} of {len(results['cells'])} cells reused from an earlier run)"
@@ -393,7 +393,7 @@ def _bench(args) -> int:
 
 def _explain(args) -> int:
     from .bench import parse_shard, shard_from_env
-    from .bulk import ExplainJob, explain_shard, rank_from_env, submit_explain
+    from .bench.bulk import ExplainJob, explain_shard, rank_from_env, submit_explain
 
     job = ExplainJob(
         model=args.model, data=args.data, out=args.out, batch_size=args.batch_size,
@@ -418,7 +418,7 @@ def _explain(args) -> int:
             )  # fmt: skip
             print(f"{m} [{a}:{b}) of shard {i}/{n}: {how}")
     print(
-        f"wrote {args.out}/index.json; read the maps with squeezex.bulk.ExplainedMaps({args.out!r})"
+        f"wrote {args.out}/index.json; read the maps with squeezex.bench.bulk.ExplainedMaps({args.out!r})"
     )
     return 0
 

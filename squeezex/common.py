@@ -43,6 +43,7 @@ __all__ = [
     "stratified_indices",
     "make_loader",
     "split_batch",
+    "ShuffledBatches",
 ]
 
 
@@ -408,6 +409,28 @@ def make_loader(data, batch_size: int, shuffle: bool = False, seed: int = 0) -> 
         raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
     g = torch.Generator().manual_seed(seed) if shuffle else None
     return DataLoader(data, batch_size=batch_size, shuffle=shuffle, generator=g)
+
+
+class ShuffledBatches:
+    """Batches of rows of tensors held in memory, reshuffled on every iteration (an epoch)
+    by its own generator seeded with ``seed``: each epoch draws one permutation and cuts
+    it into batches of ``batch_size`` (the last one shorter). ``collate(rows)`` turns the
+    indexed tensors (a tuple, in the order given) into a batch."""
+
+    def __init__(self, tensors: Sequence[torch.Tensor], batch_size: int, seed: int = 0,
+                 collate=tuple) -> None:  # fmt: skip
+        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+            raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
+        self.tensors, self.batch_size, self.collate = tuple(tensors), batch_size, collate
+        self.n = len(self.tensors[0])
+        self.generator = torch.Generator().manual_seed(seed)
+
+    def __len__(self) -> int:
+        return -(-self.n // self.batch_size)
+
+    def __iter__(self):
+        for idx in torch.randperm(self.n, generator=self.generator).split(self.batch_size):
+            yield self.collate(tuple(t[idx] for t in self.tensors))
 
 
 def split_batch(batch) -> tuple[Any, Any]:

@@ -22,6 +22,7 @@ import torch
 from matplotlib.figure import Figure
 from PIL import Image
 
+from .bench.tasks import get_task, list_tasks
 from .common import eval_mode
 from .explainers import explainer_info, get_explainer, list_explainers
 from .explainers.base import HeatmapAttribution
@@ -106,9 +107,16 @@ class HeatmapCache:
         return len(self._d)
 
 
+def is_multi_label(dataset) -> bool:
+    """Whether ``dataset`` declares (its ``task`` attribute) a task kind whose samples
+    have several labels at once (:attr:`squeezex.bench.tasks.Task.multi_label`)."""
+    kind = getattr(dataset, "task", None)
+    return isinstance(kind, str) and kind in list_tasks() and get_task(kind).multi_label
+
+
 def as_samples(dataset) -> tuple:
     """``(get, n, classes)`` for a dataset: ``get(i)`` → (image C×H×W float, target int,
-    mask 1×H×W bool or None); for a multi-label dataset (``task == "multi-label"``, e.g.
+    mask 1×H×W bool or None); for a multi-label dataset (:func:`is_multi_label`, e.g.
     faces) → (image, the K 0/1 attributes, the K×H×W attribute masks).
 
     Accepts squeezex datasets (items ``(image, target, mask)``), any map-style dataset of
@@ -137,7 +145,7 @@ def as_samples(dataset) -> tuple:
         n = len(images)
         classes = None
     else:
-        multi = getattr(dataset, "task", None) == "multi-label"
+        multi = is_multi_label(dataset)
         if not hasattr(dataset, "__getitem__") or not hasattr(dataset, "__len__"):
             raise TypeError(
                 f"dataset must be a map-style dataset or (images, targets[, masks]), "

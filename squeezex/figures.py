@@ -31,8 +31,10 @@ import numpy as np
 import torch
 from matplotlib.figure import Figure
 
-from .bench import CorruptRunError, Run
+from .bench import CorruptRunError, Run, example_maps
 from .bench.tables import direction, family_tables, latex_table
+from .bench.tasks import resolve, task_of
+from .bench.tasks.images import example_indices
 from .explainers.diagnostics import se_vector_report
 from .explainers.se import PAPER_Z, select_channels
 from .io import atomic_write_bytes, atomic_write_text
@@ -61,6 +63,9 @@ __all__ = [
     "cost_vs_localisation",
     "attribute_grid",
     "bias_curve",
+    "example_grid",
+    "examples",
+    "block_jobs",
     "make_figures",
     "caption",
     "CAPTIONS",
@@ -480,7 +485,7 @@ def _chance_probability(run: Run, dataset: str | None) -> tuple[float, str] | No
     """(1 / number of classes, its label) for a single-label run whose test split is
     there; ``None`` otherwise (the chance line is then left out)."""
     dataset, _ = run._check(dataset, None)
-    if _task(dataset) not in ("single-label", None):
+    if task_of(dataset, missing_ok=True).output != "softmax":
         return None
     try:
         classes = run.data(dataset)["classes"]
@@ -951,6 +956,10 @@ CAPTIONS = {
     "speaker-kinds": "How much each stream (visual, audio) counts, by clip kind and over "
     "all clips, one panel per measure, with 95 % bootstrap intervals; read per clip kind "
     "(no better direction).",
+    "examples": "The run's first look: one test image per class (rows) of its first dataset "
+    "and seed, each method's heatmap over it (columns), min–max normalised per map (colour "
+    "bar: relevance 0 to 1); + marks the map's maximum, the blue outline the ground-truth "
+    "mask.",
     "speaker": "One clip's per-frame heatmaps as an animated GIF, beside the spectrogram "
     "with the audio map, the speech bar and the current frame boxed.",
 }
@@ -1050,13 +1059,15 @@ def _captions_text(run: Run, entries: list[tuple], tables: list[Path]) -> str:
 
 # -- everything into one folder ------------------------------------------------------------------
 def _jobs(run: Run, dataset: str, seed: int) -> list[tuple]:
-    """(name, draw) for every figure of one (dataset, seed) of the run: for an
-    audio-visual dataset the speaker figures (:func:`squeezex.speaker_figures.speaker_jobs`),
-    none of the image figures."""
-    if _task(dataset) == "audio-visual":
-        from .speaker_figures import speaker_jobs
+    """``(name, draw)`` — or ``(name, draw, format)`` for a figure drawn as the bytes of one
+    fixed format (an animated GIF) — for every figure of one (dataset, seed) of the run: the
+    figures of the dataset's task (:attr:`squeezex.bench.tasks.Task.figures`; a dataset
+    no longer registered is read as a single-label one)."""
+    return resolve(task_of(dataset, missing_ok=True).figures)(run, dataset, seed)
 
-        return speaker_jobs(run, dataset, seed)
+
+def block_jobs(run: Run, dataset: str, seed: int) -> list[tuple]:
+    """(name, draw) for every figure of one (image dataset, seed) block of the run."""
     metrics = list(dict.fromkeys(r["metric"] for r in run.block(dataset, seed)))
     jobs = [("qualitative", lambda: qualitative_grid(run, dataset, seed))]
     if _multi_label(run, dataset):  # one face, every attribute
@@ -1075,25 +1086,29 @@ def _jobs(run: Run, dataset: str, seed: int) -> list[tuple]:
     return jobs
 
 
-def _task(dataset: str) -> str | None:
-    """The registry task of ``dataset`` (``None`` for a name no longer registered)."""
-    from .datasets import get_dataset
+def example_grid(cfg, dataset: str, methods=("se", "gradcam"), n: int = 4) -> Figure:
+    """A first look before a benchmark: the first ``n`` test images of ``dataset`` (the
+    split a run with the :class:`~squeezex.bench.BenchConfig` ``cfg`` scores) explained by
+    ``methods`` with the run's SE model (trained and cached on first use), each map's
+    maximum marked, the mask outlined (:func:`squeezex.bench.example_maps` computes them;
+    a method with a fit step, VEBI, is fitted on the run's training split)."""
+    ex = example_maps(cfg, dataset, methods, n)
+    return explanation_grid(ex["images"], ex["maps"], ex["masks"], row_labels=ex["labels"])
 
-    try:
-        return get_dataset(dataset).task
-    except ValueError:
-        return None
 
-
-def _speaker_gif(run: Run, dataset: str, seed: int, path: Path, suffix: str, skips) -> list[Path]:
-    """An audio-visual dataset's animated clip (:func:`squeezex.speaker_figures.speaker_gif`)
-    written to ``path``, or nothing (an image dataset, or skipped: the reason in ``skips``)."""
-    if _task(dataset) != "audio-visual":
-        return []
-    from .speaker_figures import speaker_gif
-
-    data = _draw("speaker.gif", suffix, lambda: speaker_gif(run, dataset, seed), skips)
-    return [] if data is None else [atomic_write_bytes(path, data)]
+def examples(run: Run, dataset: str, seed: int, n: int) -> Figure:
+    """``examples.png``: one test image per class (at most ``n``) × every method of the
+    run's last configuration, each map over its image with the mask outlined."""
+    data = run.data(dataset)
+    idx = example_indices(data["targets"], n)
+    maps = {}
+    for m in run.results["config"]["methods"]:
+        try:
+            maps[m] = run.maps(m, dataset, seed)[idx]
+        except (FileNotFoundError, KeyError):  # a method not scored here (skipped)
+            continue
+    labels = [data["classes"][int(data["targets"][i])] for i in idx]
+    return explanation_grid(data["images"][idx], maps, data["masks"][idx], row_labels=labels)
 
 
 def _multi_label(run: Run, dataset: str) -> bool:
@@ -1113,7 +1128,14 @@ def _block_figures(run: Run, dataset: str, seed: int, out: Path, formats, dpi: i
         f"_seed{seed}" if len(run.seeds) > 1 else ""
     )
     entries = []
-    for name, make in _jobs(run, dataset, seed):
+    for name, make, *fixed in _jobs(run, dataset, seed):
+        if fixed:  # bytes of one format, whatever ``formats`` says (an animated GIF)
+            data = _draw(f"{name}.{fixed[0]}", suffix, make, skips)
+            path = out / f"{name}{suffix}.{fixed[0]}"
+            entries.append(
+                (name, dataset, seed, [] if data is None else [atomic_write_bytes(path, data)])
+            )
+            continue
         fig, files = _draw(name, suffix, make, skips), []
         for k, fmt in enumerate(formats if fig is not None else []):
             # a fresh figure per format: saving one format moves the layout a
@@ -1121,8 +1143,6 @@ def _block_figures(run: Run, dataset: str, seed: int, out: Path, formats, dpi: i
             fig = fig if k == 0 else make()
             files.append(save_figure(fig, out / f"{name}{suffix}.{fmt}", dpi=dpi))
         entries.append((name, dataset, seed, files))
-    gif = _speaker_gif(run, dataset, seed, out / f"speaker{suffix}.gif", suffix, skips)
-    entries.append(("speaker", dataset, seed, gif))
     return entries
 
 
@@ -1181,6 +1201,7 @@ def make_figures(
     for dataset, seed in run.blocks():
         entries += _block_figures(run, dataset, seed, out, formats, dpi, skips)
     entries.append(("bias", None, None, _run_figures(run, out, formats, dpi)))
+    entries.append(_examples(run, out, skips))
     _report_skips(skips, verbose)
     figures = [f for *_, files in entries for f in files]
     captions = atomic_write_text(out / CAPTIONS_FILE, _captions_text(run, entries, tables))
@@ -1200,6 +1221,26 @@ def _run_figures(run: Run, out: Path, formats, dpi: int) -> list[Path]:
     if not any(m.get("bias") for m in run.results.get("models", {}).values()):
         return []
     return [save_figure(bias_curve(run), out / f"bias.{fmt}", dpi=dpi) for fmt in formats]
+
+
+def _examples(run: Run, out: Path, skips: list) -> tuple:
+    """``examples.png`` (PNG whatever ``formats`` says, at the default resolution), drawn
+    for the first block of the run's configuration by its task
+    (:attr:`squeezex.bench.tasks.Task.examples`), or nothing (the task has none)."""
+    config = run.results.get("config", {})
+    dataset = next(
+        (d.strip() for d in str(config.get("dataset", "")).split(",") if d.strip()), None
+    )
+    if dataset is None or not (ref := task_of(dataset, missing_ok=True).examples):
+        return ("examples", dataset, None, [])
+    seed, n = config.get("seed", 0), config.get("n_examples", 6)
+    fig = _draw("examples", "", lambda: resolve(ref)(run, dataset, seed, n), skips)
+    return (
+        "examples",
+        dataset,
+        seed,
+        [] if fig is None else [save_figure(fig, out / "examples.png")],
+    )
 
 
 def _draw(name: str, suffix: str, make, skips: list):

@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import io
 import math
-from collections.abc import Callable
 from pathlib import Path
 
 import matplotlib
@@ -437,14 +436,16 @@ def save_speaker_gif(run: Run, path: str | Path, **kwargs) -> Path:
 
 
 # -- what make_figures draws ---------------------------------------------------------------------
-def speaker_jobs(run: Run, dataset: str, seed: int) -> list[tuple[str, Callable[[], Figure]]]:
+def speaker_jobs(run: Run, dataset: str, seed: int) -> list[tuple]:
     """``(name, draw)`` of the figures of one (audio-visual dataset, seed):
     ``speaker-clips``, ``speaker-kinds`` and ``bars-<metric>`` of the localisation and cost
-    metrics (a modality metric has one method per row: :func:`speaker_kinds` shows them)."""
+    metrics (a modality metric has one method per row: :func:`speaker_kinds` shows them),
+    then ``("speaker", draw, "gif")``: the animated clip, always a GIF."""
     metrics = dict.fromkeys(r["metric"] for r in run.block(dataset, seed)
                             if r["family"] in ("localisation", "cost"))  # fmt: skip
     return [
         ("speaker-clips", lambda: speaker_clips(run, dataset, seed)),
         ("speaker-kinds", lambda: speaker_kinds(run, dataset, seed)),
         *((f"bars-{m}", lambda m=m: speaker_bars(run, m, dataset, seed)) for m in metrics),
+        ("speaker", lambda: speaker_gif(run, dataset, seed), "gif"),
     ]

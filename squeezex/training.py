@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Protocol
 
 import torch
 import torch.nn.functional as F
@@ -16,6 +17,8 @@ from .progress import progress as progress_bar
 __all__ = [
     "fit",
     "fit_speakers",
+    "Objective",
+    "Classification",
     "evaluate",
     "predict",
     "attribute_accuracy",
@@ -34,6 +37,50 @@ class FitResult:
     seconds: float = 0.0
 
 
+class Objective(Protocol):
+    """How :func:`fit` trains a kind of model.
+
+    ``batches(data, batch_size, seed)`` is what one epoch iterates (iterated again every
+    epoch, with a length: the batches per epoch), yielding ``(inputs, targets)``; inputs
+    are a tensor or, for a multi-input model, a tuple of tensors. ``loss(model, inputs,
+    targets)`` is one step's loss and each sample's training accuracy (N values in [0, 1]).
+    """
+
+    def batches(self, data, batch_size: int, seed: int): ...
+
+    def loss(self, model: nn.Module, inputs, targets) -> tuple[torch.Tensor, torch.Tensor]: ...
+
+
+class Classification:
+    """The :class:`Objective` of image classifiers: ``(input, target, …)`` items shuffled by
+    a DataLoader; class-index targets train with cross-entropy, N×K 0/1 targets (a
+    multi-label dataset such as :class:`~squeezex.datasets.SyntheticFaces`) with a binary
+    cross-entropy on every output, whose training accuracy is then the mean attribute
+    accuracy."""
+
+    def batches(self, data, batch_size: int, seed: int):
+        return _Pairs(make_loader(data, batch_size, shuffle=True, seed=seed))
+
+    def loss(self, model: nn.Module, inputs, targets) -> tuple[torch.Tensor, torch.Tensor]:
+        out = model(inputs)
+        loss = _loss(out, targets)  # first: it checks multi-label targets' shape
+        hit = (_decide(out, targets) == targets).float()  # multi-label: each image's share
+        return loss, (hit.mean(1) if hit.dim() == 2 else hit)
+
+
+class _Pairs:
+    """A DataLoader's batches as ``(inputs, targets)``."""
+
+    def __init__(self, loader) -> None:
+        self.loader = loader
+
+    def __len__(self) -> int:
+        return len(self.loader)
+
+    def __iter__(self):
+        return (split_batch(b) for b in self.loader)
+
+
 def fit(
     model: nn.Module,
     data,
@@ -46,12 +93,15 @@ def fit(
     device: str | torch.device = "cpu",
     progress: bool = True,
     desc: str = "train",
+    objective: Objective | None = None,
 ) -> FitResult:
-    """Train ``model`` with AdamW and a one-cycle schedule on ``(input, target, …)`` items.
+    """Train ``model`` with AdamW and a one-cycle schedule.
 
-    Class-index targets train with cross-entropy; N×K 0/1 targets (a multi-label dataset
-    such as :class:`~squeezex.datasets.SyntheticFaces`) with a binary cross-entropy on
-    every output, and the training accuracy is then the mean attribute accuracy.
+    ``objective`` says what an epoch iterates and what a step's loss is; the default,
+    :class:`Classification`, trains an image classifier on ``(input, target, …)`` items
+    (cross-entropy, or binary cross-entropy for N×K multi-label targets). An audio-visual
+    :class:`~squeezex.models.SpeakerNet` trains with
+    :class:`~squeezex.models.speakers.SpeakerObjective`.
 
     Shuffling uses its own generator seeded with ``seed`` (global RNG untouched). The
     model is left in eval mode.
@@ -60,26 +110,24 @@ def fit(
 
     if epochs < 1:
         raise ValueError(f"epochs must be >= 1, got {epochs}")
-    loader = make_loader(data, batch_size, shuffle=True, seed=seed)
+    objective = objective or Classification()
+    batches = objective.batches(data, batch_size, seed)
     model.to(device).train()
-    opt, sched = _optimiser(model, lr, weight_decay, epochs * len(loader))
+    opt, sched = _optimiser(model, lr, weight_decay, epochs * len(batches))
     result = FitResult()
     start = time.perf_counter()
     bar = progress_bar(range(epochs), desc=desc, disable=not progress)
     for _ in bar:
         total, correct, loss_sum = 0, 0, 0.0
-        for batch in loader:
-            x, y = split_batch(batch)
-            x, y = x.to(device), y.to(device)
-            out = model(x)
-            loss = _loss(out, y)
+        for x, y in batches:
+            x, y = _to(x, device), y.to(device)
+            loss, hits = objective.loss(model, x, y)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
             sched.step()
             loss_sum += loss.item() * len(y)
-            hit = (_decide(out, y) == y).float()  # multi-label: each image's attribute share
-            correct += (hit.mean(1) if hit.dim() == 2 else hit).sum().item()
+            correct += hits.sum().item()
             total += len(y)
         result.losses.append(loss_sum / total)
         result.train_accuracy.append(correct / total)
@@ -87,6 +135,11 @@ def fit(
     result.seconds = time.perf_counter() - start
     model.eval()
     return result
+
+
+def _to(x, device):
+    """A tensor, or a tuple of them (a multi-input model's), on ``device``."""
+    return tuple(t.to(device) for t in x) if isinstance(x, tuple | list) else x.to(device)
 
 
 def _optimiser(model: nn.Module, lr: float, weight_decay: float, total_steps: int):
@@ -178,54 +231,13 @@ def load_checkpoint(path, model: nn.Module) -> dict:
     return ckpt
 
 
-def fit_speakers(
-    model: nn.Module,
-    data,
-    *,
-    epochs: int = 12,
-    lr: float = 3e-3,
-    weight_decay: float = 1e-4,
-    batch_size: int = 16,
-    seed: int = 0,
-    device: str | torch.device = "cpu",
-    progress: bool = True,
-    desc: str = "train speakers",
-) -> FitResult:
-    """Train a :class:`~squeezex.models.SpeakerNet` on a
-    :class:`~squeezex.datasets.SyntheticSpeakers`-like dataset (``frames``, ``audio``,
-    ``frame_labels``) with :func:`~squeezex.models.speaker_loss` (the combined per-frame
-    loss plus 0.4 × each stream's), AdamW and a one-cycle schedule, as :func:`fit` does.
-    ``train_accuracy`` holds the per-frame accuracy of the combined head. Shuffling uses its
-    own generator seeded with ``seed``; the model is left in eval mode."""
-    import time
+def fit_speakers(model: nn.Module, data, *, epochs: int = 12, batch_size: int = 16,
+                 desc: str = "train speakers", **kwargs) -> FitResult:  # fmt: skip
+    """:func:`fit` with :class:`~squeezex.models.speakers.SpeakerObjective`: a
+    :class:`~squeezex.models.SpeakerNet` on a :class:`~squeezex.datasets.SyntheticSpeakers`-
+    like dataset (``frames``, ``audio``, ``frame_labels``), its defaults (12 epochs, 16 clips
+    a batch). ``train_accuracy`` holds the per-frame accuracy of the combined head."""
+    from .models.speakers import SpeakerObjective
 
-    from .models.speakers import speaker_loss
-
-    if epochs < 1:
-        raise ValueError(f"epochs must be >= 1, got {epochs}")
-    video, audio, labels = data.frames, data.audio, data.frame_labels
-    n = len(labels)
-    steps = -(-n // batch_size)
-    model.to(device).train()
-    opt, sched = _optimiser(model, lr, weight_decay, epochs * steps)
-    g = torch.Generator().manual_seed(seed)
-    result, start = FitResult(), time.perf_counter()
-    bar = progress_bar(range(epochs), desc=desc, disable=not progress)
-    for _ in bar:
-        loss_sum, correct = 0.0, 0.0
-        for idx in torch.randperm(n, generator=g).split(batch_size):
-            y = labels[idx].to(device)
-            out = model.forward_all(video[idx].to(device), audio[idx].to(device))
-            loss = speaker_loss(out, y)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            sched.step()
-            loss_sum += loss.item() * len(idx)
-            correct += ((out["av"] > 0).long() == y).float().mean(1).sum().item()
-        result.losses.append(loss_sum / n)
-        result.train_accuracy.append(correct / n)
-        bar.set_postfix(loss=f"{result.losses[-1]:.3f}", acc=f"{result.train_accuracy[-1]:.3f}")
-    result.seconds = time.perf_counter() - start
-    model.eval()
-    return result
+    return fit(model, data, epochs=epochs, batch_size=batch_size, desc=desc,
+               objective=SpeakerObjective(), **kwargs)  # fmt: skip

@@ -87,7 +87,7 @@ class Explorer(W.VBox):
         model: a classifier (with an SE block for the SE methods and the SE-vector chart).
         dataset: a squeezex dataset (items ``(image, target, mask)``), any map-style
             dataset of ``(image, target)``, or a tuple ``(images, targets[, masks])``. A
-            multi-label dataset (faces: ``task == "multi-label"``) turns the target
+            multi-label dataset (faces, :func:`squeezex.explore.is_multi_label`) turns the target
             picker into an attribute picker: the map explains the chosen attribute
             and is scored against that attribute's region (none when it is absent).
         methods: registry names offered in the method picker.
@@ -135,7 +135,7 @@ class Explorer(W.VBox):
         self.model = model.to(device)  # its training flags are the user's: never changed
         self.device = torch.device(device)
         self.threads = threads
-        self.multi_label = getattr(dataset, "task", None) == "multi-label"
+        self.multi_label = X.is_multi_label(dataset)
         self._get, self.n, ds_classes = X.as_samples(dataset)
         self.classes = list(classes) if classes is not None else ds_classes
         self.methods = methods

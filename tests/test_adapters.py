@@ -17,9 +17,9 @@ from captum._utils.gradient import compute_layer_gradients_and_eval
 from captum.attr import LayerGradCam
 from torch import nn
 
-from squeezex import adapters, attach_se_head, get_explainer, list_explainers
-from squeezex.adapters import ADAPTERS, INSTALL_HINT, library_missing
-from squeezex.explainers import explainer_info, registry
+from squeezex import attach_se_head, get_explainer, list_explainers
+from squeezex.explainers import adapters, explainer_info, registry
+from squeezex.explainers.adapters import ADAPTERS, INSTALL_HINT, library_missing
 from squeezex.models import SmallCNN
 from tests.conftest import hook_count
 
@@ -286,8 +286,9 @@ def test_without_the_libraries_nothing_registers_and_asking_gives_the_hint(monke
             monkeypatch.setitem(sys.modules, module, None)  # `import` now fails
     for module in ("pytorch_grad_cam", "torchcam"):
         monkeypatch.setitem(sys.modules, module, None)
-    others = {k: v for k, v in registry._REGISTRY.items() if k not in ADAPTERS}
-    monkeypatch.setattr(registry, "_REGISTRY", others)
+    others = {k: v for k, v in registry._REGISTRY["image"].items() if k not in ADAPTERS}
+    monkeypatch.setitem(registry._REGISTRY, "image", others)
+    monkeypatch.setattr(registry, "_UNAVAILABLE", {})
     assert adapters.register_adapters() == []
     assert not set(ADAPTERS) & set(list_explainers())
     assert adapters.available_adapters() == []
@@ -308,7 +309,7 @@ def test_without_the_libraries_nothing_registers_and_asking_gives_the_hint(monke
 def test_squeezex_imports_without_the_libraries():
     code = (
         "import sys; sys.modules['pytorch_grad_cam'] = None; sys.modules['torchcam'] = None\n"
-        "import squeezex, squeezex.adapters as a, squeezex.bench\n"
+        "import squeezex, squeezex.explainers.adapters as a, squeezex.bench\n"
         "assert not [n for n in squeezex.list_explainers() if n.startswith(('pgc-', 'tc-'))]\n"
         "assert 'pgc-gradcam' in a.ADAPTERS and 'tc-layercam' in a.missing_adapters()\n"
         "print(a.missing_adapters()['pgc-gradcam'])\n"

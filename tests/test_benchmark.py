@@ -16,7 +16,7 @@ from squeezex.bench import (
     latex_table,
     run,
 )
-from squeezex.bench import harness as H
+from squeezex.bench.tasks import get_task
 from squeezex.metrics import METRICS
 
 TINY = dict(
@@ -81,7 +81,8 @@ def test_a_rerun_reuses_finished_cells_and_recomputes_missing_ones(tmp_path):
 
 def test_results_are_written_after_every_cell(tmp_path, monkeypatch):
     calls = {"n": 0}
-    real = H.compute_cell
+    task = get_task("single-label")
+    real = task.compute_cell
 
     def flaky(*args, **kwargs):
         calls["n"] += 1
@@ -89,7 +90,7 @@ def test_results_are_written_after_every_cell(tmp_path, monkeypatch):
             raise KeyboardInterrupt  # the user stops the run in the third cell
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(H, "compute_cell", flaky)
+    monkeypatch.setattr(task, "compute_cell", flaky)
     cfg = _cfg(tmp_path, methods=["se", "gradcam", "random"], checkpoints=None)
     with pytest.raises(KeyboardInterrupt):
         run(cfg)
@@ -97,7 +98,7 @@ def test_results_are_written_after_every_cell(tmp_path, monkeypatch):
     assert {r["method"] for r in partial["rows"]} == {"se", "gradcam"}
     csv_methods = {line.split(",")[2] for line in (tmp_path / "run" / "results.csv").open()}
     assert csv_methods == {"method", "se", "gradcam"}, "CSV and JSON are written together"
-    monkeypatch.setattr(H, "compute_cell", real)
+    monkeypatch.undo()
     done = run(cfg)
     assert [c["reused"] for c in done["cells"]][:2] == [True, True]
     assert {r["method"] for r in done["rows"]} >= {"se", "gradcam", "random", "oracle"}

@@ -6,7 +6,7 @@ import sys
 import pytest
 import torch
 
-from squeezex.bulk import (
+from squeezex.bench.bulk import (
     ExplainedMaps,
     ExplainJob,
     explain_shard,

@@ -76,7 +76,7 @@ def test_bench_writes_the_schema(tmp_path, capsys):
     assert {"forward_ms_per_image", "se_ms_per_image", "vebi_ms_per_image"} <= set(res["timing"])
     rows = list(csv.DictReader((out / "results.csv").open()))
     assert len(rows) == len(res["rows"])
-    assert (out / "examples.png").read_bytes()[:4] == b"\x89PNG"
+    assert not (out / "examples.png").exists(), "the harness draws nothing: figures do"
     assert not list(out.rglob("*.tmp")), "no temp files left behind"
 
 

@@ -415,7 +415,7 @@ def _expected(run):
     tables = {"results.tex"} | {
         f"results-{fam}.tex" for fam in ("localisation", "faithfulness", "cost")
     }
-    return names | tables | {"CAPTIONS.md"}
+    return names | tables | {"CAPTIONS.md", "examples.png"}  # examples: PNG only
 
 
 def test_make_figures_writes_every_file(run, written):
@@ -433,7 +433,8 @@ def test_make_figures_writes_every_file(run, written):
     figures = {f for f in files if f.endswith((".pdf", ".png"))}
     tables = {f for f in files if f.endswith(".tex")}
     assert outputs[0].strip().splitlines() == [
-        f"wrote {len(figures) // 2} figures ({len(figures)} files: PDF, PNG) and "
+        f"wrote {len({f.rsplit('.', 1)[0] for f in figures})} figures ({len(figures)} files: "
+        "PDF, PNG) and "
         f"{len(tables)} LaTeX tables to {default}",
         f"captions: {default / 'CAPTIONS.md'}",
     ]

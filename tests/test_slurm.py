@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from squeezex.bulk import ExplainedMaps, ExplainJob, explain_shard
+from squeezex.bench.bulk import ExplainedMaps, ExplainJob, explain_shard
 from tests.sharding import ARGS, ENV, cfg_at, comparable
 
 REPO = Path(__file__).resolve().parents[1]

@@ -3,10 +3,12 @@
 One concept per module:
 
 * :mod:`.config` — :class:`BenchConfig`, what a run depends on (checked when made);
+* :mod:`.tasks` — the task kinds (single-label, multi-label, audio-visual): what a
+  model, a unit and a cell are for the datasets of each kind;
 * :mod:`.cells` — a cell (one method on one dataset and seed) as an object, and the
-  :class:`Unit` its cells share;
+  :class:`Unit` an image dataset's cells share;
 * :mod:`.models` — the models explained, trained once and cached as checkpoints;
-* :mod:`.harness` — :func:`run`, the loop;
+* :mod:`.harness` — :func:`run`, the loop (the same for every task kind);
 * :mod:`.store` — the run folder as one store (written by the harness, read by
   :class:`Run`), which checks what it loads and cleans up after killed runs;
 * :mod:`.results`, :mod:`.tables` — results.json, CSV and LaTeX as views of every cell
@@ -31,7 +33,7 @@ from .config import (
     check_device,
 )
 from .harness import reduce, run, run_shard
-from .models import example_grid, model_reliance, splits, trained_model
+from .models import example_maps, model_reliance, splits, trained_model
 from .presets import list_presets, preset
 from .reader import RankRow, Run
 from .results import assemble, write_results
@@ -50,7 +52,7 @@ from .submit import ShardsFailedError, default_shards, submit
 from .tables import csv_text, family_tables, format_table, latex_table
 
 __all__ = [
-    "example_grid",
+    "example_maps",
     "preset",
     "list_presets",
     "agnostic_report",
@@ -90,3 +92,11 @@ __all__ = [
     "csv_text",
     "family_tables",
 ]
+
+
+def __getattr__(name: str):
+    if name == "example_grid":  # it draws: moved to squeezex.figures (this name still works)
+        from . import models
+
+        return models.example_grid
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -76,6 +76,9 @@ class Cell:
     spec: str | None = None
     #: the machine's load when the maps were timed (:func:`machine_load`)
     load: dict | None = None
+    #: further maps, written beside the cell's (name → N×1×… in [0, 1]; e.g. an
+    #: audio-visual cell's spectrogram maps under ``"audio"``)
+    extra_maps: dict[str, torch.Tensor] = field(default_factory=dict)
 
     def rows(self) -> list[dict]:
         k = self.key

@@ -8,9 +8,9 @@ from dataclasses import asdict, dataclass, field
 
 import torch
 
-from ..adapters import missing_adapters
 from ..datasets import get_dataset, list_datasets
 from ..explainers import list_explainers
+from ..explainers.adapters import missing_adapters
 from ..metrics.sanity import INITS
 from ..metrics.vocabulary import FAMILIES
 

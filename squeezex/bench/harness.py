@@ -12,35 +12,21 @@ from __future__ import annotations
 import hashlib
 import json
 import shutil
-import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-import torch
-
 from ..datasets import get_dataset
-from ..explainers import SEAttribution
-from ..explainers.references import centre_map, constant_map, oracle_map, silhouette_map
-from ..geometry import feature_geometry
 from ..io import atomic_write_json, remove_stale_temps
-from ..metrics import stride_periods
-from ..models.se import find_se_block, layer_output_shape
 from ..progress import progress as progress_bar
-from ..viz import explanation_grid, save_figure
-from .cells import CellKey, Unit, compute_cell, model_id, not_applicable
+from .cells import CellKey, model_id
 from .claims import Claim, holder
 from .config import BenchConfig
 from .models import shard_models, splits, train_models
 from .results import write_results
 from .shards import Part, Shard, plan
-from .store import (
-    IncompleteRunError,
-    RunStore,
-    check_data,
-    check_interpretation,
-    check_models,
-    check_se,
-)
+from .store import IncompleteRunError, RunStore, check_data, check_models
+from .tasks import Task, get_task, task_of
+from .tasks.images import attribute_groups, split_record
 
 __all__ = [
     "run",
@@ -143,13 +129,7 @@ def _execute(cfg: BenchConfig, work: Work):
     if fresh:  # the tables must not list the cells just removed
         write_results(store, cfg, done)
     for dname in cfg.datasets:
-        if not work.parts(cfg, dname):
-            continue
-        if get_dataset(dname).task == "audio-visual":
-            from .speakers import run_speakers
-
-            run_speakers(cfg, store, dname, done, work)
-        else:
+        if work.parts(cfg, dname):
             _run_dataset(cfg, store, dname, done, work)
     if work.missing:
         shown = ", ".join(work.missing[:5]) + (", …" if len(work.missing) > 5 else "")
@@ -163,7 +143,10 @@ def _execute(cfg: BenchConfig, work: Work):
 
 def _run_dataset(cfg: BenchConfig, store: RunStore, dname: str, done: list[dict],
                  work: Work) -> None:  # fmt: skip
+    """Train or load the models of ``dname``, store its test split, then reuse or compute
+    the cells of each of its units: what they are is the dataset's task's."""
     spec = get_dataset(dname)
+    task = get_task(spec.task)
     train, test = splits(cfg, dname)
     parts = work.parts(cfg, dname)
     if work.shard is None:
@@ -171,29 +154,43 @@ def _run_dataset(cfg: BenchConfig, store: RunStore, dname: str, done: list[dict]
         store.artifact(store.models_path(dname), lambda: summary, check_models, fresh=True)
     else:
         models = shard_models(cfg, spec, train, parts)
-    test = explanation_view(test)
-    store.artifact(store.data_path(dname), lambda: split_record(test), check_data)
+    test = task.explanation_view(test)
+    store.artifact(store.data_path(dname), lambda: task.split_record(test), check_data)
     for part in (p for p in parts if p.seed in models):
         model, ckpt = models[part.seed]
-        unit = make_unit(cfg, store, dname, part.seed, model, ckpt, train, test)
-        keys = [k for j, k in enumerate(unit.keys(cfg.methods)) if part.owns(j)]
-        run_cells(store, unit, keys, done, work)
+        unit = task.make_unit(cfg, store, dname, part.seed, model, ckpt, train, test)
+        keys = [k for j, k in enumerate(task.cell_keys(unit)) if part.owns(j)]
+        _drop_incomplete(store, task, keys)
+        run_cells(store, unit, keys, done, work, task=task)
         if part.trains:
-            _save_interpretation(store, unit)
-        if work.shard is None and (dname, part.seed) == (cfg.datasets[0], cfg.explained_seeds[0]):
-            _examples(store, unit, test)
+            task.finish_unit(store, unit)
 
 
-def run_cells(store: RunStore, unit, keys, done: list[dict], work: Work, compute=None) -> None:
-    """Reuse or compute (``compute(unit, key)``, default :func:`~squeezex.bench.cells.
-    compute_cell`) each of ``keys``, with a progress bar; an unsharded run rewrites the
-    tables after each computed cell, so an interrupted run loses at most the cell in
-    progress. A method that does not apply to the unit's model is skipped, with why."""
+def _drop_incomplete(store: RunStore, task: Task, keys: list[CellKey]) -> None:
+    """Remove the method cells whose further maps (the task's ``extra_maps``) are gone, so
+    that they are computed again."""
+    for key in keys:
+        if key.kind == "method" and any(
+            not store.extra_maps_path(key, name).is_file() for name in task.extra_maps
+        ):
+            store.cell_path(key).unlink(missing_ok=True)
+
+
+def run_cells(store: RunStore, unit, keys, done: list[dict], work: Work, compute=None, *,
+              task: Task | None = None) -> None:  # fmt: skip
+    """Reuse or compute (``compute(unit, key)``, default the unit's task's
+    :meth:`~squeezex.bench.tasks.Task.compute_cell`) each of ``keys``, with a progress bar;
+    an unsharded run rewrites the tables after each computed cell, so an interrupted run
+    loses at most the cell in progress. A method that does not apply to the unit's model
+    is skipped, with why."""
     cfg = unit.cfg
+    task = task or task_of(unit.dataset)
+    skip = task.not_applicable if compute is None else (lambda unit, method: None)
+    compute = compute or task.compute_cell
     bar = progress_bar(keys, desc=f"{unit.dataset} seed {unit.seed}", disable=not cfg.progress)
     for key in bar:
         bar.set_postfix_str(key.method)
-        if compute is None and key.kind == "method" and (why := not_applicable(unit, key.method)):
+        if key.kind == "method" and (why := skip(unit, key.method)):
             bar.write(f"skipped {key.id}: {why}")  # e.g. rollout on a CNN
             done.append({"key": key.id, "skipped": why})
             continue
@@ -213,8 +210,8 @@ def reuse_or_compute(store: RunStore, unit, key: CellKey, compute=None, *,
     dataset spec (a changed registered default — a dataset's epochs, its test size, its
     pointing tolerance — is not in the run's fingerprint: it trains a new checkpoint or
     changes the spec's key, and the cells are computed anew), else compute it
-    (``compute(unit, key)``, default :func:`~squeezex.bench.cells.compute_cell`) and
-    write it — under a claim (:class:`~squeezex.bench.claims.Claim`), so that two workers
+    (``compute(unit, key)``, default the unit's task's
+    :meth:`~squeezex.bench.tasks.Task.compute_cell`) and write it — under a claim (:class:`~squeezex.bench.claims.Claim`), so that two workers
     never compute the same cell at once: one that finds the cell claimed by a live worker
     leaves it (``{"claimed": who}``). Without ``may_compute`` a missing cell is reported
     (``{"missing": True}``)."""
@@ -234,7 +231,7 @@ def reuse_or_compute(store: RunStore, unit, key: CellKey, compute=None, *,
     try:
         if _reusable(store, unit, key):  # the claim's last holder finished it
             return {"key": key.id, "reused": True}
-        store.write_cell((compute or compute_cell)(unit, key))
+        store.write_cell((compute or task_of(unit.dataset).compute_cell)(unit, key))
     finally:
         claim.release()
     return {"key": key.id, "reused": False}
@@ -250,128 +247,6 @@ def _reusable(store: RunStore, unit, key: CellKey) -> bool:
 
 def explanation_view(test):
     """What a run explains of a test split: the split itself, or for a multi-label
-    dataset its (image, present attribute) pairs (``test.explanation_view()``)."""
+    dataset its (image, present attribute) pairs (``test.explanation_view()``; the task's
+    :meth:`~squeezex.bench.tasks.Task.explanation_view`)."""
     return test.explanation_view() if hasattr(test, "explanation_view") else test
-
-
-def split_record(test) -> dict:
-    """The test split a run explains (uint8 images, masks, labels, class names)."""
-    data = {
-        "images": test.images.clone(),
-        "masks": test.masks.clone(),
-        "targets": test.targets.clone(),
-        "classes": list(test.classes),
-    }
-    if hasattr(test, "object_masks"):
-        data["object_masks"] = test.object_masks.clone()
-    for name in ("regions", "cue_targets", "object_targets", "face_index"):
-        if getattr(test, name, None) is not None:
-            v = getattr(test, name)
-            data[name] = {k: t.clone() for k, t in v.items()} if name == "regions" else v.clone()
-    return data
-
-
-def make_unit(cfg, store: RunStore, dname: str, seed: int, model, ckpt, train, test) -> Unit:
-    """Everything the cells of (dataset, seed) share; stores the SE vectors of the test set."""
-    x = test.images.float() / 255
-    xd = x[:1].to(cfg.device)
-    se_block = find_se_block(model)
-    geometry = feature_geometry(model, se_block, xd)
-    feature_size = layer_output_shape(model, se_block, xd)[2:]
-    refs = {
-        "centre": centre_map(len(x), tuple(x.shape[-2:])),
-        "oracle": oracle_map(test.masks, feature_size, geometry),
-        "constant": constant_map(len(x), tuple(x.shape[2:])),
-    }
-    if hasattr(test, "object_masks"):
-        refs["silhouette"] = silhouette_map(test.object_masks)
-    store.artifact(
-        store.se_path(dname, seed),
-        lambda: se_vectors(model, x.to(cfg.device), cfg.batch_size),
-        lambda d: check_se(d, len(x)),
-    )
-    spec = get_dataset(dname)
-    multi = spec.task == "multi-label"
-    return Unit(
-        cfg, dname, seed, model, train, x, test.targets, test.masks,
-        stride_periods(model, xd), forward_ms(model, x.to(cfg.device), cfg.batch_size),
-        refs, ckpt, regions=dict(getattr(test, "regions", None) or {}),
-        output="sigmoid" if multi else "softmax",
-        groups=attribute_groups(test) if multi else None,
-        pointing_tolerance=spec.pointing_tolerance, spec_key=spec.key(),
-    )  # fmt: skip
-
-
-def attribute_groups(pairs) -> dict[str, list[int]]:
-    """Attribute name → the indices of its (image, attribute) pairs."""
-    t = pairs.targets.tolist()
-    return {
-        name: idx
-        for k, name in enumerate(pairs.classes)
-        if (idx := [i for i, v in enumerate(t) if v == k])
-    }
-
-
-@torch.no_grad()
-def forward_ms(model, x: torch.Tensor, batch_size: int) -> float:
-    """Milliseconds per image of a plain forward pass over ``x`` (after a warm-up)."""
-    model(x[:batch_size])  # warm-up
-    start = time.perf_counter()
-    for i in range(0, len(x), batch_size):
-        model(x[i : i + batch_size])
-    return (time.perf_counter() - start) * 1000 / len(x)
-
-
-@torch.no_grad()
-def se_vectors(model, x: torch.Tensor, batch_size: int) -> dict:
-    """The SE vector ``s`` and pre-sigmoid excitation ``logits`` of every test image."""
-    se = SEAttribution(model)
-    s, logits = [], []
-    for i in range(0, len(x), batch_size):
-        v = se.se_vector(x[i : i + batch_size], selection="paper")
-        s.append(v.s.cpu())
-        logits.append(v.logits.cpu())
-    return {"s": torch.cat(s), "logits": torch.cat(logits)}
-
-
-def _save_interpretation(store: RunStore, unit: Unit) -> None:
-    """VEBI's class × feature average visualisations, when a VEBI method ran."""
-    from ..explainers.vebi import interpret
-
-    names = [m for m in unit.cfg.methods if m.startswith("vebi")]
-    if not names:
-        return
-    cfg = unit.cfg
-
-    def make():
-        relevant = unit.fit_kwargs(names[0])[0]["relevant"]
-        classes = list(unit.train.classes)
-        i = interpret(
-            unit.model, relevant, unit.train, class_names=classes, device=cfg.device,
-            progress=cfg.progress,
-        )  # fmt: skip
-        return asdict(i)
-
-    store.artifact(store.vebi_path(unit.dataset, unit.seed), make, check_interpretation)
-
-
-def example_indices(targets, n: int) -> list[int]:
-    """One test image per class, for as many classes as ``n`` allows."""
-    seen, idx = set(), []
-    for i, t in enumerate(targets.tolist()):
-        if t not in seen:
-            seen.add(t)
-            idx.append(i)
-        if len(idx) == n:
-            break
-    return idx
-
-
-def _examples(store: RunStore, unit: Unit, test) -> None:
-    """``examples.png``: one test image per class × every method of the run."""
-    idx = example_indices(test.targets, unit.cfg.n_examples)
-    paths = {m: store.cell_path(CellKey(unit.dataset, unit.seed, m)) for m in unit.cfg.methods}
-    maps = {m: store.maps(p)[idx] for m, p in paths.items() if p.exists()}  # skipped: none
-    labels = [test.classes[int(test.targets[i])] for i in idx]
-    fig = explanation_grid(unit.x[idx], maps, unit.masks[idx], row_labels=labels)
-    save_figure(fig, store.root / "examples.png")

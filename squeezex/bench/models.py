@@ -1,34 +1,31 @@
 """The models a benchmark explains: trained once per (dataset, seed, with/without SE) and
-cached as checkpoints (a damaged checkpoint is retrained, with a warning)."""
+cached as checkpoints (a damaged checkpoint is retrained, with a warning). What a model is,
+how it trains and how it is scored is the dataset's task's (:mod:`squeezex.bench.tasks`)."""
 
 from __future__ import annotations
 
 import hashlib
 import json
-import statistics
 import warnings
 from pathlib import Path
 
-from ..datasets import DatasetSpec
-from ..models import build_model
-from ..training import (
-    attribute_accuracy,
-    evaluate,
-    fit,
-    load_checkpoint,
-    predict,
-    save_checkpoint,
-)
+from ..datasets import DatasetSpec, get_dataset
+from ..explainers import explainer_info
+from ..training import fit, load_checkpoint, save_checkpoint
 from .claims import Claim
 from .config import BenchConfig
 from .store import IncompleteRunError, RunWarning
+from .tasks import get_task, model_summary
+from .tasks.images import model_reliance
 
 __all__ = [
     "splits",
     "trained_model",
-    "example_grid",
+    "example_maps",
+    "load_or_train",
     "train_models",
     "shard_models",
+    "cached_model",
     "model_summary",
     "model_reliance",
 ]
@@ -36,8 +33,6 @@ __all__ = [
 
 def splits(cfg: BenchConfig, dataset: str):
     """The ``(train, test)`` splits a run with ``cfg`` uses for ``dataset``."""
-    from ..datasets import get_dataset
-
     spec = get_dataset(dataset)
     options = {"size": cfg.size, "seed": cfg.seed}
     train = spec.build("train", n_per_class=cfg.n_train_per_class, **options)
@@ -48,29 +43,20 @@ def splits(cfg: BenchConfig, dataset: str):
 def trained_model(cfg: BenchConfig, dataset: str, seed: int | None = None, *, se: bool = True):
     """The model a run with ``cfg`` trains on ``dataset`` for training ``seed`` (default:
     the first), from its checkpoint when there is one (trained and cached otherwise);
-    in eval mode, on ``cfg.device``. On an audio-visual dataset, a
-    :class:`~squeezex.models.SpeakerNet`."""
-    from ..datasets import get_dataset
-
+    in eval mode, on ``cfg.device`` (on an audio-visual dataset, a
+    :class:`~squeezex.models.SpeakerNet`: the model is the dataset's task's)."""
     train, _ = splits(cfg, dataset)
     seed = cfg.seed if seed is None else seed
-    spec = get_dataset(dataset)
-    if spec.task == "audio-visual":  # a SpeakerNet
-        from .speakers import speaker_model as train_one
-    else:
-        train_one = _train_one
-    model, _, _ = train_one(cfg, spec, train, se, seed)
+    model, _, _ = load_or_train(cfg, get_dataset(dataset), train, se, seed)
     return model.to(cfg.device)
 
 
-def example_grid(cfg: BenchConfig, dataset: str, methods=("se", "gradcam"), n: int = 4):
-    """A first look before a benchmark: the first ``n`` test images of ``dataset`` (the
-    split a run with ``cfg`` scores) explained by ``methods`` with the run's SE model
-    (trained and cached on first use), each map's maximum marked, the mask outlined. A
-    method with a fit step (VEBI) is fitted on the run's training split."""
-    from ..explainers import explainer_info
-    from ..viz import explanation_grid
-
+def example_maps(cfg: BenchConfig, dataset: str, methods=("se", "gradcam"), n: int = 4) -> dict:
+    """The first ``n`` test images of ``dataset`` (the split a run with ``cfg`` scores)
+    explained by ``methods`` with the run's SE model (trained and cached on first use); a
+    method with a fit step (VEBI) is fitted on the run's training split. Returns
+    ``{"images", "maps": {method: N×1×H×W}, "masks", "labels"}``; drawn by
+    :func:`squeezex.figures.example_grid`."""
     train, test = splits(cfg, dataset)
     model = trained_model(cfg, dataset)
     x, y = test.images[:n].float() / 255, test.targets[:n]
@@ -82,7 +68,7 @@ def example_grid(cfg: BenchConfig, dataset: str, methods=("se", "gradcam"), n: i
             info.build(model, **kwargs).attribute(x.to(cfg.device), target=y.to(cfg.device)).cpu()
         )
     labels = [f"{test.classes[int(t)]}" for t in y]
-    return explanation_grid(x, maps, test.masks[:n], row_labels=labels)
+    return {"images": x, "maps": maps, "masks": test.masks[:n], "labels": labels}
 
 
 def _checkpoint(cfg: BenchConfig, spec: DatasetSpec, n_train: int, se: bool, seed: int):
@@ -106,7 +92,7 @@ def cached_model(cfg: BenchConfig, spec: DatasetSpec, n_train: int, se: bool, se
     ``train(model)`` → seconds and saved atomically. Training holds a claim on the
     checkpoint, so concurrent workers (shards) that need the same model train it once:
     the others wait for it and load it. ``arch`` (how to build the model again, for
-    :func:`squeezex.bulk.load_model`) is saved in the checkpoint.
+    :func:`squeezex.bench.bulk.load_model`) is saved in the checkpoint.
 
     Raises:
         IncompleteRunError: no checkpoint and not ``may_train`` (a reduce step).
@@ -150,12 +136,14 @@ def _load(path: Path, build, warn: bool = True):
     return model.eval()
 
 
-def _train_one(cfg: BenchConfig, spec: DatasetSpec, train, se: bool, seed: int,
-               may_train: bool = True):  # fmt: skip
-    """``(model in eval mode, training seconds (0 if loaded), checkpoint path)``."""
+def load_or_train(cfg: BenchConfig, spec: DatasetSpec, train, se: bool, seed: int,
+                  may_train: bool = True):  # fmt: skip
+    """``(model in eval mode, training seconds (0 if loaded), checkpoint path)`` of the
+    dataset's task's model with or without SE for training ``seed``."""
+    task = get_task(spec.task)
 
     def build():
-        return build_model("small", len(train.classes), se=se, seed=seed, pool=cfg.pool)
+        return task.build_model(cfg, spec, train, se=se, seed=seed)
 
     def train_it(model):
         return fit(
@@ -168,45 +156,31 @@ def _train_one(cfg: BenchConfig, spec: DatasetSpec, train, se: bool, seed: int,
             device=cfg.device,
             progress=cfg.progress,
             desc=f"train {spec.name} {'SE' if se else 'plain'} seed {seed}",
+            objective=task.objective,
         ).seconds
 
-    arch = {"builder": "small", "num_classes": len(train.classes), "se": se, "pool": cfg.pool,
-            "size": cfg.size, "classes": list(train.classes), "dataset": spec.name}  # fmt: skip
+    arch = task.arch(cfg, spec, train, se=se)
     return cached_model(cfg, spec, len(train), se, seed, build, train_it, may_train, arch)
 
 
 def train_models(cfg: BenchConfig, spec: DatasetSpec, train, test, may_train: bool = True):
     """Train (or load) a model with and without SE for every training seed (only load,
-    without ``may_train``: see :func:`cached_model`).
+    without ``may_train``: see :func:`cached_model`), and score each on ``test``.
 
     Returns:
         ``({seed: (SE model on cfg.device, checkpoint path)} for the explained seeds,
-        the accuracy summary)``.
+        the models' summary)`` (the task's :meth:`~squeezex.bench.tasks.Task.summarise`).
     """
-    acc_se, acc_plain, seconds, explained, reliance = [], [], [], {}, {}
-    per_attribute = {"se": [], "plain": []}
-    multi = spec.task == "multi-label"
+    task = get_task(spec.task)
+    scores, seconds, explained = [], [], {}
     for s in cfg.train_seeds:
         for se in (True, False):
-            model, secs, path = _train_one(cfg, spec, train, se, s, may_train)
-            (acc_se if se else acc_plain).append(evaluate(model, test, device=cfg.device))
-            if multi:
-                acc = attribute_accuracy(model, test, device=cfg.device)
-                per_attribute["se" if se else "plain"].append(acc)
+            model, secs, path = load_or_train(cfg, spec, train, se, s, may_train)
+            scores.append(task.evaluate(cfg, model, test, se=se, seed=s))
             seconds.append(secs)
             if se and s in cfg.explained_seeds:
                 explained[s] = (model.to(cfg.device), path)
-            if se and hasattr(test, "cue_targets"):
-                reliance[str(s)] = model_reliance(model, test, cfg.device)
-    summary = model_summary(cfg, acc_se, acc_plain, seconds)
-    summary.update(n_train=len(train), n_test=len(test))
-    if multi:
-        summary.update(attributes=list(test.classes), attribute_accuracy=per_attribute)
-    if reliance:
-        summary["reliance"] = reliance
-    if getattr(test, "bias_rho", None) is not None:
-        summary["bias"] = {"rho": test.bias_rho, "attribute": test.classes[test.cue_attribute]}
-    return explained, summary
+    return explained, task.summarise(cfg, spec, train, test, scores, seconds)
 
 
 def shard_models(cfg: BenchConfig, spec: DatasetSpec, train, parts, train_one=None) -> dict:
@@ -219,7 +193,7 @@ def shard_models(cfg: BenchConfig, spec: DatasetSpec, train, parts, train_one=No
             "a sharded run shares its models through the checkpoint cache: "
             "--checkpoints must name a folder every shard can reach"
         )
-    train_one = train_one or _train_one
+    train_one = train_one or load_or_train
     explained = {}
     for part in parts:
         for se in (True, False) if part.trains else (True,):
@@ -229,34 +203,14 @@ def shard_models(cfg: BenchConfig, spec: DatasetSpec, train, parts, train_one=No
     return explained
 
 
-def model_reliance(model, test, device: str = "cpu") -> dict:
-    """What a model of a cue dataset follows on its test split: the share of the images
-    whose cue and object disagree on which the model predicts the cue's class
-    (``reliance``) or the object's (``object``). On a biased faces split the classes are
-    the biased attribute's yes/no: the mark says yes, the attribute's label says no (or
-    the reverse), and ``reliance`` is the share of those faces the model answers as the
-    mark does."""
-    from ..datasets.cues import cue_reliance
+def __getattr__(name: str):
+    if name == "example_grid":  # it draws: moved to squeezex.figures (this name still works)
+        import importlib
 
-    preds, _ = predict(model, test, device=device)
-    if preds.dim() == 2:  # multi-label: the decision on the attribute the cue is tied to
-        preds = preds[:, test.cue_attribute]
-    return cue_reliance(preds, test.cue_targets, test.object_targets)
-
-
-def model_summary(cfg: BenchConfig, acc_se, acc_plain, seconds) -> dict:
-    """Accuracy with and without SE over the training seeds (the paper's no-cost claim)."""
-    sd = statistics.stdev if len(acc_se) > 1 else (lambda v: 0.0)
-    return {
-        "arch": f"SmallCNN(stride=4, pool={cfg.pool}) + SE(r=16)",
-        "accuracy": acc_se[0],
-        "accuracy_without_se": acc_plain[0],
-        "seeds": cfg.train_seeds,
-        "accuracy_per_seed": acc_se,
-        "accuracy_without_se_per_seed": acc_plain,
-        "accuracy_mean": statistics.fmean(acc_se),
-        "accuracy_sd": sd(acc_se),
-        "accuracy_without_se_mean": statistics.fmean(acc_plain),
-        "accuracy_without_se_sd": sd(acc_plain),
-        "train_seconds": seconds,
-    }
+        warnings.warn(
+            "squeezex.bench.models.example_grid moved to squeezex.figures.example_grid",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        return importlib.import_module("squeezex.figures").example_grid
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -236,30 +236,44 @@ class Run:
             self._maps[key] = self._read(self.store.maps, self._cell_path(method, dataset, seed))
         return self._maps[key]
 
+    def extra_maps(self, method: str, name: str, dataset: str | None = None,
+                   seed: int | None = None, *, what: str | None = None,
+                   check=None) -> torch.Tensor:  # fmt: skip
+        """A cell's further maps ``name`` (written beside its maps by a task that has them,
+        e.g. an audio-visual cell's ``"audio"``) as float N×1×… in [0, 1]. ``what`` names
+        them in messages; ``check(maps, n)`` says what is wrong with them (``None``: they
+        fit a cell of ``n`` samples).
+
+        Raises:
+            FileNotFoundError: the method has no cell here, or its cell no such maps.
+            CorruptRunError: the file is damaged or does not fit the cell.
+        """
+        check = check or _check_extra_maps
+        dataset, seed = self._check(dataset, seed)
+        key = (dataset, seed, method, name)
+        if key not in self._maps:
+            n = self.cell(method, dataset, seed)["n"]
+            cell = CellKey(dataset, seed, method, self.kind(method))
+            path = self.store.extra_maps_path(cell, name)
+            if not path.is_file():
+                what = what or f"{name} maps"
+                raise FileNotFoundError(
+                    f"no {what} for {method!r} on {dataset} seed {seed}: {path}"
+                )
+            self._maps[key] = dequantise(self._read(self.store.load, path, lambda a: check(a, n)))
+        return self._maps[key]
+
     def audio_maps(self, method: str, dataset: str | None = None, seed: int | None = None):
-        """Audio-visual runs: the spectrogram maps of ``method``'s cell (written beside it
-        as ``_<method>-audio.pt``) as float N×1×mels×audio-frames in [0, 1].
+        """Audio-visual runs: the spectrogram maps of ``method``'s cell (its ``"audio"``
+        further maps, :meth:`extra_maps`) as float N×1×mels×audio-frames in [0, 1].
 
         Raises:
             FileNotFoundError: the method has no cell here, or its cell no spectrogram maps
                 (an image dataset, or a cell without maps such as ``feature-ablation``).
             CorruptRunError: the file is damaged or does not fit the cell.
         """
-        from .speakers import audio_maps_path
-
-        dataset, seed = self._check(dataset, seed)
-        key = (dataset, seed, method, "audio")
-        if key not in self._maps:
-            n = self.cell(method, dataset, seed)["n"]
-            path = audio_maps_path(self.store, CellKey(dataset, seed, method, self.kind(method)))
-            if not path.is_file():
-                raise FileNotFoundError(
-                    f"no spectrogram maps for {method!r} on {dataset} seed {seed}: {path}"
-                )
-            self._maps[key] = dequantise(
-                self._read(self.store.load, path, lambda a: _check_audio_maps(a, n))
-            )
-        return self._maps[key]
+        return self.extra_maps(method, "audio", dataset, seed, what="spectrogram maps",
+                               check=_check_audio_maps)  # fmt: skip
 
     def data(self, dataset: str | None = None) -> dict:
         """The test split: ``images`` (float N×C×H×W in [0, 1]), ``masks``, ``targets``,
@@ -297,6 +311,15 @@ class Run:
             for r in self.block(dataset, seed)
             if r["metric"] == "ms_per_image"
         }
+
+
+def _check_extra_maps(a, n: int) -> str | None:
+    """Further maps: an N×1×… tensor, one per sample of the cell."""
+    if not isinstance(a, torch.Tensor) or a.dim() < 3 or a.shape[1] != 1:
+        return "not N×1×… maps"
+    if len(a) != n:
+        return f"{len(a)} maps for a cell of {n} samples"
+    return None
 
 
 def _check_audio_maps(a, n: int) -> str | None:

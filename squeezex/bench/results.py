@@ -11,14 +11,16 @@ from __future__ import annotations
 
 from dataclasses import asdict
 
-from ..explainers import explainer_info, list_explainers
-from ..explainers.references import REFERENCE_FOOTING, REFERENCES
+from ..datasets import get_dataset, list_datasets
+from ..explainers import list_explainers
+from ..explainers.references import REFERENCES
 from ..io import atomic_write_json, atomic_write_text
 from ..metrics.vocabulary import METRICS
 from .config import SCHEMA_VERSION, BenchConfig
 from .report import discrimination, most_discriminating, paired_comparison, se_diagnostics
 from .store import CorruptRunError, RunStore, check_models
 from .tables import csv_text, latex_table
+from .tasks import task_of
 
 __all__ = ["assemble", "write_results"]
 
@@ -115,25 +117,21 @@ def assemble(store: RunStore, cfg: BenchConfig, cells: list[dict] | None = None)
 
 
 def _footing(records: list[dict]) -> dict:
-    """Method → on what footing its maps are made (layer, gradients, upsampling)."""
-    from ..explainers.speakers import speaker_footing
-
-    out, known = {}, set(list_explainers())
+    """Method → on what footing its maps are made (layer, gradients, upsampling): the
+    dataset's task's words (an image method under its name; the methods of other input
+    kinds under ``"<method> (<dataset>)"``). A dataset no longer registered is read as a
+    single-label one."""
+    out = {}
     for r in records:
-        name, kind = r["key"]["method"], r["key"]["kind"]
-        if (text := speaker_footing(r["key"]["dataset"], name, kind)) is not None:
-            out[f"{name} ({r['key']['dataset']})"] = text
-        elif kind == "reference":
-            out[name] = REFERENCE_FOOTING.get(name, "reference map (not the model's)")
-        elif name in known:
-            out[name] = explainer_info(name).footing
+        k = r["key"]
+        task = task_of(k["dataset"], missing_ok=True)
+        if (entry := task.footing(k["dataset"], k["method"], k["kind"])) is not None:
+            out[entry[0]] = entry[1]
     return out
 
 
 def _tolerances(datasets: list[str]) -> dict[str, int]:
     """Dataset → the pointing game's slack in pixels, where it is not 0."""
-    from ..datasets import get_dataset, list_datasets
-
     known = set(list_datasets())
     return {d: t for d in datasets if d in known and (t := get_dataset(d).pointing_tolerance)}
 

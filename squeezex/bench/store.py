@@ -11,6 +11,9 @@ so ``--fresh`` removes exactly that, and another configuration never reads it)::
     cells/<fingerprint>/<dataset>/<seed>/_se-vectors.pt            SE vectors of the test images
     cells/<fingerprint>/<dataset>/<seed>/_vebi-interpretation.pt   VEBI's average visualisations
     cells/<fingerprint>/<dataset>/<seed>/<method>.json, .pt   a cell: record + uint8 maps
+    cells/<fingerprint>/<dataset>/<seed>/_<method>-<name>.pt  a cell's further maps, if its
+                                                              task has them (audio-visual:
+                                                              ``audio``, the spectrogram's)
 
 Every file is written atomically. A cell's json carries the SHA-256 of its own content
 and of its maps file, so a cell is reused only when both are intact and its shapes agree
@@ -167,11 +170,17 @@ class RunStore:
     def cell_path(self, key: CellKey) -> Path:
         return self.unit_dir(key.dataset, key.seed) / f"{key.method}.json"
 
+    def extra_maps_path(self, key: CellKey, name: str) -> Path:
+        """Where a cell's further maps ``name`` are written (beside its maps)."""
+        return self.unit_dir(key.dataset, key.seed) / f"_{key.method}-{name}.pt"
+
     # -- cells ----------------------------------------------------------------------------
     def write_cell(self, cell: Cell) -> dict:
-        """Maps first, then the record naming their digest: a record on disk always
-        describes complete maps."""
+        """Further maps and maps first, then the record naming the maps' digest: a record
+        on disk always describes complete maps."""
         path = self.cell_path(cell.key)
+        for name, extra in cell.extra_maps.items():
+            atomic_torch_save(quantise(extra), self.extra_maps_path(cell.key, name))
         maps = quantise(cell.maps)
         atomic_torch_save(maps, path.with_suffix(".pt"))
         record = {

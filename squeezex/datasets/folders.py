@@ -34,7 +34,7 @@ def write_folders(dataset, out, *, prefix: str = "") -> tuple[Path, Path]:
     for name in ("images", "masks", "targets", "classes"):
         if not hasattr(dataset, name):
             raise ValueError(f"{type(dataset).__name__} has no {name!r}: it cannot be written")
-    if getattr(dataset, "task", None) == "multi-label" or dataset.targets.dim() != 1:
+    if dataset.targets.dim() != 1:  # N×K 0/1 targets: a multi-label dataset
         raise ValueError(
             f"{type(dataset).__name__} is multi-label (one 0/1 target per attribute): it has "
             "no class folders to write; use it from Python (e.g. squeezex.datasets."

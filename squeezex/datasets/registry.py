@@ -2,7 +2,8 @@
 
 The command line (``squeezex bench --dataset``, ``squeezex generate``), the benchmark
 harness and the widgets all look datasets up here; a new setting adds an entry next to
-its generator::
+its generator (the generators register when :mod:`squeezex.datasets` imports them, which
+it does before anything can look a name up: this module is part of that package)::
 
     @register_dataset("an8flower-single-6c", description="...", n_train=200, n_test=50,
                       vebi_mu=5.0)
@@ -131,13 +132,11 @@ def register_dataset(
 
 def list_datasets(task: str | None = None) -> list[str]:
     """Registered dataset names (of one task kind if given), in registration order."""
-    _load()
     return [n for n, s in _REGISTRY.items() if task is None or s.task == task]
 
 
 def get_dataset(name: str) -> DatasetSpec:
     """The spec registered as ``name``; a ``ValueError`` listing the names otherwise."""
-    _load()
     if name not in _REGISTRY:
         raise ValueError(f"unknown dataset {name!r}; choose from {', '.join(_REGISTRY)}")
     return _REGISTRY[name]
@@ -146,8 +145,3 @@ def get_dataset(name: str) -> DatasetSpec:
 def build_dataset(name: str, split: str, **kwargs):
     """``get_dataset(name).build(split, **kwargs)``."""
     return get_dataset(name).build(split, **kwargs)
-
-
-def _load() -> None:
-    """Import the modules that register datasets (they register on import)."""
-    from . import an8flower, cues, faces, scenes, speakers  # noqa: F401

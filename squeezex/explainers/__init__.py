@@ -1,24 +1,19 @@
 """Explainers: the SE explanation, VEBI, baselines through Captum, and the registry.
 
 Each class registers itself where it is defined (``@register_explainer``); importing this
-package fills the registry in a fixed order: the SE explanation, its rules and its
-gradient-free baseline ``activation-mean`` (s := 1), the Captum baselines (with EigenCAM
-and the ``-interp`` presets) and the random floor, VEBI, attention rollout (ViTs), then
-the adapters of the other CAM libraries (:mod:`squeezex.adapters`). ``explainer_info(name).footing``
-says on what footing each name's map is produced. :mod:`.diagnostics` describes SE vectors
-(range, spread, overlap of the selected channels) and compares maps.
+package fills the registry. The tables list the methods in the registry's order
+(:data:`~squeezex.explainers.registry.BUILTIN_ORDER`), whatever the import order: the SE
+explanation, its rules and its gradient-free baseline ``activation-mean`` (s := 1), the
+Captum baselines (with EigenCAM and the ``-interp`` presets) and the random floor, VEBI,
+attention rollout (ViTs), then the adapters of the other CAM libraries
+(:mod:`squeezex.explainers.adapters`). The audio-visual methods (:mod:`.speakers`) are
+registered under their own input kind (``inputs="audio-visual"``).
+``explainer_info(name).footing`` says on what footing each name's map is produced.
+:mod:`.diagnostics` describes SE vectors (range, spread, overlap of the selected channels)
+and compares maps.
 """
 
-# the SE explanation registers first: the registry's order is the tables' order
-from .se import (  # isort: split
-    SELECTIONS,
-    WEIGHTS,
-    ActivationMeanAttribution,
-    SEAttribution,
-    SEVector,
-    select_channels,
-)
-
+from . import adapters  # noqa: F401  (registers pgc-*/tc-* when the libraries are installed)
 from .base import HeatmapAttribution, ModelOutput
 from .baselines import (
     DeconvolutionAttribution,
@@ -45,8 +40,18 @@ from .registry import (
     ExplainerInfo,
     explainer_info,
     get_explainer,
+    input_kind,
     list_explainers,
     register_explainer,
+)
+from .rollout import AttentionRollout
+from .se import (
+    SELECTIONS,
+    WEIGHTS,
+    ActivationMeanAttribution,
+    SEAttribution,
+    SEVector,
+    select_channels,
 )
 from .speakers import (
     SPEAKER_METHODS,
@@ -67,12 +72,6 @@ from .vebi import (
     interpret,
     mu_lasso,
 )
-
-# isort: split
-from .rollout import AttentionRollout  # after VEBI: the registry's order
-
-# isort: split
-from .. import adapters  # noqa: F401  (registers pgc-*/tc-* last, when the libraries are installed)
 
 __all__ = [
     "AttentionRollout",
@@ -122,6 +121,7 @@ __all__ = [
     "get_explainer",
     "list_explainers",
     "explainer_info",
+    "input_kind",
     "ExplainerInfo",
     "UPSAMPLING",
 ]

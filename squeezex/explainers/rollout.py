@@ -15,6 +15,7 @@ from torch import nn
 
 from ..models.tokens import patches_to_map, prefix_tokens
 from .base import HeatmapAttribution
+from .baselines import feature_module
 from .registry import register_explainer
 
 __all__ = ["AttentionRollout", "HEAD_FUSIONS"]
@@ -91,8 +92,6 @@ class AttentionRollout(HeatmapAttribution):
             joint = a if joint is None else a @ joint
         row = joint[:, :1].transpose(1, 2)  # N×L×1: the class token's row, as one channel
         maps = patches_to_map(row, self._prefix, hint="rollout")
-        from .baselines import feature_module  # registers after this module
-
         layer = feature_module(self.model, None, x)  # the patch grid's geometry
         return self.footing(maps, x, self.geometry(layer, x, extra))
 

@@ -15,6 +15,7 @@ from torch import nn
 from ..common import as_tuple, eval_mode
 from ..models.se import SEBlock, TokenSEBlock, find_se_block
 from .base import HeatmapAttribution
+from .baselines import feature_module, layer_activations
 from .registry import register_explainer
 
 __all__ = [
@@ -335,9 +336,6 @@ class SEAttribution(HeatmapAttribution):
         if self._layer_arg is None and self.se_block is not None:
             logits, u, _, _ = self._capture(x, extra)
             return logits, u, self.se_block
-        # imported here: baselines registers after the SE explanation (the tables' order)
-        from .baselines import feature_module, layer_activations
-
         if self._layer is None:
             self._layer = feature_module(self.model, self._layer_arg, x)
         logits, u = layer_activations(self, self._layer, x, extra)

@@ -38,6 +38,7 @@ from torch import nn
 from ..common import eval_mode
 from ..models.se import SEBlock
 from ..models.speakers import EMBED, SpeakerNet
+from .registry import register_explainer
 from .se import PAPER_Z
 
 __all__ = [
@@ -50,7 +51,6 @@ __all__ = [
     "ablation_importance",
     "speaker_probabilities",
     "normalise_clip",
-    "speaker_footing",
 ]
 
 
@@ -123,6 +123,12 @@ class _SpeakerAttribution(Attribution):
         raise NotImplementedError
 
 
+@register_explainer(
+    "se",
+    inputs="audio-visual",
+    description="SE explanation of both streams: the SE blocks' outputs s·U, one forward pass",
+    needs_se=True,
+)
 class SpeakerSEAttribution(_SpeakerAttribution):
     """The SE explanation of both streams, read in one no-grad forward pass (the
     ``weighted`` rule of :class:`~squeezex.explainers.SEAttribution`: the channel mean of
@@ -142,6 +148,12 @@ class SpeakerSEAttribution(_SpeakerAttribution):
         return v["x"].mean(1, keepdim=True), a["x"].mean(1, keepdim=True)
 
 
+@register_explainer(
+    "gradcam",
+    inputs="audio-visual",
+    description="Grad-CAM (Captum LayerGradCam) of the clip's speaking score, both streams",
+    needs_gradients=True,
+)
 class SpeakerGradCAM(_SpeakerAttribution):
     """Grad-CAM (Captum's ``LayerGradCam``) on the layers the SE explanation reads — the
     SE blocks' outputs (their positions, identities, in a model without SE) — for the
@@ -163,6 +175,9 @@ class SpeakerGradCAM(_SpeakerAttribution):
         return out[0], out[1]
 
 
+@register_explainer(
+    "random", inputs="audio-visual", description="random floor: noise on the feature grids"
+)
 class SpeakerRandom(_SpeakerAttribution):
     """The random floor: uniform noise on the two feature grids (seeded on every call)."""
 
@@ -180,21 +195,9 @@ class SpeakerRandom(_SpeakerAttribution):
         return v, a
 
 
-#: Method name → explainer class (what ``squeezex bench --dataset speakers`` runs).
+#: Method name → explainer class: the methods registered for audio-visual inputs here
+#: (``list_explainers("audio-visual")`` also lists any registered elsewhere).
 SPEAKER_METHODS = {"se": SpeakerSEAttribution, "gradcam": SpeakerGradCAM, "random": SpeakerRandom}
-
-
-def speaker_footing(dataset: str, method: str, kind: str) -> str | None:
-    """What a speakers cell's maps are made of (``None`` for a dataset that is not
-    audio-visual)."""
-    from ..datasets import get_dataset, list_datasets
-
-    if dataset not in list_datasets() or get_dataset(dataset).task != "audio-visual":
-        return None
-    if kind == "modality":
-        return "no maps: Captum FeatureAblation, one mask per modality (zeros), clip mean logit"
-    cls = SPEAKER_METHODS.get(method)
-    return cls.FOOTING if cls is not None else None
 
 
 # -- modality importance -------------------------------------------------------------------

@@ -65,6 +65,9 @@ class SEBlock(SqueezeExcitation):
 
     #: Set by :meth:`recording` (a class default, so blocks pickled before it exist load).
     _tape: dict | None = None
+    #: A model holding an SE block reads its tokens through the block, not through a
+    #: :class:`~squeezex.models.tokens.TokenView` (:func:`~squeezex.models.tokens.token_view`).
+    reads_tokens_itself = True
 
     def __init__(self, channels: int, reduction: int = 16, squeeze: str = "sample") -> None:
         if reduction < 1:

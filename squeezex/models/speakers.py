@@ -33,9 +33,10 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..audio import log_mel
+from ..common import ShuffledBatches
 from .se import SEBlock
 
-__all__ = ["LogMel", "SpeakerNet", "speaker_loss", "EMBED", "AUX_WEIGHT"]
+__all__ = ["LogMel", "SpeakerNet", "SpeakerObjective", "speaker_loss", "EMBED", "AUX_WEIGHT"]
 
 #: Width of each stream's per-frame embedding (the fusion SE sees 2·EMBED channels).
 EMBED = 64
@@ -79,6 +80,10 @@ class SpeakerNet(nn.Module):
         >>> net(torch.rand(2, 16, 1, 64, 64), torch.zeros(2, 16 * 640)).shape
         torch.Size([2, 16])
     """
+
+    #: what it is explained on: ``(video, audio)`` (the registry's audio-visual methods,
+    #: :func:`squeezex.explainers.registry.input_kind`)
+    input_kind = "audio-visual"
 
     def __init__(
         self, se: bool = True, reduction: int = 8, frames: int = 16, size: int = 64,
@@ -183,3 +188,24 @@ def speaker_loss(out: dict[str, torch.Tensor], labels: torch.Tensor) -> torch.Te
     for k in ("visual", "audio"):
         loss = loss + AUX_WEIGHT * F.binary_cross_entropy_with_logits(out[k], y)
     return loss
+
+
+class SpeakerObjective:
+    """How :func:`squeezex.training.fit` trains a :class:`SpeakerNet` (an
+    :class:`~squeezex.training.Objective`): batches of clips of a
+    :class:`~squeezex.datasets.SyntheticSpeakers`-like dataset (``frames``, ``audio``,
+    ``frame_labels`` held as tensors), one permutation per epoch; the loss is
+    :func:`speaker_loss`, the training accuracy each clip's per-frame accuracy of the
+    combined head."""
+
+    def batches(self, data, batch_size: int, seed: int) -> ShuffledBatches:
+        def collate(rows):
+            video, audio, labels = rows
+            return (video, audio), labels
+
+        tensors = (data.frames, data.audio, data.frame_labels)
+        return ShuffledBatches(tensors, batch_size, seed, collate=collate)
+
+    def loss(self, model: SpeakerNet, inputs, labels: torch.Tensor):
+        out = model.forward_all(*inputs)
+        return speaker_loss(out, labels), ((out["av"] > 0).long() == labels).float().mean(1)

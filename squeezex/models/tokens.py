@@ -139,13 +139,12 @@ _VIEWS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 def token_view(model: nn.Module, create: bool = True) -> TokenView | None:
     """The :class:`TokenView` of a transformer without an SE block (made on first use,
     kept beside the model, not in it); ``None`` for models that are not transformers
-    squeezex knows (torchvision's ViT and MViT)."""
+    squeezex knows (torchvision's ViT and MViT), and for those with an SE block (a module
+    with ``reads_tokens_itself``, :class:`~squeezex.models.se.SEBlock`)."""
     view = _VIEWS.get(model)
     if view is None and create:
-        from .se import SEBlock  # here: se imports this module
-
         site = token_site(model)
-        if site is None or any(isinstance(m, SEBlock) for m in model.modules()):
+        if site is None or any(getattr(m, "reads_tokens_itself", False) for m in model.modules()):
             return None  # not a transformer, or one whose SE block has its own view
         view = _VIEWS[model] = TokenView(site, prefix_tokens(model))
     return view

@@ -17,8 +17,8 @@ from __future__ import annotations
 
 from torch import nn
 
-from ..explainers.baselines import layer_activations
-from ..models.tokens import token_view
+from ...models.tokens import token_view
+from ..baselines import layer_activations
 from .base import Bound, LibraryCAM, load_library
 
 __all__ = [

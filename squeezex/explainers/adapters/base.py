@@ -26,9 +26,9 @@ from typing import ClassVar
 import torch
 from torch import nn
 
-from ..common import is_batched, select_rows
-from ..explainers.base import HeatmapAttribution
-from ..explainers.baselines import feature_module
+from ...common import is_batched, select_rows
+from ..base import HeatmapAttribution
+from ..baselines import feature_module
 
 __all__ = [
     "INSTALL_HINT",
