@@ -13,8 +13,14 @@ PY       := $(VENV)/bin/python
 OUT      ?= data/runs/demo
 BENCH_OUT ?= data/runs/bench
 PYTEST_ARGS ?=
+# test processes: the cores this machine lets us use (pytest-xdist)
+JOBS     ?= $(shell $(PYTHON) -c "import os; print(len(os.sched_getaffinity(0)))" 2>/dev/null || echo 2)
+# the notebooks' short configuration (never skips a cell), one torch thread per test process
+# (the tests' tensors are small: a second thread mostly spins)
+TEST_ENV := SQUEEZEX_SMOKE=1 OMP_NUM_THREADS=1
+PYTEST   := $(TEST_ENV) $(PY) -m pytest -n $(JOBS) --dist loadscope
 
-.PHONY: setup demo bench test lint format lab bench-cost clean
+.PHONY: setup demo bench test test-fast test-notebooks lint format lab bench-cost clean
 
 setup: $(BASE)/.complete
 	@if [ "$$(readlink $(VENV))" != "$(BASE)" ]; then rm -rf $(VENV); ln -s $(BASE) $(VENV); fi
@@ -40,8 +46,19 @@ bench: setup
 	$(PY) -m squeezex bench --preset full --out $(BENCH_OUT)
 	$(PY) -m squeezex figures --results $(BENCH_OUT) --out $(BENCH_OUT)/figures
 
+# everything CI runs: pytest (browser and Slurm tests included when they can run) and every
+# notebook executed by nbval in its short configuration
 test: setup
-	$(PY) -m pytest tests notebooks --nbval-lax --durations=25 $(PYTEST_ARGS)
+	$(PYTEST) tests notebooks --nbval-lax --durations=25 $(PYTEST_ARGS)
+
+# the edit loop: the library and harness unit tests (no notebook, browser, Slurm or other
+# test that takes seconds: tests/conftest.py marks those `slow`)
+test-fast: setup
+	$(PYTEST) tests -m "not slow" $(PYTEST_ARGS)
+
+# the notebooks at full size (no smoke switch), as a reader runs them
+test-notebooks: setup
+	$(PY) -m pytest notebooks --nbval-lax --durations=25 $(PYTEST_ARGS)
 
 lint: setup
 	$(VENV)/bin/ruff check squeezex tests benchmarks

@@ -1,4 +1,6 @@
+import os
 from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 import torch
@@ -9,6 +11,105 @@ from squeezex.models import build_model
 
 #: Test modules that need a system service CI installs; their skips are shouted at the end.
 LOUD_SKIPS = {"test_slurm": "a real Slurm", "test_browser": "a real browser"}
+
+# -- running in parallel (pytest-xdist: `make test` runs -n <cores> --dist loadscope) ------------
+#: Work that must run in one process, in order: notebooks 05–08 share one benchmark run
+#: (preset "notebooks": the first computes it, the others reuse its cells; two processes
+#: would leave each other's claimed cells out), the quickstart notebook and the browser
+#: test that opens it share its checkpoint, the sharding tests compare with one reference
+#: run (the session fixture ``single_bench``). Every other file is one unit (its
+#: module-scoped fixtures are made once), except the conformance suite, whose ~2,000 small
+#: tests are spread over the processes one by one.
+GROUPS = {
+    "notebooks/05_localisation.ipynb": "notebooks-run",
+    "notebooks/06_faithfulness.ipynb": "notebooks-run",
+    "notebooks/07_sanity.ipynb": "notebooks-run",
+    "notebooks/08_paper_figures.ipynb": "notebooks-run",
+    "notebooks/00_quickstart.ipynb": "quickstart",
+    "tests/test_browser.py": "quickstart",
+    "tests/test_shards.py": "single-bench",
+    "tests/test_slurm.py": "single-bench",
+    "tests/test_bulk.py": "single-bench",
+}
+SPREAD = ("tests/test_explainers.py",)
+#: The longest units, started first so that none is left to run alone at the end
+#: (measured with --durations on 2 cores); the rest follow in collection order.
+LONGEST_FIRST = (
+    "notebooks-run", "notebooks/10_model_truth.ipynb", "single-bench",
+    "notebooks/03_faces.ipynb", "quickstart", "tests/test_benchmark.py",
+    "notebooks/04_active_speaker.ipynb", "notebooks/02_vebi.ipynb",
+    "notebooks/01_an8flower.ipynb", "tests/test_figures.py", "tests/test_faces.py",
+)  # fmt: skip
+#: Tests that take seconds (a harness run, a subprocess, a trained model, a notebook):
+#: marked ``slow`` and left out of `make test-fast`.
+SLOW_FILES = (
+    "notebooks/", "tests/test_shards.py", "tests/test_slurm.py", "tests/test_bulk.py",
+    "tests/test_cli.py", "tests/test_faces.py", "tests/test_figures.py",
+    "tests/test_speaker_figures.py", "tests/test_presets.py", "tests/test_browser.py",
+    "tests/test_browser_speakers.py",
+)  # fmt: skip
+SLOW_TESTS = (
+    "test_every_metric_of_a_methods_all_run_has_a_direction",
+    "test_scenes_small_cnn_learns_the_shapes",
+    "test_every_module_imports_on_its_own",
+)
+
+
+def unit_of(nodeid: str) -> str:
+    """The unit of work a test belongs to (one process runs a unit, in order)."""
+    path = nodeid.split("::")[0]
+    if path in GROUPS:
+        return GROUPS[path]
+    return nodeid if path.startswith(SPREAD) else path
+
+
+def _rank(item) -> int:
+    unit = unit_of(item.nodeid)
+    return LONGEST_FIRST.index(unit) if unit in LONGEST_FIRST else len(LONGEST_FIRST)
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        path = item.nodeid.split("::")[0]
+        if path.startswith(SLOW_FILES) or item.name.split("[")[0] in SLOW_TESTS:
+            item.add_marker(pytest.mark.slow)
+        if path == "tests/test_slurm.py":
+            item.add_marker(pytest.mark.slurm)
+    items.sort(key=_rank)  # stable: the longest units first, the rest as collected
+
+
+def pytest_xdist_make_scheduler(config, log):
+    """Units as :func:`unit_of` says, handed out in collection order (longest first)."""
+    from xdist.scheduler import LoadScopeScheduling
+
+    class Units(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            return unit_of(nodeid)
+
+    config.option.loadscopereorder = False
+    return Units(config, log)
+
+
+@pytest.fixture(scope="session")
+def shared_folder(tmp_path_factory) -> Path:
+    """A folder every test process of this run shares (the checkpoint cache of the harness
+    tests: a model trained by one test is loaded by the others, and the checkpoints'
+    claims make two processes that need the same model train it once)."""
+    base = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):  # workers' temp folders share a parent
+        base = base.parent
+    folder = base / "shared"
+    folder.mkdir(exist_ok=True)
+    return folder
+
+
+@pytest.fixture(scope="session")
+def checkpoints(shared_folder) -> Path:
+    """The checkpoint folder the harness tests share (see :func:`shared_folder`)."""
+    folder = shared_folder / "checkpoints"
+    folder.mkdir(exist_ok=True)
+    return folder
 
 
 def pytest_terminal_summary(terminalreporter):

@@ -33,8 +33,19 @@ TINY = dict(
 )
 
 
-def _cfg(tmp_path, **kw):
-    base = dict(TINY, out=str(tmp_path / "run"), checkpoints=str(tmp_path / "ck"))
+#: The checkpoint folder of the whole test run (conftest's ``checkpoints``): the tests'
+#: models are trained once; a test that changes a checkpoint or its fits uses its own.
+_SHARED: dict = {}
+
+
+@pytest.fixture(autouse=True)
+def _shared_checkpoints(checkpoints):
+    _SHARED["folder"] = checkpoints
+
+
+def _cfg(tmp_path, *, own_checkpoints=False, **kw):
+    ck = tmp_path / "ck" if own_checkpoints else _SHARED["folder"]
+    base = dict(TINY, out=str(tmp_path / "run"), checkpoints=str(ck))
     return BenchConfig(**{**base, **kw})
 
 
@@ -55,8 +66,9 @@ def _quiet(fn, *args):
 
 
 @pytest.fixture(scope="module")
-def first_run(tmp_path_factory):
+def first_run(tmp_path_factory, checkpoints):
     tmp = tmp_path_factory.mktemp("bench")
+    _SHARED["folder"] = checkpoints
     cfg = _cfg(tmp, methods=["se", "random"], families=["localisation", "cost"])
     return tmp, cfg, run(cfg)
 
@@ -203,7 +215,8 @@ def test_a_damaged_artifact_of_the_wrong_types_is_rewritten_not_a_crash(tmp_path
 
 
 def test_more_seeds_reuse_the_cells_of_the_first_and_fresh_starts_over(tmp_path):
-    cfg = _cfg(tmp_path, methods=["se", "vebi"], families=["localisation"], seeds=1)
+    cfg = _cfg(tmp_path, methods=["se", "vebi"], families=["localisation"], seeds=1,
+               own_checkpoints=True)  # fmt: skip
     run(cfg)
     two = run(BenchConfig(**{**cfg.__dict__, "seeds": 2, "explain_seeds": 2}))
     reused = {c["key"]: c["reused"] for c in two["cells"]}
@@ -411,7 +424,7 @@ def test_a_changed_dataset_default_recomputes_its_cells(tmp_path, monkeypatch):
 def test_a_retrained_checkpoint_of_the_same_name_recomputes_the_cells(tmp_path):
     """A checkpoint deleted and retrained keeps its name (its training key): the cells
     record its digest too, so they are not passed off as the new model's."""
-    cfg = _cfg(tmp_path, methods=["random"], families=["localisation"])
+    cfg = _cfg(tmp_path, methods=["random"], families=["localisation"], own_checkpoints=True)
     run(cfg)
     (ckpt,) = Path(cfg.checkpoints).glob("*-se-0-*.pt")
     saved = torch.load(ckpt, weights_only=False)
