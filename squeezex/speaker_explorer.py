@@ -36,7 +36,8 @@ from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
 
 from . import explore as X
-from .explainers.speakers import SPEAKER_METHODS, fusion_importance, speaker_probabilities
+from .explainers import explainer_info, list_explainers
+from .explainers.speakers import fusion_importance, speaker_probabilities
 from .models.se import SEBlock
 from .models.speakers import SpeakerNet
 from .viz import HEATMAP_CMAP, OKABE_ITO, STYLE, blend, overlay
@@ -60,6 +61,9 @@ __all__ = [
     "SpeakerExplorer",
 ]
 
+#: The explainer registry's input kind of the models explored here (``(video, audio)``
+#: in, a visual and an audio map out): :attr:`squeezex.models.SpeakerNet.input_kind`.
+INPUTS = SpeakerNet.input_kind
 #: The current frame's marker (spectrogram band, curve line): Okabe-Ito sky blue.
 MARKER = OKABE_ITO["sky blue"]
 #: Visual and audio bars of the modality importance.
@@ -131,14 +135,19 @@ def _has_se(model: SpeakerNet) -> bool:
 
 
 def speaker_methods(model: SpeakerNet) -> list[str]:
-    """The :data:`SPEAKER_METHODS` names that can explain ``model`` (``"se"`` needs SE)."""
+    """The methods of the explainer registry's :data:`INPUTS` kind that can explain
+    ``model``, in registry order: one that needs SE blocks only when the model has them."""
     _check_model(model)
-    return [m for m in SPEAKER_METHODS if m != "se" or _has_se(model)]
+    return [
+        m
+        for m in list_explainers(INPUTS)
+        if not explainer_info(m, INPUTS).needs_se or _has_se(model)
+    ]
 
 
 def _check_method(model: SpeakerNet, method: str) -> None:
     usable = speaker_methods(model)
-    if method not in SPEAKER_METHODS:
+    if method not in list_explainers(INPUTS):
         raise ValueError(f"unknown method {method!r}: choose one of {usable}")
     if method not in usable:
         raise ValueError(
@@ -236,7 +245,7 @@ def explain_clip(
     device: str | torch.device = "cpu",
     stats: dict | None = None,
 ) -> ClipExplanation:
-    """Clip ``index`` explained by ``method`` (a :data:`SPEAKER_METHODS` name).
+    """Clip ``index`` explained by ``method`` (a method of :func:`speaker_methods`).
 
     ``explainers`` (name → explainer) are reused when given; ``cache`` keeps the facts
     per clip (key ``("facts", index)``) and the maps per (clip, method) (key ``("maps",
@@ -250,7 +259,7 @@ def explain_clip(
     facts = _cached(cache, ("facts", clip.index), lambda: clip_facts(model, clip, device), stats)
 
     def maps():
-        ex = (explainers or {}).get(method) or SPEAKER_METHODS[method](model)
+        ex = (explainers or {}).get(method) or explainer_info(method, INPUTS).build(model)
         v, a = ex.attribute(_batch(model, clip, device))
         return v[0, 0].detach().cpu(), a[0, 0].detach().cpu()
 
@@ -448,7 +457,8 @@ class SpeakerExplorer(W.VBox):
     """Explore an audio-visual active speaker detector's explanations, one clip at a time.
 
     The SE paper's behavioural-biometrics setting (Roxo et al., arXiv 2412.05134). Controls:
-    the clip (its index, kind and label), the method (:data:`SPEAKER_METHODS`), the frame
+    the clip (its index, kind and label), the method (the explainer registry's
+    audio-visual methods, :func:`speaker_methods`), the frame
     (a slider and a play button), the overlay's opacity and the mouth outline. Shown: the
     frame with its heatmap, the spectrogram with its heatmap and the frame marked, the
     fusion SE's modality importance (clip and frame; a note instead for a model without
@@ -505,7 +515,7 @@ class SpeakerExplorer(W.VBox):
             raise ValueError(f"method {method!r} is not among methods {self.methods}")
         self.model = model.to(device)  # its training flags are the user's: never changed
         self.data, self.device, self.scale = data, torch.device(device), scale
-        self.explainers = {m: SPEAKER_METHODS[m](self.model) for m in self.methods}
+        self.explainers = {m: explainer_info(m, INPUTS).build(self.model) for m in self.methods}
         self.cache = X.HeatmapCache(maxsize=64)
         self.stats = {"maps": 0, "facts": 0, "drawn": dict.fromkeys(self.VIEWS, 0)}
         self.has_importance = _has_se(model)

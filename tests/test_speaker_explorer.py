@@ -173,6 +173,28 @@ def test_the_clip_picker_names_each_clips_kind_and_label(model, data):
     assert list(w.method.options) == ["se", "gradcam", "random"]
 
 
+def test_the_methods_are_the_registrys_audio_visual_ones(model, data, monkeypatch):
+    """A method registered for audio-visual inputs is offered and explains, with no change
+    to the widget (here a preset of the random floor with another seed)."""
+    from squeezex.explainers import list_explainers, registry
+    from squeezex.explainers.speakers import SpeakerRandom
+
+    kind = SpeakerNet.input_kind
+    extra = registry.ExplainerInfo(
+        "random-7", SpeakerRandom, "another seed", base="random", preset={"seed": 7}, inputs=kind
+    )
+    monkeypatch.setitem(registry._REGISTRY, kind, {**registry._REGISTRY[kind], "random-7": extra})
+    monkeypatch.setitem(registry._SEQUENCE, (kind, "random-7"), len(registry._SEQUENCE))
+    assert S.speaker_methods(model) == list_explainers(kind) == [
+        "se", "gradcam", "random", "random-7"
+    ]  # fmt: skip
+    assert S.speaker_methods(_model(se=False)) == ["gradcam", "random", "random-7"]
+    w = SpeakerExplorer(model, data, method="random-7")
+    v, a = SpeakerRandom(model, seed=7).attribute((data.frames[:1], data.audio[:1]))
+    torch.testing.assert_close(w.explanation.visual, v[0, 0])
+    torch.testing.assert_close(w.explanation.audio, a[0, 0])
+
+
 def test_the_static_png_is_a_png_of_the_current_view(model, data):
     w = SpeakerExplorer(model, data, method="random", frame=3)
     bundle = w._repr_mimebundle_()
