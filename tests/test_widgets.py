@@ -326,7 +326,38 @@ def test_explorer_names_bad_arguments(se_model, data):
         Explorer(se_model, data, methods=["no-such-method"])
 
 
-# -- the old module paths --------------------------------------------------------------------------
+# -- the explorer of a task, and the old module paths ----------------------------------------------
+def test_explorer_for_opens_the_explorer_the_datas_task_names(se_model, data):
+    from squeezex.bench.tasks import get_task, resolve
+    from squeezex.datasets import SyntheticFaces, SyntheticSpeakers, get_dataset
+    from squeezex.models import SpeakerNet, build_model
+    from squeezex.widgets import SpeakerExplorer, explorer_for, task_for
+
+    for kind, widget in [("single-label", Explorer), ("multi-label", Explorer),
+                         ("audio-visual", SpeakerExplorer)]:  # fmt: skip
+        assert resolve(get_task(kind).explorer) is widget
+    e = explorer_for(se_model, data, methods=["se"])  # no task declared: single-label
+    assert type(e) is Explorer and e.methods == ["se"] and not e.multi_label
+    e = explorer_for(se_model, "an8flower-single-6c", methods=["se"])  # a registered name
+    assert type(e) is Explorer and e.n == 6 * get_dataset("an8flower-single-6c").n_test
+    faces = SyntheticFaces("test", n=2, seed=0)  # declares its task: multi-label
+    model = build_model("small", len(faces.classes), se=True, seed=0).eval()
+    assert explorer_for(model, faces, methods=["se-class"]).target.description == "attribute"
+    speaker = SpeakerNet(frames=8, size=32).eval()  # no task declared: the model's inputs
+    clips = SyntheticSpeakers(2, frames=8, size=32, split="test")
+    assert type(explorer_for(speaker, clips, method="random")) is SpeakerExplorer
+    assert task_for(se_model, "speakers").name == "audio-visual"
+
+
+def test_explorer_for_says_when_a_task_names_no_explorer(se_model, data, monkeypatch):
+    from squeezex.bench.tasks import SingleLabel
+    from squeezex.widgets import explorer_for
+
+    monkeypatch.setattr(SingleLabel, "explorer", "")
+    with pytest.raises(ValueError, match="'single-label' task kind names no explorer"):
+        explorer_for(se_model, data)
+
+
 def test_the_old_module_paths_still_work_and_say_where_they_moved(monkeypatch):
     import importlib
     import sys
