@@ -10,8 +10,6 @@ from matplotlib.figure import Figure
 from PIL import Image
 from torch import nn
 
-from squeezex import explore as X
-from squeezex import speaker_explorer as S
 from squeezex.datasets import SyntheticSpeakers
 from squeezex.explainers.speakers import (
     SpeakerSEAttribution,
@@ -20,6 +18,10 @@ from squeezex.explainers.speakers import (
 )
 from squeezex.models import SpeakerNet
 from squeezex.widgets import SpeakerExplorer
+from squeezex.widgets import logic as L
+from squeezex.widgets import render as R
+from squeezex.widgets import speaker_logic as SL
+from squeezex.widgets import speaker_render as SR
 
 
 def _pixels(png: bytes) -> np.ndarray:
@@ -48,7 +50,7 @@ def data():
 
 @pytest.fixture(scope="module")
 def exp(model, data):
-    return S.explain_clip(model, data, 1, "se")
+    return SL.explain_clip(model, data, 1, "se")
 
 
 def _gid(ax, gid):
@@ -59,8 +61,8 @@ def _gid(ax, gid):
 
 # -- plain functions -------------------------------------------------------------------------------
 def test_explain_clip_matches_the_explainers_and_caches_facts_and_maps_apart(model, data):
-    cache, stats = X.HeatmapCache(), {}
-    e = S.explain_clip(model, data, 2, "se", cache=cache, stats=stats)
+    cache, stats = L.HeatmapCache(), {}
+    e = SL.explain_clip(model, data, 2, "se", cache=cache, stats=stats)
     video, audio = data.frames[2:3], data.audio[2:3]
     v, a = SpeakerSEAttribution(model).attribute((video, audio))
     torch.testing.assert_close(e.visual, v[0, 0])
@@ -73,16 +75,16 @@ def test_explain_clip_matches_the_explainers_and_caches_facts_and_maps_apart(mod
     assert e.clip.kind == data.kinds[2] and e.clip.label == int(data.labels[2])
     assert torch.equal(e.clip.frame_labels, data.frame_labels[2])
     assert stats == {"facts": 1, "maps": 1}
-    again = S.explain_clip(model, data, 2, "se", cache=cache, stats=stats)
+    again = SL.explain_clip(model, data, 2, "se", cache=cache, stats=stats)
     assert stats == {"facts": 1, "maps": 1} and again.visual is e.visual
-    S.explain_clip(model, data, 2, "random", cache=cache, stats=stats)
+    SL.explain_clip(model, data, 2, "random", cache=cache, stats=stats)
     assert stats == {"facts": 1, "maps": 2}  # another method: new maps, the same facts
 
 
 def test_the_curve_plots_speaker_probabilities_against_the_frame_labels(model, data, exp):
     fig = Figure()
     ax = fig.subplots()
-    S.draw_curve(ax, exp, 3)
+    SR.draw_curve(ax, exp, 3)
     line = _gid(ax, "probability")
     want = speaker_probabilities(model, data.frames[1:2], data.audio[1:2])[0]
     np.testing.assert_allclose(line.get_xdata(), np.arange(data.n_frames))
@@ -95,15 +97,15 @@ def test_the_curve_plots_speaker_probabilities_against_the_frame_labels(model, d
 def test_the_marker_follows_the_frame(exp, t):
     fig = Figure()
     spec_ax, curve_ax = fig.subplots(2)
-    S.draw_spectrogram(spec_ax, exp, t)
+    SR.draw_spectrogram(spec_ax, exp, t)
     band = _gid(spec_ax, "frame-marker")
     assert (band.get_x(), band.get_width()) == (t - 0.5, 1.0)  # frame t's 4 audio columns
-    S.draw_curve(curve_ax, exp, t)
+    SR.draw_curve(curve_ax, exp, t)
     np.testing.assert_array_equal(_gid(curve_ax, "frame-marker").get_xdata(), [t, t])
 
 
 def test_the_rendered_marker_moves_right_with_the_frame(exp):
-    marker = np.round(np.array(to_rgb(S.MARKER)) * 255)
+    marker = np.round(np.array(to_rgb(SR.MARKER)) * 255)
 
     def marker_x(png: bytes) -> float:
         px = _pixels(png).astype(int)
@@ -112,7 +114,7 @@ def test_the_rendered_marker_moves_right_with_the_frame(exp):
         cols = np.nonzero(hit)[1]
         return (cols.min() + cols.max()) / 2  # the band's or the line's centre
 
-    for render in (lambda t: S.render_spectrogram(exp, t, 0.0), lambda t: S.render_curve(exp, t)):
+    for render in (lambda t: SR.render_spectrogram(exp, t, 0.0), lambda t: SR.render_curve(exp, t)):
         xs = [marker_x(render(t)) for t in (0, 2, 4, 6)]
         steps = np.diff(xs)
         assert (steps > 0).all(), xs  # to the right, by equal steps (one frame each)
@@ -120,17 +122,17 @@ def test_the_rendered_marker_moves_right_with_the_frame(exp):
 
 
 def test_frame_rendering_is_the_overlay_of_that_frame(exp):
-    png = S.render_frame(exp, 4, 0.5, mouth=True, scale=2)
-    want = X.render_overlay(exp.clip.frames[4], exp.visual[4], exp.clip.masks[4], 0.5, 2)
+    png = SR.render_frame(exp, 4, 0.5, mouth=True, scale=2)
+    want = R.render_overlay(exp.clip.frames[4], exp.visual[4], exp.clip.masks[4], 0.5, 2)
     assert png == want and _pixels(png).shape == (2 * SIZE, 2 * SIZE, 3)
-    assert S.render_frame(exp, 5, 0.5) != S.render_frame(exp, 4, 0.5)
-    assert S.render_frame(exp, 4, 0.5, mouth=False) != S.render_frame(exp, 4, 0.5)
+    assert SR.render_frame(exp, 5, 0.5) != SR.render_frame(exp, 4, 0.5)
+    assert SR.render_frame(exp, 4, 0.5, mouth=False) != SR.render_frame(exp, 4, 0.5)
 
 
 def test_importance_bars_show_the_clip_and_the_frame(exp):
     fig = Figure()
     ax = fig.subplots()
-    S.draw_importance(ax, exp, 6)
+    SR.draw_importance(ax, exp, 6)
     for k, name in enumerate(("visual", "audio")):
         heights = [p.get_height() for p in ax.patches if p.get_gid() == name]
         want = [exp.facts.clip_importance[k], exp.facts.frame_importance[6][k]]
@@ -145,7 +147,7 @@ def test_the_frame_slider_redraws_from_cached_maps_only(model, data):
     drawn = dict(w.stats["drawn"])
     w.frame.value = 5
     assert (w.stats["maps"], w.stats["facts"]) == (1, 1)  # nothing recomputed
-    assert w.frame_image.value == S.render_frame(w.explanation, 5, 0.55, True, w.scale)
+    assert w.frame_image.value == SR.render_frame(w.explanation, 5, 0.55, True, w.scale)
     for k, v in before.items():
         assert getattr(w, k).value != v, f"{k} did not follow the frame"
     assert all(w.stats["drawn"][k] == drawn[k] + 1 for k in drawn)
@@ -169,8 +171,30 @@ def test_the_frame_slider_redraws_from_cached_maps_only(model, data):
 def test_the_clip_picker_names_each_clips_kind_and_label(model, data):
     w = SpeakerExplorer(model, data, method="random")
     for (text, i), kind, label in zip(w.clip.options, data.kinds, data.labels, strict=True):
-        assert text.startswith(f"{i}: {kind}") and S.LABEL_NAMES[int(label)] in text
+        assert text.startswith(f"{i}: {kind}") and SL.LABEL_NAMES[int(label)] in text
     assert list(w.method.options) == ["se", "gradcam", "random"]
+
+
+def test_the_methods_are_the_registrys_audio_visual_ones(model, data, monkeypatch):
+    """A method registered for audio-visual inputs is offered and explains, with no change
+    to the widget (here a preset of the random floor with another seed)."""
+    from squeezex.explainers import list_explainers, registry
+    from squeezex.explainers.speakers import SpeakerRandom
+
+    kind = SpeakerNet.input_kind
+    extra = registry.ExplainerInfo(
+        "random-7", SpeakerRandom, "another seed", base="random", preset={"seed": 7}, inputs=kind
+    )
+    monkeypatch.setitem(registry._REGISTRY, kind, {**registry._REGISTRY[kind], "random-7": extra})
+    monkeypatch.setitem(registry._SEQUENCE, (kind, "random-7"), len(registry._SEQUENCE))
+    assert SL.speaker_methods(model) == list_explainers(kind) == [
+        "se", "gradcam", "random", "random-7"
+    ]  # fmt: skip
+    assert SL.speaker_methods(_model(se=False)) == ["gradcam", "random", "random-7"]
+    w = SpeakerExplorer(model, data, method="random-7")
+    v, a = SpeakerRandom(model, seed=7).attribute((data.frames[:1], data.audio[:1]))
+    torch.testing.assert_close(w.explanation.visual, v[0, 0])
+    torch.testing.assert_close(w.explanation.audio, a[0, 0])
 
 
 def test_the_static_png_is_a_png_of_the_current_view(model, data):
@@ -198,9 +222,9 @@ def test_a_model_without_se_gets_a_note_instead_of_the_importance(data):
     assert w.importance not in [c for col in shown for c in getattr(col, "children", ())]
     assert w.to_png().startswith(b"\x89PNG")
     with pytest.raises(ValueError, match="se=True"):
-        S.explain_clip(plain, data, 0, "se")
+        SL.explain_clip(plain, data, 0, "se")
     with pytest.raises(ValueError, match="se=False"):
-        S.draw_importance(Figure().subplots(), w.explanation, 0)
+        SR.draw_importance(Figure().subplots(), w.explanation, 0)
 
 
 def test_bad_input_gets_a_clear_error(model, data, exp):
@@ -209,7 +233,7 @@ def test_bad_input_gets_a_clear_error(model, data, exp):
     with pytest.raises(ValueError, match=r"clip index 4 is out of range.*4 clips"):
         SpeakerExplorer(model, data, index=4)
     with pytest.raises(ValueError, match=r"clip index -1 is out of range"):
-        S.explain_clip(model, data, -1)
+        SL.explain_clip(model, data, -1)
     with pytest.raises(ValueError, match=r"unknown method 'lime'.*\['se', 'gradcam', 'random'\]"):
         SpeakerExplorer(model, data, method="lime", methods=["se", "lime"])
     with pytest.raises(ValueError, match=r"method 'gradcam' is not among methods \['se'\]"):
@@ -217,10 +241,10 @@ def test_bad_input_gets_a_clear_error(model, data, exp):
     with pytest.raises(ValueError, match=f"frame {FRAMES} is out of range.*{FRAMES}"):
         SpeakerExplorer(model, data, frame=FRAMES)
     with pytest.raises(ValueError, match="frame -1 is out of range"):
-        S.render_frame(exp, -1)
+        SR.render_frame(exp, -1)
     with pytest.raises(ValueError, match="opacity"):
-        S.render_frame(exp, 0, opacity=2.0)
+        SR.render_frame(exp, 0, opacity=2.0)
     with pytest.raises(ValueError, match="map-style speakers dataset"):
         SpeakerExplorer(model, 42)
     with pytest.raises(ValueError, match="video must be"):
-        S.explain_clip(model, SyntheticSpeakers(1, frames=FRAMES, size=48), 0)
+        SL.explain_clip(model, SyntheticSpeakers(1, frames=FRAMES, size=48), 0)

@@ -8,12 +8,13 @@ import pytest
 import torch
 from PIL import Image
 
-from squeezex import explore as X
 from squeezex import get_explainer
 from squeezex.bench import Run, load_results
 from squeezex.cli import main
 from squeezex.explainers.se import SEAttribution
 from squeezex.widgets import Compare, Explorer
+from squeezex.widgets import logic as L
+from squeezex.widgets import render as R
 
 
 def _pixels(png: bytes) -> np.ndarray:
@@ -35,32 +36,32 @@ def test_overlay_blends_at_the_given_opacity_and_outlines_the_mask():
     image = torch.full((3, 4, 4), 0.5)
     heat = torch.zeros(4, 4)
     heat[0, 0] = 1.0
-    plain = _pixels(X.render_overlay(image, heat, None, opacity=0.0, scale=1))
+    plain = _pixels(R.render_overlay(image, heat, None, opacity=0.0, scale=1))
     assert (plain == 128).all()  # opacity 0: the image itself
-    full = _pixels(X.render_overlay(image, heat, None, opacity=1.0, scale=1))
+    full = _pixels(R.render_overlay(image, heat, None, opacity=1.0, scale=1))
     import matplotlib
 
     cmap = matplotlib.colormaps["inferno"]
     np.testing.assert_allclose(full[0, 0], np.round(np.array(cmap(1.0)[:3]) * 255), atol=1)
     np.testing.assert_allclose(full[1, 1], np.round(np.array(cmap(0.0)[:3]) * 255), atol=1)
-    half = _pixels(X.render_overlay(image, heat, None, opacity=0.5, scale=1))
+    half = _pixels(R.render_overlay(image, heat, None, opacity=0.5, scale=1))
     np.testing.assert_allclose(
         half[0, 0], (0.5 * 0.5 + 0.5 * np.array(cmap(1.0)[:3])) * 255, atol=1
     )
     mask = torch.zeros(1, 4, 4, dtype=torch.bool)
     mask[0, 1:4, 1:4] = True
-    outlined = _pixels(X.render_overlay(image, None, mask, scale=1))
+    outlined = _pixels(R.render_overlay(image, None, mask, scale=1))
     edge = (outlined != 128).any(-1)
     assert edge[1, 1] and edge[3, 3] and not edge[2, 2] and not edge[0, 0]  # the border only
-    big = _pixels(X.render_overlay(image, heat, mask, scale=3))
+    big = _pixels(R.render_overlay(image, heat, mask, scale=3))
     assert big.shape == (12, 12, 3)
-    assert X.render_overlay(image, heat, mask) == X.render_overlay(image, heat, mask)
+    assert R.render_overlay(image, heat, mask) == R.render_overlay(image, heat, mask)
     with pytest.raises(ValueError, match="opacity"):
-        X.render_overlay(image, heat, opacity=1.5)
+        R.render_overlay(image, heat, opacity=1.5)
 
 
 def test_cache_evicts_the_least_recently_used():
-    c = X.HeatmapCache(maxsize=2)
+    c = L.HeatmapCache(maxsize=2)
     c.put("a", 1)
     c.put("b", 2)
     assert c.get("a") == 1  # a is now the most recent
@@ -71,17 +72,17 @@ def test_cache_evicts_the_least_recently_used():
 
 def test_explain_sample_caches_and_only_the_tunable_se_method_uses_the_settings(se_model, data):
     images, _, _ = data
-    ex = X.make_explainers(se_model, ["se", "se-paper", "gradcam"])
-    cache = X.HeatmapCache()
-    a = X.explain_sample(ex, images[0], 2, sample=0, cache=cache)
+    ex = L.make_explainers(se_model, ["se", "se-paper", "gradcam"])
+    cache = L.HeatmapCache()
+    a = L.explain_sample(ex, images[0], 2, sample=0, cache=cache)
     assert cache.misses == 3
     torch.testing.assert_close(
         a["gradcam"], get_explainer("gradcam", se_model).attribute(images[:1], target=2)[0, 0]
     )
-    X.explain_sample(ex, images[0], 2, sample=0, cache=cache)
+    L.explain_sample(ex, images[0], 2, sample=0, cache=cache)
     assert cache.misses == 3 and cache.hits == 3
-    topk = X.SESettings("topk", k=0.05)
-    b = X.explain_sample(ex, images[0], 2, sample=0, settings=topk, cache=cache)
+    topk = L.SESettings("topk", k=0.05)
+    b = L.explain_sample(ex, images[0], 2, sample=0, settings=topk, cache=cache)
     assert cache.misses == 4  # only "se" recomputed
     expected = SEAttribution(se_model).attribute(images[:1], selection="topk", k=0.05)[0, 0]
     torch.testing.assert_close(b["se"], expected)
@@ -95,33 +96,33 @@ def test_sample_scores_are_the_metrics_on_one_sample():
     heat[6, 6] = 0.5
     mask = torch.zeros(1, 8, 8, dtype=torch.bool)
     mask[0, 1:4, 1:4] = True
-    s = X.sample_scores({"m": heat}, mask)["m"]
+    s = L.sample_scores({"m": heat}, mask)["m"]
     assert s["pointing_game"] == 1.0
     assert s["energy_pointing_game"] == pytest.approx(1.0 / 1.5)
-    assert X.sample_scores({"m": heat}, None) == {}
+    assert L.sample_scores({"m": heat}, None) == {}
 
 
 def test_as_samples_accepts_tensors_and_datasets_and_names_bad_input(data):
     images, targets, masks = data
-    get, n, classes = X.as_samples((images, targets, masks))
+    get, n, classes = L.as_samples((images, targets, masks))
     x, t, m = get(2)
     assert n == 4 and t == 2 and m.shape == (1, 32, 32) and classes is None
-    get, n, _ = X.as_samples((images.mul(255).to(torch.uint8), targets))
+    get, n, _ = L.as_samples((images.mul(255).to(torch.uint8), targets))
     assert get(0)[0].max() <= 1 and get(0)[2] is None
     with pytest.raises(ValueError, match="one target each"):
-        X.as_samples((images, targets[:2]))
+        L.as_samples((images, targets[:2]))
     with pytest.raises(TypeError, match="map-style dataset"):
-        X.as_samples(42)
+        L.as_samples(42)
     with pytest.raises(ValueError, match="empty"):
-        X.as_samples((images[:0], targets[:0]))
+        L.as_samples((images[:0], targets[:0]))
 
 
 def test_se_vector_chart_marks_the_selection(se_model, data):
     images, _, _ = data
-    v = X.se_vector(SEAttribution(se_model), images[0], X.SESettings("topk", k=4))
+    v = L.se_vector(SEAttribution(se_model), images[0], L.SESettings("topk", k=4))
     assert int(v.selected.sum()) == 4
-    png = X.render_se_vector(v)
-    assert png[:8] == b"\x89PNG\r\n\x1a\n" and png == X.render_se_vector(v)
+    png = R.render_se_vector(v)
+    assert png[:8] == b"\x89PNG\r\n\x1a\n" and png == R.render_se_vector(v)
 
 
 # -- Explorer -------------------------------------------------------------------------------------
@@ -236,7 +237,7 @@ def test_explorer_scores_name_their_mask_and_each_quantity_once(se_model, data):
     e.target.value = 5  # another class than the mask's: said so
     html = e._parts["scores"][1]
     assert "mask of: <b>a</b> (true label)" in html and "the maps explain <b>f</b>" in html
-    assert "relevance_mass" not in X.SCORES and X.score_label("deletion_auc").endswith("↓")
+    assert "relevance_mass" not in L.SCORES and L.score_label("deletion_auc").endswith("↓")
     from squeezex import metrics as M
 
     h, m = torch.rand(1, 1, 8, 8), torch.rand(1, 1, 8, 8) > 0.5
@@ -251,21 +252,21 @@ def test_explorer_z_is_the_papers_and_the_tiles_have_a_colour_bar(se_model, data
     e = Explorer(se_model, data, methods=["se"])
     assert e.z.value == PAPER_Z == 1.282 and e.z.readout_format == ".3f"
     assert round(e.z.value / e.z.step) * e.z.step == pytest.approx(PAPER_Z)  # on the grid
-    assert f"alt='{X.COLORBAR_LABEL}'" in e.view.value
-    bar = X.render_colorbar()
-    assert bar == X.render_colorbar() and X.png_size(bar)[0] > 4 * X.png_size(bar)[1]
+    assert f"alt='{R.COLORBAR_LABEL}'" in e.view.value
+    bar = R.render_colorbar()
+    assert bar == R.render_colorbar() and R.png_size(bar)[0] > 4 * R.png_size(bar)[1]
     assert "<img" in e._parts["se"][1] and "width='600'" in e._parts["se"][1]
 
 
 def test_torch_threads_restores_the_setting():
     n = torch.get_num_threads()
-    with X.torch_threads(1):
+    with L.torch_threads(1):
         assert torch.get_num_threads() == 1
     assert torch.get_num_threads() == n
-    with pytest.raises(ValueError), X.torch_threads(1):
+    with pytest.raises(ValueError), L.torch_threads(1):
         raise ValueError
     assert torch.get_num_threads() == n
-    with X.torch_threads(None):
+    with L.torch_threads(None):
         assert torch.get_num_threads() == n
 
 
@@ -285,7 +286,7 @@ def test_explorer_leaves_the_users_model_as_it_was(se_model, data):
 def test_explorer_takes_a_registered_dataset_by_name(se_model):
     from squeezex.datasets import get_dataset
 
-    get, n, classes = X.as_samples("an8flower-single-6c")
+    get, n, classes = L.as_samples("an8flower-single-6c")
     test_size = 6 * get_dataset("an8flower-single-6c").n_test  # the registered test split
     assert n == test_size and classes[0] == "red leaf" and get(0)[2].dtype == torch.bool
     e = Explorer(se_model, "an8flower-single-6c", methods=["se"])
@@ -312,7 +313,7 @@ def test_explorer_on_faces_picks_an_attribute_and_scores_against_its_region():
     assert e._mask is None and "absent" in e.view.value and "no scores" in e._parts["scores"][1]
     assert not torch.equal(hat, e._maps["gradcam"])  # explained for the other attribute
     assert e.to_png()[:8] == b"\x89PNG\r\n\x1a\n"  # the static fallback too
-    _, probs = X.predict(model, faces[i][0], multi_label=True)
+    _, probs = L.predict(model, faces[i][0], multi_label=True)
     assert torch.allclose(probs, torch.sigmoid(model(faces[i][0][None])[0]).detach())
 
 
@@ -323,6 +324,59 @@ def test_explorer_names_bad_arguments(se_model, data):
         Explorer(se_model, data, methods=["se"], selected=["gradcam"])
     with pytest.raises(ValueError, match="unknown explainer 'no-such-method'"):
         Explorer(se_model, data, methods=["no-such-method"])
+
+
+# -- the explorer of a task, and the old module paths ----------------------------------------------
+def test_explorer_for_opens_the_explorer_the_datas_task_names(se_model, data):
+    from squeezex.bench.tasks import get_task, resolve
+    from squeezex.datasets import SyntheticFaces, SyntheticSpeakers, get_dataset
+    from squeezex.models import SpeakerNet, build_model
+    from squeezex.widgets import SpeakerExplorer, explorer_for, task_for
+
+    for kind, widget in [("single-label", Explorer), ("multi-label", Explorer),
+                         ("audio-visual", SpeakerExplorer)]:  # fmt: skip
+        assert resolve(get_task(kind).explorer) is widget
+    e = explorer_for(se_model, data, methods=["se"])  # no task declared: single-label
+    assert type(e) is Explorer and e.methods == ["se"] and not e.multi_label
+    e = explorer_for(se_model, "an8flower-single-6c", methods=["se"])  # a registered name
+    assert type(e) is Explorer and e.n == 6 * get_dataset("an8flower-single-6c").n_test
+    faces = SyntheticFaces("test", n=2, seed=0)  # declares its task: multi-label
+    model = build_model("small", len(faces.classes), se=True, seed=0).eval()
+    assert explorer_for(model, faces, methods=["se-class"]).target.description == "attribute"
+    speaker = SpeakerNet(frames=8, size=32).eval()  # no task declared: the model's inputs
+    clips = SyntheticSpeakers(2, frames=8, size=32, split="test")
+    assert type(explorer_for(speaker, clips, method="random")) is SpeakerExplorer
+    assert task_for(se_model, "speakers").name == "audio-visual"
+
+
+def test_explorer_for_says_when_a_task_names_no_explorer(se_model, data, monkeypatch):
+    from squeezex.bench.tasks import SingleLabel
+    from squeezex.widgets import explorer_for
+
+    monkeypatch.setattr(SingleLabel, "explorer", "")
+    with pytest.raises(ValueError, match="'single-label' task kind names no explorer"):
+        explorer_for(se_model, data)
+
+
+def test_the_old_module_paths_still_work_and_say_where_they_moved(monkeypatch):
+    import importlib
+    import sys
+
+    from squeezex.widgets import speaker_logic, speaker_render, speakers
+
+    moved = {
+        "squeezex.explore": [L, R],
+        "squeezex.speaker_explorer": [speaker_logic, speaker_render, speakers],
+    }
+    for name, homes in moved.items():
+        monkeypatch.delitem(sys.modules, name, raising=False)
+        with pytest.warns(DeprecationWarning, match=f"{name} moved to squeezex.widgets"):
+            old = importlib.import_module(name)
+        public = [n for n in dir(old) if not n.startswith("_") and n != "warnings"]
+        assert set(old.__all__) <= set(public)
+        for n in public:  # the very objects of their new home
+            home = [h for h in homes if hasattr(h, n)]
+            assert home and getattr(old, n) is getattr(home[0], n), (name, n)
 
 
 # -- runs and Compare ------------------------------------------------------------------------------
@@ -393,7 +447,7 @@ def test_compare_shows_its_ranking_sharp_unstretched_below_its_controls(run_dir)
     controls, method, plots = c.children
     assert c.dataset in controls.children and method is c.method  # every control on top
     assert c.chart in plots.children and c.samples in plots.children
-    w, h = X.png_size(c.chart.value)
+    w, h = R.png_size(c.chart.value)
     assert int(c.chart.width) * c.PIXEL_RATIO == w  # shown at half its pixels: sharp
     assert not c.chart.height and c.chart.layout.height == "auto"  # aspect ratio kept
     assert c.chart.layout.align_self == "flex-start"  # not stretched to the box's width

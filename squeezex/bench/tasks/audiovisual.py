@@ -99,7 +99,7 @@ class AudioVisual(Task):
     extra_maps = ("audio",)
     objective = SpeakerObjective()
     figures = "squeezex.speaker_figures:speaker_jobs"
-    explorer = "squeezex.speaker_explorer:SpeakerExplorer"
+    explorer = "squeezex.widgets.speakers:SpeakerExplorer"
 
     # -- data -----------------------------------------------------------------------------
     def split_record(self, test) -> dict:

@@ -56,7 +56,7 @@ class SingleLabel(Task):
     class_folders = True
     figures = "squeezex.figures:block_jobs"
     examples = "squeezex.figures:examples"
-    explorer = "squeezex.widgets:Explorer"
+    explorer = "squeezex.widgets.explorer:Explorer"
 
     # -- data -----------------------------------------------------------------------------
     def split_record(self, test) -> dict:

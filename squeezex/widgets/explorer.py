@@ -1,26 +1,18 @@
-"""JupyterLab explorers built from stock ipywidgets (no custom JavaScript).
+"""The Explorer: one model, one dataset, several explanation methods side by side.
 
-* :class:`Explorer` — one model, one dataset, several methods side by side: pick a sample,
-  the methods, the target class, the SE channel-selection rule; change the overlay's
-  opacity and the ground-truth outline; read the SE vector and the sample's scores.
-* :class:`Compare` — a benchmark run folder: pick dataset, seed and metric, see the
-  methods ranked with their 95 % intervals, pick a method to see its best and worst
-  samples.
-* :class:`SpeakerExplorer` — an active speaker model, clip by clip (:mod:`.speaker_explorer`).
+Pick a sample, the methods, the target class, the SE channel-selection rule; change the
+overlay's opacity and the ground-truth outline; read the SE vector and the sample's scores.
+Built from stock ipywidgets (no custom JavaScript).
 
-Everything they compute lives in :mod:`squeezex.explore` (plain functions, tested without
-a kernel). A control recomputes only what depends on it: opacity and the mask outline
+Everything it computes lives beside it in plain functions, tested without a kernel:
+:mod:`.logic` (samples, explainers, the heatmap cache, scores, threads) and :mod:`.render`
+(the PNGs). A control recomputes only what depends on it: opacity and the mask outline
 re-blend cached maps; the SE rule recomputes only the SE map and the SE-vector chart;
 heatmaps are cached per (sample, method, target, settings). The Explorer computes
 everything a change needs first ("computing…" shown, controls disabled), then replaces
 its tiles, colour bar, SE chart and score table in one step: they never show two samples,
-targets or rules at once. Both widgets carry a static PNG in ``_repr_mimebundle_``, so
-nbval, nbconvert and GitHub show the picture too.
-
-Example (in JupyterLab)::
-
-    from squeezex.widgets import Explorer
-    Explorer(model, test_set, methods=["se", "gradcam", "gradcam++"])
+targets or rules at once. It carries a static PNG in ``_repr_mimebundle_``, so nbval,
+nbconvert and GitHub show the picture too.
 """
 
 from __future__ import annotations
@@ -29,29 +21,19 @@ from collections.abc import Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from html import escape
-from pathlib import Path
 
 import ipywidgets as W
 import torch
 from matplotlib.figure import Figure
 
-from . import explore as X
-from .bench import Run
-from .explainers.se import PAPER_Z, SELECTIONS, SEAttribution
-from .speaker_explorer import SpeakerExplorer
-from .viz import HEATMAP_CMAP, STYLE, overlay
+from ..explainers.se import PAPER_Z, SELECTIONS, SEAttribution
+from ..viz import HEATMAP_CMAP, STYLE, overlay
+from . import logic as X
+from . import render as R
 
-__all__ = ["Explorer", "Compare", "SpeakerExplorer"]
+__all__ = ["Explorer"]
 
 _PREDICTED = -1
-
-
-def _tile(title: str, png: bytes) -> W.VBox:
-    label = W.HTML(f"<b>{escape(title)}</b>", layout=W.Layout(margin="0 0 2px 0"))
-    img = W.Image(value=png, format="png")
-    box = W.VBox([label, img], layout=W.Layout(margin="0 6px 0 0", align_items="center"))
-    box.add_class("squeezex-tile")
-    return box
 
 
 @dataclass(frozen=True)
@@ -73,9 +55,9 @@ def _caption(tag: str) -> str:
 
 
 def _img(png: bytes, alt: str, scale: float = 1.0) -> str:
-    w, h = X.png_size(png)
+    w, h = R.png_size(png)
     return (
-        f"<img src='{X.data_uri(png)}' alt='{escape(alt, quote=True)}' "
+        f"<img src='{R.data_uri(png)}' alt='{escape(alt, quote=True)}' "
         f"width='{round(w * scale)}' height='{round(h * scale)}' style='display:block'>"
     )
 
@@ -83,11 +65,14 @@ def _img(png: bytes, alt: str, scale: float = 1.0) -> str:
 class Explorer(W.VBox):
     """Explore one model's explanations, several methods side by side.
 
+    The SE explanation (Roxo et al., arXiv 2412.05134) beside any registered method, with
+    the SE vector behind it and its channel-selection rule as a control.
+
     Args:
         model: a classifier (with an SE block for the SE methods and the SE-vector chart).
         dataset: a squeezex dataset (items ``(image, target, mask)``), any map-style
             dataset of ``(image, target)``, or a tuple ``(images, targets[, masks])``. A
-            multi-label dataset (faces, :func:`squeezex.explore.is_multi_label`) turns the target
+            multi-label dataset (faces, :func:`.logic.is_multi_label`) turns the target
             picker into an attribute picker: the map explains the chosen attribute
             and is scored against that attribute's region (none when it is absent).
         methods: registry names offered in the method picker.
@@ -97,7 +82,7 @@ class Explorer(W.VBox):
         scale: display enlargement of the images (nearest neighbour).
         device: where the model runs.
         threads: torch intra-op threads while the widget computes (restored after; one
-            image gains nothing from more, see :func:`squeezex.explore.torch_threads`);
+            image gains nothing from more, see :func:`.logic.torch_threads`);
             ``None`` leaves torch's setting alone.
 
     The tiles, the SE-vector chart and the score table are one HTML view, replaced in
@@ -109,6 +94,16 @@ class Explorer(W.VBox):
     Attributes:
         cache: the heatmap cache; ``stats`` counts maps computed and tiles drawn, so a
             test (or a curious user) can see what a control change really redid.
+
+    Example:
+        >>> import torch
+        >>> from squeezex.models import build_model
+        >>> model = build_model("small", 6, se=True, seed=0).eval()
+        >>> images = torch.rand(2, 3, 32, 32, generator=torch.Generator().manual_seed(0))
+        >>> targets = torch.tensor([0, 1])
+        >>> e = Explorer(model, (images, targets), methods=["se", "gradcam"])
+        >>> e.stats  # two maps computed, three tiles drawn (the image and each map)
+        {'computed': 2, 'drawn': 3}
     """
 
     def __init__(
@@ -306,7 +301,7 @@ class Explorer(W.VBox):
     def _tile_png(self, s: _Sample, heatmap) -> bytes:
         mask = s.mask if self.show_mask.value else None
         self.stats["drawn"] += 1
-        return X.render_overlay(s.x.cpu(), heatmap, mask, float(self.opacity.value), self.scale)
+        return R.render_overlay(s.x.cpu(), heatmap, mask, float(self.opacity.value), self.scale)
 
     def _tiles_html(self, s: _Sample, pngs: dict, shown: list[str], tag: str) -> str:
         order = ["image", *[m for m in self.methods if m in shown]]
@@ -316,7 +311,7 @@ class Explorer(W.VBox):
             f"<b>{escape(m)}</b>{_img(pngs[m], m)}</div>"
             for m in order
         )
-        bar = f"<div class='sqx-colorbar'>{_img(X.render_colorbar(), X.COLORBAR_LABEL)}</div>"
+        bar = f"<div class='sqx-colorbar'>{_img(R.render_colorbar(), R.COLORBAR_LABEL)}</div>"
         return (
             f"<div class='sqx-info'>{self._info(s)}</div>{_caption(tag)}"
             f"<div style='display:flex;flex-wrap:wrap;gap:6px'>{tiles}</div>{bar}"
@@ -348,7 +343,7 @@ class Explorer(W.VBox):
         key = (s.index, settings)
         png = self._se_charts.get(key)
         if png is None:
-            png = X.render_se_vector(X.se_vector(self._se, s.x, settings))
+            png = R.render_se_vector(X.se_vector(self._se, s.x, settings))
             self._se_charts.put(key, png)
         return _caption(tag) + _img(png, "SE vector")
 
@@ -365,7 +360,7 @@ class Explorer(W.VBox):
         return note
 
     def _scores_html(self, s: _Sample, maps: dict, shown: list[str], tag: str) -> str:
-        from .metrics import METRICS
+        from ..metrics import METRICS
 
         scores = X.sample_scores({m: maps[m] for m in shown}, s.mask)
         if not scores:
@@ -439,107 +434,11 @@ class Explorer(W.VBox):
                 overlay(ax, self._x.cpu(), self._maps[m], mask, alpha=float(self.opacity.value))
                 ax.set_title(m)
             sm = ScalarMappable(Normalize(0, 1), matplotlib.colormaps[HEATMAP_CMAP])
-            fig.colorbar(sm, ax=list(axes), shrink=0.8, label=X.COLORBAR_LABEL)
+            fig.colorbar(sm, ax=list(axes), shrink=0.8, label=R.COLORBAR_LABEL)
         return fig
 
     def to_png(self) -> bytes:
-        return X.figure_png(self.figure())
-
-    def _repr_mimebundle_(self, **kwargs):
-        bundle = super()._repr_mimebundle_(**kwargs) or {}
-        bundle["image/png"] = self.to_png()
-        return bundle
-
-
-class Compare(W.VBox):
-    """Browse a benchmark's results: method ranking per metric, best and worst samples.
-
-    Args:
-        results: a run folder (``squeezex bench --out``), its ``results.json``, or a
-            :class:`~squeezex.bench.Run`.
-        k: how many best and worst samples to show.
-        scale: display enlargement of the sample images.
-    """
-
-    #: The ranking chart is rendered at this multiple of its displayed size (sharp on
-    #: high-density screens) and shown at its displayed size, aspect ratio kept.
-    PIXEL_RATIO = 2
-
-    def __init__(self, results, *, k: int = 3, scale: int = 2) -> None:
-        super().__init__()
-        self.add_class("squeezex-compare")
-        self.run = results if isinstance(results, Run) else Run(Path(results))
-        self.k = k
-        self.scale = scale
-        run = self.run
-        self.dataset = W.Dropdown(options=run.datasets, description="dataset")
-        self.seed = W.Dropdown(options=run.seeds, description="seed")
-        metrics = run.metrics()
-        default = "pointing_game" if "pointing_game" in metrics else metrics[0]
-        self.metric = W.Dropdown(options=metrics, value=default, description="metric")
-        # only the width is set (height follows the aspect ratio); never stretched by the box
-        self.chart = W.Image(
-            format="png", layout=W.Layout(align_self="flex-start", height="auto", max_width="100%")
-        )
-        self.chart.add_class("squeezex-ranking")
-        self.method = W.ToggleButtons(
-            options=[], description="method", style={"button_width": "auto"}
-        )
-        self.samples = W.VBox(layout=W.Layout(margin="0 0 0 12px"))
-        plots = W.HBox(
-            [self.chart, self.samples],
-            layout=W.Layout(flex_flow="row wrap", align_items="flex-start"),
-        )
-        # every control above the plots, so none sits below a long ranking
-        self.children = [W.HBox([self.dataset, self.seed, self.metric]), self.method, plots]
-        for c in (self.dataset, self.seed, self.metric):
-            c.observe(self._on_metric, "value")
-        self.method.observe(self._on_method, "value")
-        self._on_metric()
-
-    def ranking(self):
-        return self.run.ranking(self.metric.value, self.dataset.value, self.seed.value)
-
-    def _on_metric(self, _change=None) -> None:
-        rows = self.ranking()
-        hib = self.run.higher_is_better(self.metric.value)
-        png = X.render_ranking(rows, self.metric.value, hib, dpi=100 * self.PIXEL_RATIO)
-        self.chart.value = png
-        self.chart.width = str(X.png_size(png)[0] // self.PIXEL_RATIO)
-        current = self.method.value
-        names = [r.method for r in rows]
-        self.method.options = names
-        self.method.value = current if current in names else names[0]
-        self._on_method()
-
-    def _on_method(self, _change=None) -> None:
-        m = self.method.value
-        if m is None:
-            return
-        try:
-            best, worst = self.run.best_worst(
-                m, self.metric.value, self.k, self.dataset.value, self.seed.value
-            )
-            values = self.run.samples(m, self.metric.value, self.dataset.value, self.seed.value)
-            maps = self.run.maps(m, self.dataset.value, self.seed.value)
-            data = self.run.data(self.dataset.value)
-        except (KeyError, FileNotFoundError) as e:
-            self.samples.children = [W.HTML(f"<i>{escape(str(e.args[0]))}</i>")]
-            return
-
-        def row(title, idx):
-            tiles = []
-            for i in idx:
-                png = X.render_overlay(
-                    data["images"][i], maps[i], data["masks"][i], 0.55, self.scale
-                )
-                tiles.append(_tile(f"#{i}: {values[i]:.3f}", png))
-            return W.VBox([W.HTML(f"<b>{escape(title)}</b>"), W.HBox(tiles)])
-
-        self.samples.children = [row(f"best {m}", best), row(f"worst {m}", worst)]
-
-    def to_png(self) -> bytes:
-        return self.chart.value
+        return R.figure_png(self.figure())
 
     def _repr_mimebundle_(self, **kwargs):
         bundle = super()._repr_mimebundle_(**kwargs) or {}
