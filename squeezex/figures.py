@@ -38,6 +38,7 @@ from .bench.tasks.images import example_indices
 from .explainers.diagnostics import se_vector_report
 from .explainers.se import PAPER_Z, select_channels
 from .io import atomic_write_bytes, atomic_write_text
+from .metrics.vocabulary import METRICS, direction_text, label_of
 from .viz import (
     LINE_COLOURS,
     OKABE_ITO,
@@ -124,8 +125,7 @@ def _label(run: Run, method: str) -> str:
 
 
 def _direction(run: Run, metric: str) -> str:
-    better = run.higher_is_better(metric)
-    return "" if better is None else (" (higher is better)" if better else " (lower is better)")
+    return direction_text(run.higher_is_better(metric), "suffix")
 
 
 def _despine(ax) -> None:
@@ -148,61 +148,19 @@ def _wrap(name: str, sep: str, width: int) -> str:
 
 
 # -- readable metric labels ----------------------------------------------------------------------
-#: The one table of metric names for axes, titles, legends and captions: metric →
-#: (what it measures, its unit, the bounds its values cannot leave or ``None``). The better
-#: direction is not repeated here: :func:`metric_label` reads it from the metric vocabulary
-#: (:mod:`squeezex.metrics.vocabulary`, through :func:`squeezex.bench.tables.direction`).
+#: Metric → (what it measures, its unit, the bounds its values cannot leave or ``None``),
+#: for axes, titles, legends and captions: a view of the one label table, the metric
+#: vocabulary's labels (:class:`squeezex.metrics.vocabulary.Label`).
 METRIC_LABELS: dict[str, tuple[str, str, tuple[float, float] | None]] = {
-    "pointing_game": ("pointing game", "share of images", (0, 1)),
-    "energy_pointing_game": ("energy pointing game", "share of energy in the mask", (0, 1)),
-    "relevance_mass": ("relevance mass", "share of positive relevance in the mask", (0, 1)),
-    "relevance_rank": ("relevance rank", "share of the map's top in the mask", (0, 1)),
-    "iou": ("IoU of map and mask", "0 to 1", (0, 1)),
-    "auc": ("ROC AUC of the map on mask pixels", "0.5 = chance", (0, 1)),
-    "iou_at": ("IoU at fixed thresholds", "0 to 1", (0, 1)),
-    "coverage": ("coverage of the class's parts", "share of parts", (0, 1)),
-    "cue_mass": ("relevance mass on the cue", "share of positive relevance", (0, 1)),
-    "object_mass": ("relevance mass on the object", "share of positive relevance", (0, 1)),
-    "box_pointing_game": ("box pointing game", "share of images", (0, 1)),
-    "checkerboard": ("checkerboard artefacts", "share of spectral energy", (0, 1)),
-    "empty_map": ("empty maps", "share of maps", (0, 1)),
-    "gini": ("Gini sparseness", "0 to 1", (0, 1)),
-    "deletion_auc": ("deletion area", "mean class probability", (0, 1)),
-    "insertion_auc": ("insertion area", "mean class probability", (0, 1)),
-    "road_morf": ("ROAD, most relevant first", "mean class probability", (0, 1)),
-    "road_lerf": ("ROAD, least relevant first", "mean class probability", (0, 1)),
-    "road": ("ROAD score, LeRF − MoRF", "class probability", (-1, 1)),
-    "infidelity": ("infidelity", "Captum, squared error", None),
-    "sensitivity": ("max-sensitivity", "Captum, map change under noise", None),
-    "sanity_top": ("map similarity after randomising the top layers", "Spearman ρ", (-1, 1)),
-    "sanity_all": ("map similarity after randomising every layer", "Spearman ρ", (-1, 1)),
-    "sanity_constant": ("maps constant after randomisation", "share of maps", (0, 1)),
-    "spearman": ("rank correlation of two maps", "Spearman ρ", (-1, 1)),
-    "ssim": ("structural similarity of two maps", "SSIM", (-1, 1)),
-    "ms_per_image": ("time per image", "ms", None),
-    "cost_ratio": ("cost", "× a forward pass", None),
-    "frame_pointing_game": ("frame pointing game", "share of frames", (0, 1)),
-    "speech_mass": ("speech mass", "share of relevance in speech", (0, 1)),
-    "ms_per_clip": ("time per clip", "ms", None),
-    "fusion_visual": ("fusion SE weight, visual stream", "mean SE entry", (0, 1)),
-    "fusion_audio": ("fusion SE weight, audio stream", "mean SE entry", (0, 1)),
-    "fa_visual": ("logit drop with black frames", "logit", None),
-    "fa_audio": ("logit drop with silent audio", "logit", None),
-    "ablation_visual_drop": ("logit drop, visual SE entries zeroed", "logit", None),
-    "ablation_audio_drop": ("logit drop, audio SE entries zeroed", "logit", None),
-    "ablation_visual_dmap": ("frame mAP change, visual SE entries zeroed", "mAP", None),
-    "ablation_audio_dmap": ("frame mAP change, audio SE entries zeroed", "mAP", None),
-}  # fmt: skip
+    name: (m.label.name, m.label.unit, m.label.bounds) for name, m in METRICS.items()
+}
 #: Values with a known meaning on a metric's axis: metric → (value, label).
 _CHANCE = {"auc": (0.5, "chance (0.5)")}
 
 
 def _better(metric: str, results: dict | None = None) -> str:
     """``"higher is better"``, ``"lower is better"`` or ``"no better direction"``."""
-    better = direction(metric, results)
-    return (
-        "no better direction" if better is None else f"{'higher' if better else 'lower'} is better"
-    )
+    return direction_text(direction(metric, results))
 
 
 def metric_label(metric: str, run: Run | None = None, extra: str = "") -> str:
@@ -210,18 +168,18 @@ def metric_label(metric: str, run: Run | None = None, extra: str = "") -> str:
     pass, lower is better)"`` (:data:`METRIC_LABELS`; the direction from the vocabulary).
     ``extra`` goes after the unit (``"log scale"``). A metric the table lacks is spelt
     with spaces, never as its snake_case key."""
-    name, unit, _ = METRIC_LABELS.get(metric, (metric.replace("_", " "), "", None))
+    name, unit = label_of(metric).name, label_of(metric).unit
     parts = [p for p in (unit, extra, _better(metric, run.results if run else None)) if p]
     return f"{name} ({', '.join(parts)})"
 
 
 def metric_name(metric: str) -> str:
     """``metric`` in words, without unit or direction (``"pointing game"``)."""
-    return METRIC_LABELS.get(metric, (metric.replace("_", " "),))[0]
+    return label_of(metric).name
 
 
 def _bounds(metric: str) -> tuple[float, float] | None:
-    return METRIC_LABELS.get(metric, (None, None, None))[2]
+    return label_of(metric).bounds
 
 
 def _padded(lo: float, hi: float, bounds=None, frac: float = 0.06) -> tuple[float, float]:

@@ -38,6 +38,7 @@ from matplotlib.patches import Patch, Rectangle
 from .audio import log_mel
 from .bench import Run
 from .io import atomic_write_bytes
+from .metrics.vocabulary import METRICS, direction_text, short_name
 from .viz import HEATMAP_CMAP, MASK_COLOUR, OKABE_ITO, ONE_COLUMN, STYLE, TWO_COLUMN, blend
 
 __all__ = [
@@ -65,15 +66,12 @@ NAMES = {
     "random": "random",
     "feature-ablation": "FeatureAblation",
 }
-#: Axis labels of the metrics :func:`speaker_bars` draws: (name, what it measures).
+#: Axis labels of the metrics :func:`speaker_bars` draws, (name, what it measures): the
+#: headline and gloss of every metric with a gloss in the metric vocabulary's labels.
 LABELS = {
-    "frame_pointing_game": (
-        "frame pointing game",
-        "share of frames whose map peak is on the mouth",
-    ),
-    "speech_mass": ("speech mass", "share of the spectrogram map's relevance inside speech"),
-    "ms_per_clip": ("milliseconds per clip", "time to explain one clip, both streams"),
-    "cost_ratio": ("cost ratio", "time to explain a clip, in plain forward passes"),
+    k: (m.label.headline or short_name(k), m.label.gloss)
+    for k, m in METRICS.items()
+    if m.label.gloss
 }
 #: Video frames per second of the clips (:mod:`squeezex.audio` frames the audio on it).
 FPS = 25
@@ -333,12 +331,13 @@ def speaker_bars(
 ) -> Figure:
     """:func:`squeezex.figures.metric_bars` of ``metric``, its axis labelled in words
     (:data:`LABELS`) with the better direction."""
-    from .figures import _direction, metric_bars
+    from .figures import metric_bars
 
     fig = metric_bars(run, metric, dataset, seed, width=width)
     name, what = LABELS.get(metric, (metric, ""))
+    better = direction_text(run.higher_is_better(metric), "suffix")
     with matplotlib.rc_context(STYLE):
-        fig.axes[0].set_xlabel(f"{name}{_direction(run, metric)}\n{what}".strip(), fontsize=7)
+        fig.axes[0].set_xlabel(f"{name}{better}\n{what}".strip(), fontsize=7)
     return fig
 
 
