@@ -262,8 +262,8 @@ def label_of(name: str) -> Label:
     key, with no unit and no bounds.
 
     Example:
-        >>> label_of("ms_per_image")
-        Label(name='time per image', unit='ms', bounds=None, short='', gloss='')
+        >>> label_of("ms_per_image").name, label_of("ms_per_image").unit
+        ('time per image', 'ms')
         >>> label_of("no_such_metric").name
         'no such metric'
     """
