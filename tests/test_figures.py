@@ -19,6 +19,7 @@ from matplotlib.text import Annotation, Text
 from squeezex import figures as F
 from squeezex.bench import CorruptRunError, Run, latex_table
 from squeezex.cli import main
+from squeezex.figures.make import report_skips, task_jobs
 from squeezex.metrics.vocabulary import METRICS
 from squeezex.viz import MASK_COLOUR, blend, explanation_grid, outline, save_figure
 
@@ -320,8 +321,10 @@ def test_metric_labels_are_words_with_unit_and_direction():
         "time per image (ms, log scale, lower is better)"
     )
     assert F.metric_label("no_such_metric") == "no such metric (no better direction)"
-    # every metric of the vocabulary has a label, whose direction is the vocabulary's
+    # every metric of the vocabulary has a label, whose direction is the vocabulary's;
+    # METRIC_LABELS is a view of the vocabulary's labels (the one table)
     assert set(METRICS) <= set(F.METRIC_LABELS)
+    assert F.METRIC_LABELS["cost_ratio"] == ("cost", "× a forward pass", None)
     words = {"higher": "higher is better)", "lower": "lower is better)"}
     for name, m in METRICS.items():
         label = F.metric_label(name)
@@ -338,7 +341,7 @@ def _texts(fig) -> list[str]:
 
 def _figures(run):
     """(name, figure) of every figure make_figures draws for the run's first block."""
-    for name, make in F._jobs(run, run.datasets[0], run.seeds[0]):
+    for name, make in task_jobs(run, run.datasets[0], run.seeds[0]):
         fig = make()
         if fig is not None:
             yield name, fig
@@ -507,7 +510,7 @@ def test_skips_are_reported_once_per_figure_and_reason(capsys):
         ("qualitative", "_a", "FileNotFoundError: no test split"),
         ("speaker.gif", "", "FileNotFoundError: no maps"),
     ]
-    F._report_skips(skips, verbose=True)
+    report_skips(skips, verbose=True)
     assert capsys.readouterr().out.splitlines() == [
         "skipped road (_a, _b): ValueError: no curves",
         "skipped qualitative_a: FileNotFoundError: no test split",

@@ -214,3 +214,37 @@ def test_metric_tables_say_which_way_is_better():
     assert all(v in (True, False, None) for v in M.HIGHER_IS_BETTER.values())
     assert set(M.__all__) <= set(dir(M))
     assert not math.isnan(M.LOCALISATION["auc"](_point_map([(2, 3)]), _square_mask()).item())
+
+
+def test_direction_text_is_the_one_rendering_of_a_direction():
+    from squeezex.metrics.vocabulary import DIRECTION_FORMS, direction_text
+
+    assert [direction_text(h) for h in (True, False, None)] == [
+        "higher is better",
+        "lower is better",
+        "no better direction",
+    ]
+    assert [direction_text(h, "suffix") for h in (True, False, None)] == [
+        " (higher is better)",
+        " (lower is better)",
+        "",
+    ]
+    assert [direction_text(h, "arrow") for h in (True, False, None)] == [" ↑", " ↓", ""]
+    assert direction_text(False, "arrow words") == "↓ lower is better"
+    assert direction_text(None, "arrow words") == ""
+    assert len(DIRECTION_FORMS) == 4
+    with pytest.raises(ValueError, match="form must be one of"):
+        direction_text(True, "emoji")
+
+
+def test_every_metric_has_one_label_row():
+    from squeezex.metrics.vocabulary import METRICS, Metric, label_of, short_name
+
+    for name, m in METRICS.items():
+        assert m.label.name and "_" not in m.label.name, name
+        assert m.label.bounds is None or m.label.bounds[0] < m.label.bounds[1], name
+        assert label_of(name) is m.label
+    assert label_of("no_such_metric").name == "no such metric"
+    assert short_name("iou") == "IoU" and short_name("speech_mass") == "speech mass"
+    with pytest.raises(ValueError, match="needs its label"):
+        Metric("x", "cost", "lower", "a number", "timing")

@@ -14,9 +14,9 @@ from matplotlib.patches import Rectangle
 from PIL import Image, ImageSequence
 
 from squeezex import figures as F
-from squeezex import speaker_figures as S
 from squeezex.audio import log_mel
 from squeezex.bench import BenchConfig, CorruptRunError, Run, run
+from squeezex.figures import speakers as S
 from squeezex.viz import blend
 
 IMAGE_ONLY = ("qualitative", "attributes", "faithfulness", "road", "se-distribution",
@@ -192,6 +192,22 @@ def test_speaker_bars_have_a_readable_axis(sp):
         (bars,) = [c for c in ax.containers if isinstance(c, BarContainer)]
         want = [r.value for r in sp.ranking(metric)]
         np.testing.assert_allclose([p.get_width() for p in bars.patches], want)
+
+
+def test_the_old_module_still_works_and_says_where_it_moved():
+    import importlib
+    import sys
+
+    sys.modules.pop("squeezex.speaker_figures", None)
+    with pytest.warns(DeprecationWarning, match="squeezex.figures.speakers"):
+        old = importlib.import_module("squeezex.speaker_figures")
+    for name in [*S.__all__, "LABELS", "PANELS", "NAMES", "FPS"]:
+        assert getattr(old, name) is getattr(S, name), name
+    assert set(S.__all__) <= set(F.__all__)  # the package re-exports them too
+    assert old.LABELS["ms_per_clip"] == (
+        "milliseconds per clip",
+        "time to explain one clip, both streams",
+    )
 
 
 # -- the GIF -------------------------------------------------------------------------------------

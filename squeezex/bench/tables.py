@@ -12,14 +12,16 @@ import csv
 import io
 import math
 
-from ..metrics.vocabulary import FAMILIES, METRICS
+from ..metrics.vocabulary import FAMILIES, METRICS, direction_text
 from .stats import ROW_FIELDS
 
 __all__ = ["format_table", "latex_table", "csv_text", "family_tables", "direction"]
 
 
 def direction(metric: str, results: dict | None = None) -> bool | None:
-    """True (higher is better), False (lower), None (descriptive or unknown)."""
+    """True (higher is better), False (lower), None (descriptive or unknown): the
+    vocabulary's, else what ``results`` recorded (a metric of an older version).
+    :func:`squeezex.metrics.vocabulary.direction_text` writes it out."""
     if metric in METRICS:
         return METRICS[metric].higher_is_better
     return (results or {}).get("higher_is_better", {}).get(metric)
@@ -74,7 +76,7 @@ def format_table(results: dict, families: list[str] | None = None, intervals: bo
     names = {r["metric"] for r in results["rows"]}
     lower = sorted(k for k in names if direction(k, results) is False)
     if lower:
-        lines.append(f"lower is better: {', '.join(lower)}; intervals: 95 % bootstrap")
+        lines.append(f"{direction_text(False)}: {', '.join(lower)}; intervals: 95 % bootstrap")
     lines += _fit_lines(results)
     lines += [
         f"pointing_game on {d}: the maximum within {t} px of the mask (the dataset's slack)"

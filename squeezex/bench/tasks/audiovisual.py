@@ -98,7 +98,7 @@ class AudioVisual(Task):
     builder = "SpeakerNet"
     extra_maps = ("audio",)
     objective = SpeakerObjective()
-    figures = "squeezex.speaker_figures:speaker_jobs"
+    figures = "squeezex.figures.speakers:speaker_jobs"
     explorer = "squeezex.widgets.speakers:SpeakerExplorer"
 
     # -- data -----------------------------------------------------------------------------

@@ -54,8 +54,8 @@ class SingleLabel(Task):
     name = "single-label"
     output = "softmax"
     class_folders = True
-    figures = "squeezex.figures:block_jobs"
-    examples = "squeezex.figures:examples"
+    figures = "squeezex.figures.images:block_jobs"
+    examples = "squeezex.figures.grids:examples"
     explorer = "squeezex.widgets.explorer:Explorer"
 
     # -- data -----------------------------------------------------------------------------
