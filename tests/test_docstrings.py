@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import doctest
 import importlib
+import importlib.util
 import io
 import warnings
 from pathlib import Path
@@ -76,7 +77,9 @@ def test_docstring_examples_run(name, tmp_path, monkeypatch, one_thread):
     failed, attempted, report = run_examples(module)
     assert failed == 0, f"{failed} of {attempted} examples failed in {name}:\n{report}"
     if attempted == 0:
-        pytest.skip(f"every example of {name} is marked +SKIP")
+        pytest.skip(
+            f"no example of {name} ran: each is marked +SKIP (or `>>>` is not in a docstring)"
+        )
 
 
 def test_a_wrong_example_fails(tmp_path):
