@@ -18,9 +18,21 @@ One concept per module:
   the bias sweep.
 
 Example:
-    >>> from squeezex.bench import BenchConfig, Run, run  # doctest: +SKIP
-    >>> results = run(BenchConfig(methods=["se", "gradcam"], out="data/runs/mine"))  # doctest: +SKIP
-    >>> Run("data/runs/mine").ranking("pointing_game")  # doctest: +SKIP
+    A run small enough for seconds (4 training images per class, one epoch, 32 px), then
+    its ranking read back from the folder:
+
+    >>> import tempfile
+    >>> from squeezex.bench import BenchConfig, Run, run
+    >>> out = tempfile.mkdtemp()
+    >>> cfg = BenchConfig(dataset="an8flower-single-6c", methods=["se", "gradcam"],
+    ...                   families=["localisation"], n_train_per_class=4, n_test_per_class=2,
+    ...                   size=32, epochs=1, seeds=1, out=out, checkpoints=None, progress=False)
+    >>> results = run(cfg)  # results.json, .csv, .tex and the cells, in out
+    >>> sorted({row["method"] for row in results["rows"]})
+    ['centre', 'constant', 'gradcam', 'oracle', 'se', 'silhouette']
+    >>> best = Run(out).ranking("pointing_game")[0]
+    >>> best.method, best.rank  # the oracle reference (the mask itself) points best
+    ('oracle', 1)
 """
 
 from .attributes import agnostic_report, bias_table

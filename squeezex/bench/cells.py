@@ -267,9 +267,9 @@ def compute_cell(unit: Unit, key: CellKey) -> Cell:
 def machine_load() -> dict:
     """The 1-minute load average and the cores this process may use, read just after a
     timing, and whether the machine was ``busy``: other work kept more than half of the
-    cores busy. This process's own threads count in the load (up to the cores: measured
-    2.0–2.2 on an otherwise idle 2-core machine during a benchmark), so the load beyond
-    them is the other work's, and with it the times are inflated."""
+    cores busy. This process's own threads count in the load (up to the cores: a benchmark
+    alone on the machine keeps its own cores busy), so the load beyond them is the other
+    work's, and with it the times are inflated."""
     try:
         load = os.getloadavg()[0]
     except (AttributeError, OSError):  # no load average on this platform
@@ -299,8 +299,9 @@ def time_against_forward(explainer, unit: Unit) -> dict:
     """Milliseconds per image of the explainer and of a plain ``no_grad`` forward pass on
     the same test batch, in alternating rounds (after a warm-up of each), as medians: a
     drift of the machine (frequency, other work) hits both alike, so their ratio holds.
-    A single pass over a few hundred small images lasts ~0.1 s and varied by ±50 % from
-    one cell to the next (measured: methods at 0.65× a forward pass)."""
+    A single pass over a few hundred small images lasts a fraction of a second, and single
+    passes timed apart varied so much from one cell to the next that methods came out
+    cheaper than the forward pass they contain."""
     device, bs = unit.cfg.device, unit.cfg.batch_size
     x, y = unit.x[:bs].to(device), unit.y[:bs].to(device)
     model = unit.model

@@ -10,9 +10,14 @@ not been refreshed for ``stale_after`` seconds (a live holder touches it every
 away (only one worker can) and checking that what was renamed is the claim judged stale.
 
 Example:
-    >>> with Claim(path) as mine:  # doctest: +SKIP
+    >>> import tempfile
+    >>> from pathlib import Path
+    >>> cell = Path(tempfile.mkdtemp()) / "cell.json"
+    >>> with Claim(f"{cell}.claim") as mine:  # True: no live worker holds it
     ...     if mine:
-    ...         compute_and_write()
+    ...         _ = cell.write_text("{}")  # compute and write the cell
+    >>> mine, cell.exists(), Path(f"{cell}.claim").exists()  # released on exit
+    (True, True, False)
 """
 
 from __future__ import annotations

@@ -87,8 +87,9 @@ class BenchConfig:
     sanity check re-initialises a layer ("redraw", Adebayo et al.'s, or "reset"). ``deletion_baseline`` is what deleted pixels
     become ("zero", "mean" or "blur"): zero by measurement — on an8Flower a blurred leaf
     keeps its colour, so the class survives deletion with "blur" and every map, random
-    included, scores 0.98-0.99 deletion AUC (zero: SE 0.19, Grad-CAM 0.19, random 0.71,
-    on 100 test images). ``resume=False`` recomputes everything the run folder holds for
+    included, scores about the same deletion AUC, near 1; with "zero" the maps that find
+    the leaf score far below the random one (``benchmarks/faithfulness_baselines.py``,
+    its JSON). ``resume=False`` recomputes everything the run folder holds for
     this configuration (``--fresh``).
 
     Raises:

@@ -7,13 +7,23 @@ for the same run by name instead of copying its settings.
 * ``notebooks`` — the run notebooks 05–08 share (both ground-truth datasets, the methods
   they discuss, every family); smaller when ``SQUEEZEX_SMOKE=1`` (what CI sets): fewer test
   images, epochs and images for the costly metrics, and without occlusion and integrated gradients, the two perturbation
-  methods that cost 50–130 forward passes per map (the conformance suite tests them).
+  methods that cost tens to hundreds of forward passes per map (``benchmarks/speed.py``
+  measures every method's cost; the conformance suite tests them).
 * ``full`` — the README's headline benchmark (``make bench``): the default datasets,
   three training seeds, every family.
 
 Example:
-    >>> from squeezex.bench import preset, run  # doctest: +SKIP
-    >>> results = run(preset("demo", out="data/runs/mine"))  # doctest: +SKIP
+    >>> from squeezex.bench import list_presets, preset
+    >>> sorted(list_presets())
+    ['demo', 'full', 'notebooks']
+    >>> cfg = preset("demo", out="data/runs/mine")  # what `make demo` runs, written elsewhere
+    >>> cfg.dataset, cfg.seeds, cfg.out
+    ('scenes-6c', 1, 'data/runs/mine')
+    >>> cfg.methods
+    ['se', 'se-paper', 'gradcam', 'guided-backprop', 'vebi', 'random']
+
+    ``squeezex.bench.run(cfg)`` then runs it, as ``squeezex bench --preset demo --out
+    data/runs/mine`` does.
 """
 
 from __future__ import annotations

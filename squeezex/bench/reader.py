@@ -8,8 +8,21 @@ file the run never made a ``FileNotFoundError``. Directions come from the metric
 caches, so a widget can ask for one method's maps without reading the others.
 
 Example:
-    >>> run = Run("data/runs/demo")  # doctest: +SKIP
-    >>> run.ranking("pointing_game")[:3]  # doctest: +SKIP
+    A run folder written by a benchmark small enough for seconds, read back:
+
+    >>> import tempfile
+    >>> from squeezex.bench import BenchConfig, run
+    >>> out = tempfile.mkdtemp()
+    >>> _ = run(BenchConfig(dataset="an8flower-single-6c", methods=["se", "random"],
+    ...                     families=["localisation"], n_train_per_class=4, n_test_per_class=2,
+    ...                     size=32, epochs=1, seeds=1, out=out, checkpoints=None, progress=False))
+    >>> r = Run(out)
+    >>> r.datasets, r.methods  # the methods, then the reference maps
+    (['an8flower-single-6c'], ['se', 'random', 'centre', 'silhouette', 'oracle', 'constant'])
+    >>> r.ranking("pointing_game")[0]
+    RankRow(method='oracle', kind='reference', value=1.0, ci_low=1.0, ci_high=1.0, n=12, rank=1)
+    >>> r.maps("se").shape  # the 12 test images' maps, float in [0, 1]
+    torch.Size([12, 1, 32, 32])
 """
 
 from __future__ import annotations

@@ -7,10 +7,12 @@ harness.reduce`). Submitting again does only what is missing: finished shards ar
 and a shard that reruns reuses every intact cell. The same code runs on a laptop or in CI
 with submitit's local executor (``cluster="local"``).
 
-Example:
-    >>> from squeezex.bench import BenchConfig, submit  # doctest: +SKIP
-    >>> cfg = BenchConfig(out="data/runs/big", seeds=5, explain_seeds=5)  # doctest: +SKIP
-    >>> submit(cfg, shards=10, cluster="slurm", partition="cpu", time="4:00:00")  # doctest: +SKIP
+Example (on a Slurm cluster's login node; not run as a test)::
+
+    from squeezex.bench import BenchConfig, submit
+
+    cfg = BenchConfig(out="data/runs/big", seeds=5, explain_seeds=5)
+    submit(cfg, shards=10, cluster="slurm", partition="cpu", time="4:00:00")
 """
 
 from __future__ import annotations

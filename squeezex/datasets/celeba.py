@@ -336,11 +336,10 @@ class CelebA(Dataset):
             attribute (the message lists the valid ones), a bad ``split`` or ``size``;
             when an item is read, an image that is not a readable image (named).
 
-    Example:
-        >>> ds = CelebA("data", split="valid", attributes=["Smiling"])  # doctest: +SKIP
-        >>> image, attributes = ds[0]  # doctest: +SKIP
-        >>> image.shape, attributes  # doctest: +SKIP
-        (torch.Size([3, 64, 64]), tensor([1]))
+    Example (needs the real CelebA files under ``data/celeba``, so it is not run as a test)::
+
+        ds = CelebA("data", split="valid", attributes=["Smiling"])
+        image, attributes = ds[0]  # torch.Size([3, 64, 64]) and a (1,) long tensor in {0, 1}
     """
 
     task = "multi-label"
@@ -456,11 +455,10 @@ class CelebAMaskHQ(Dataset):
             attribute, a bad ``split`` or ``size``; when an item is read, an unreadable
             image or mask, or a mask whose aspect ratio differs from its image's (named).
 
-    Example:
-        >>> ds = CelebAMaskHQ("data/CelebAMask-HQ", attributes=["Smiling"])  # doctest: +SKIP
-        >>> image, attributes, masks = ds[0]  # doctest: +SKIP
-        >>> image.shape, attributes, masks.shape  # doctest: +SKIP
-        (torch.Size([3, 128, 128]), tensor([1]), torch.Size([1, 128, 128]))
+    Example (needs the real CelebAMask-HQ files, so it is not run as a test)::
+
+        ds = CelebAMaskHQ("data/CelebAMask-HQ", attributes=["Smiling"])
+        image, attributes, masks = ds[0]  # 3×128×128, (1,) in {0, 1}, 1×128×128 bool
     """
 
     task = "multi-label"

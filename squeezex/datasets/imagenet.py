@@ -71,11 +71,11 @@ class ImageNetBoxes(_BoxDataset):
             says where the files go.
         ValueError: bad ``size`` or ``classes``.
 
-    Example:
-        >>> ds = ImageNetBoxes("data/imagenet", split="val")  # doctest: +SKIP
-        >>> image, target, mask = ds[0]  # doctest: +SKIP
-        >>> ds.classes[target], image.shape, ds.boxes(0).shape  # doctest: +SKIP
-        ('n01440764', torch.Size([3, 224, 224]), torch.Size([1, 4]))
+    Example (needs the real ImageNet images and boxes, so it is not run as a test)::
+
+        ds = ImageNetBoxes("data/imagenet", split="val")
+        image, target, mask = ds[0]  # 3×224×224, a class index, 1×224×224 bool
+        ds.classes[target], ds.boxes(0)  # its wnid ('n01440764', …) and its K×4 boxes
     """
 
     def __init__(

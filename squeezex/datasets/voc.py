@@ -271,11 +271,11 @@ class VOCMasks(_BoxDataset):
         ValueError: bad ``year``, ``image_set``, ``classes`` or ``size``, or no image has
             an object of ``classes``.
 
-    Example:
-        >>> ds = VOCMasks("data/voc", "2012", "val", size=224)  # doctest: +SKIP
-        >>> image, target, mask = ds[0]  # doctest: +SKIP
-        >>> ds.classes[target], mask.shape, ds.boxes(0)  # doctest: +SKIP
-        ('person', torch.Size([1, 224, 224]), tensor([[ 81.,  20., 190., 224.]]))
+    Example (needs the real VOC files under ``data/voc``, so it is not run as a test)::
+
+        ds = VOCMasks("data/voc", "2012", "val", size=224)
+        image, target, mask = ds[0]  # 3×224×224, a class index, 1×224×224 bool
+        ds.classes[target], ds.boxes(0)  # its class name ('person', …) and its K×4 boxes
     """
 
     def __init__(

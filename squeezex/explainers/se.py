@@ -67,7 +67,8 @@ def select_channels(
 
     Rules:
         ``"paper"``: s_c > mean(s) + z·std(s) (population std), the paper's literal rule.
-            Trained SE vectors saturate near 1, so the threshold often exceeds every s_c.
+            Behind a global average-pooling head trained SE vectors saturate near 1, and
+            the threshold can exceed every s_c (``benchmarks/se_rules.py`` measures it).
         ``"logit"``: the same z-score rule on the pre-sigmoid excitation (unbounded, so
             saturation cannot push the threshold out of reach).
         ``"topk"``: the ceil(k·C) channels with the largest excitation (k a fraction in
@@ -147,8 +148,8 @@ def linear_head(model: nn.Module, channels: int) -> nn.Linear:
 class SEAttribution(HeatmapAttribution):
     """SE explanation (Roxo et al., arXiv 2412.05134): no gradients, no extra pass.
 
-    The model must carry an :class:`~squeezex.se.SEBlock` (``attach_se_head``) and be
-    trained with it. One forward pass gives the prediction and, through hooks on the SE
+    The model must carry an :class:`~squeezex.models.se.SEBlock` (``attach_se_head``) and
+    be trained with it. One forward pass gives the prediction and, through hooks on the SE
     block, the feature map U, the SE vector s and the SE-scaled map X = s·U. The heatmap
     is the mean of X over the selected channels, clamped at 0, upsampled with the
     network's geometry and min-max normalised. It is class-agnostic (``target`` is
@@ -162,22 +163,21 @@ class SEAttribution(HeatmapAttribution):
     stream, whose sign and offset per channel mean nothing) use the squeeze as the zero
     point: the map is the channel mean of ``|X − X̄|``, X̄ = s·Ū the squeezed (patch-mean)
     tokens — where a patch departs from the average patch in the channels s keeps. Chosen
-    on a small ViT on an8Flower single-6c, seed 0 (pointing game / energy pointing game):
-    the channel mean of |X − X̄| 0.99 / 0.19, of X itself 0.53 / 0.06 (Grad-CAM 0.49 / 0.11,
-    rollout 0.96 / 0.41); with nearest-neighbour upsampling the candidates ranked |X − X̄|
-    0.69, X 0.44, s·|U| 0.17, ‖X‖ 0.10 (token norms mark high-norm background tokens).
-    Seeds 1 and 2 were held out (``benchmarks/vit_an8flower.py``).
+    on a small ViT on an8Flower single-6c (seed 0; seeds 1 and 2 held out) over X itself,
+    s·|U| and the token norm ‖X‖, which all found the leaf less often (token norms mark
+    high-norm background tokens). ``benchmarks/vit_an8flower.py`` measures the chosen map
+    against Grad-CAM and attention rollout on three seeds (its JSON holds the numbers).
 
     **Default rule: ``"weighted"``** (every channel, weighted by its SE entry; the map is
-    the channel mean of X). Chosen by measurement, ``squeezex bench`` seed 0, pointing
-    game (Grad-CAM on the same model in brackets): an8Flower single-6c ``weighted`` 1.000,
-    ``topk`` 0.990, ``logit`` 0.990, ``paper`` 0.990 (1.000); double-12c ``weighted``
-    0.987, ``logit`` 0.897, ``paper`` 0.893, ``topk`` 0.820 (0.987) — with two
-    discriminative parts, a handful of channels often covers only one of them. With an
-    average-pooling head the SE vector saturates (median s ≈ 0.97–0.99, and
-    mean + 1.282·std exceeds every entry for every test image), so the paper's literal rule
-    (``"paper"``) falls back to one channel and has the lowest energy of all rules
-    (0.09 vs 0.16). ``"paper"`` stays available, never selecting zero channels.
+    the channel mean of X), chosen by measurement (``benchmarks/se_rules.py`` and its
+    JSON: every rule and Grad-CAM on the benchmark's an8Flower models). On single-6c
+    every rule points at the leaf; on double-12c, with two discriminative parts, a handful
+    of channels often covers only one of them, and the rules that select channels point
+    worse than ``"weighted"``, which is level with Grad-CAM. Behind a global
+    average-pooling head (``SmallCNN(pool="avg")``) the SE vector saturates near 1 and
+    mean + z·std exceeds every entry, so the paper's literal rule falls back to one channel
+    on every image and spreads the least of its map on the part. ``"paper"`` stays
+    available, never selecting zero channels.
 
     **Class-aware (a squeezex extension, not in the paper).** ``class_aware=True``
     weights each channel of X by the classifier's weight for the target class (CAM on

@@ -286,8 +286,8 @@ def ablation_importance(model: nn.Module, video, audio, batch_size: int = 32) ->
     (black frames; a silent waveform).
 
     Logits, not probabilities: a speaking clip needs both streams, so either one zeroed
-    sends the probability to ≈ 0 and the two drops tie at the clip's probability (measured
-    on ``speakers``: 0.4948 and 0.4948); the logit keeps how far each removal goes."""
+    sends the probability to ≈ 0 and the two drops tie at the clip's probability, whichever
+    stream matters more; the logit keeps how far each removal goes."""
 
     def clip_logit(v, a):
         return model(v, a).mean(1)

@@ -429,14 +429,16 @@ def infidelity_score(
     * ``"squares"`` (default): random ``square``-pixel squares of the image are replaced
       by ``baseline`` (the deletion baseline), i.e. I = (x − baseline) on the squares and
       0 elsewhere. Removing a region changes the output by roughly the evidence the region
-      carried, which is what a map claims to show, so the score ranks maps: measured on
-      an8Flower single-6c (8-px squares, zero baseline) random 3.52 = a constant map 3.52,
-      SE 0.97, Grad-CAM 0.70, the signed gradient 0.41.
+      carried, which is what a map claims to show, so the score ranks maps: the random
+      and the constant map score alike and far worse than SE, Grad-CAM or saliency.
     * ``"gaussian"``: I ~ N(0, noise²) on every value (Yeh et al.'s default). With a
       small σ the output change of a ReLU network is mostly second order, so this measures
       the *model's* non-linearity more than the map: on the same model every
-      non-negative map — random and constant included — sat at ≈ 0.26. Kept for
+      non-negative map — random and constant included — scores about the same. Kept for
       comparison with published numbers; the benchmark does not rank it.
+
+    Both measured on the benchmark's an8Flower single-6c model by
+    ``benchmarks/faithfulness_baselines.py`` (its JSON holds the numbers).
 
     Args:
         model: a classifier returning N×classes scores (run in eval mode).

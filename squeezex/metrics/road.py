@@ -128,7 +128,7 @@ def _impute(x: torch.Tensor, removed: torch.Tensor) -> torch.Tensor:
         return out
     a, b, (n, ys, xs) = _linear_system(x.numpy(), removed.numpy())
     # One LU for all channels. A is a symmetric, diagonally dominant M-matrix: the LU
-    # needs no pivoting (diag_pivot_thresh=0, ~30 % faster than spsolve's partial pivoting).
+    # needs no pivoting (diag_pivot_thresh=0, faster than spsolve's partial pivoting).
     v = splu(a, permc_spec="COLAMD", diag_pivot_thresh=0).solve(b).reshape(b.shape)
     out.numpy()[n, :, ys, xs] = v
     return out

@@ -25,12 +25,12 @@ class SmallCNN(nn.Module):
     Sized for the an8Flower benchmark on a CPU. At 64×64 and ``stride=4`` the last
     feature map is 16×16 and a last-layer cell sees 21 px. The head pools globally by
     **max** by default (Oquab et al., CVPR 2015, "Is object localization for free?").
-    Measured on an8Flower single-6c (seed 0, 12 epochs, both at 100 % test accuracy):
-    with global *average* pooling the last-layer features fire on every cell whose
-    receptive field touches the leaf, the maps are flat plateaus ~30 px wide, and the
-    pointing game of Grad-CAM falls to 0.03–0.2 (maximum anywhere on the plateau); with
-    max pooling the same network puts its maximum on the leaf (pointing game ≈ 1.0), so
-    the benchmark measures explanations, not plateau noise. ``pool="avg"`` keeps the
+    With global *average* pooling the last-layer features fire on every cell whose
+    receptive field touches the leaf, the maps are flat plateaus, and Grad-CAM's maximum
+    lands anywhere on the plateau, rarely on the leaf; with max pooling the same network,
+    just as accurate, puts its maximum on the leaf, so the benchmark measures
+    explanations, not plateau noise (``benchmarks/se_rules.py`` measures both heads on
+    an8Flower single-6c; its JSON holds the numbers). ``pool="avg"`` keeps the
     other behaviour for study. Either way the head is global pooling + linear, so CAM,
     Grad-CAM and the class-aware SE map coincide on it (the mean gradient of a max pool
     is the classifier weight over h·w, as for average pooling).

@@ -101,7 +101,7 @@ class PGCAdapter(LibraryCAM):
     Example:
         >>> import torch
         >>> from squeezex.models import SmallCNN
-        >>> from squeezex.adapters.pgc import PGCGradCAM
+        >>> from squeezex.explainers.adapters.pgc import PGCGradCAM
         >>> cam = PGCGradCAM(SmallCNN(num_classes=6).eval())
         >>> cam.attribute(torch.rand(2, 3, 64, 64), target=[0, 3]).shape
         torch.Size([2, 1, 64, 64])

@@ -51,7 +51,7 @@ class TCAdapter(LibraryCAM):
     Example:
         >>> import torch
         >>> from squeezex.models import SmallCNN
-        >>> from squeezex.adapters.tc import TCLayerCAM
+        >>> from squeezex.explainers.adapters.tc import TCLayerCAM
         >>> cam = TCLayerCAM(SmallCNN(num_classes=6).eval())
         >>> cam.attribute(torch.rand(2, 3, 64, 64), target=[0, 3]).shape
         torch.Size([2, 1, 64, 64])

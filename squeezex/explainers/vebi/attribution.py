@@ -83,10 +83,19 @@ class VEBIAttribution(HeatmapAttribution):
             cell-aligned resize), ``"nearest"`` (the literal resize) or ``False``.
 
     Example:
-        >>> rf = RelevantFeatures(mu=5).fit(model, train_set)      # doctest: +SKIP
-        >>> maps = VEBIAttribution(model, rf).attribute(x)           # doctest: +SKIP
+        >>> from squeezex.datasets import An8Flower
+        >>> from squeezex.explainers import RelevantFeatures
+        >>> from squeezex.models import SmallCNN
+        >>> train_set = An8Flower("single-6c", "train", n_per_class=4, size=32, seed=0)
+        >>> model = SmallCNN(num_classes=6).eval()  # a trained model in practice
+        >>> rf = RelevantFeatures(mu=5, progress=False).fit(model, train_set)
+        >>> x = train_set.images[:2].float() / 255
+        >>> VEBIAttribution(model, rf).attribute(x).shape
+        torch.Size([2, 1, 32, 32])
         >>> maps, per_feature, index = VEBIAttribution(model, rf).attribute(
-        ...     x, return_features=True)                             # doctest: +SKIP
+        ...     x, return_features=True)
+        >>> per_feature.shape, index.shape  # the top 3 features' maps, their rf.features_ index
+        (torch.Size([2, 3, 32, 32]), torch.Size([2, 3]))
     """
 
     needs_gradients = True

@@ -131,9 +131,16 @@ class RelevantFeatures:
         ``relevant_``: per class, the indices of its non-zero weights, largest first. ``train_features_``: the N×m fit features.
 
     Example:
-        >>> rf = RelevantFeatures(mu=5).fit(model, train_set)      # doctest: +SKIP
-        >>> rf.relevant(0)[:3]                                       # doctest: +SKIP
-        [('features.14', 7, 2.31), ('features.11', 40, 1.02), ...]
+        >>> from squeezex.datasets import An8Flower
+        >>> from squeezex.models import SmallCNN
+        >>> train_set = An8Flower("single-6c", "train", n_per_class=4, size=32, seed=0)
+        >>> model = SmallCNN(num_classes=6).eval()  # a trained model in practice
+        >>> rf = RelevantFeatures(mu=5, progress=False).fit(model, train_set)
+        >>> rf.coef_.shape == (6, len(rf.features_))  # one weight per class and feature
+        True
+        >>> layer, channel, weight = rf.relevant(0)[0]  # class 0's largest weight
+        >>> layer in rf.layers_, weight > 0
+        (True, True)
     """
 
     def __init__(
