@@ -27,6 +27,7 @@ from ..common import eval_mode
 from ..explainers import explainer_info, get_explainer, list_explainers
 from ..explainers.base import HeatmapAttribution
 from ..explainers.se import SEAttribution, SEVector
+from ..metrics.vocabulary import direction_text, higher_is_better, short_name
 
 __all__ = [
     "TUNABLE",
@@ -55,12 +56,9 @@ TUNABLE = tuple(
 #: relevance mass accuracy is the energy pointing game (same function): shown once.
 SCORES = ("pointing_game", "energy_pointing_game", "iou", "auc")
 #: Readable names of the scores (the direction arrow is added from the metric vocabulary).
-SCORE_LABELS = {
-    "pointing_game": "pointing game",
-    "energy_pointing_game": "energy in mask (= relevance mass)",
-    "iou": "IoU",
-    "auc": "mask AUC",
-}
+#: The scores' names in the Explorer's table: the vocabulary's compact names
+#: (:func:`squeezex.metrics.vocabulary.short_name`), kept under this name for callers.
+SCORE_LABELS = {k: short_name(k) for k in ("pointing_game", "energy_pointing_game", "iou", "auc")}
 
 
 @dataclass(frozen=True)
@@ -244,14 +242,13 @@ def se_vector(explainer: SEAttribution, x: torch.Tensor, settings: SESettings) -
 
 
 def score_label(name: str) -> str:
-    """A score's readable name with its direction, e.g. ``"pointing game ↑"``."""
-    from ..metrics import higher_is_better
-
+    """A score's readable name with its direction, e.g. ``"pointing game ↑"``: the
+    metric vocabulary's compact name and arrow, as every table and figure reads them."""
     try:
-        arrow = {True: " ↑", False: " ↓"}.get(higher_is_better(name), "")
+        higher = higher_is_better(name)
     except KeyError:
-        arrow = ""
-    return SCORE_LABELS.get(name, name.replace("_", " ")) + arrow
+        higher = None
+    return short_name(name) + direction_text(higher, "arrow")
 
 
 @contextmanager

@@ -27,6 +27,7 @@ from matplotlib.figure import Figure
 from PIL import Image
 
 from ..explainers.se import SEVector
+from ..metrics.vocabulary import direction_text
 from ..viz import HEATMAP_CMAP, STYLE, blend
 
 __all__ = [
@@ -141,7 +142,7 @@ def render_ranking(
         ax.barh(y, vals, color=colours, xerr=np.vstack([lo, hi]), error_kw={"lw": 0.8})
         ax.set_yticks(y, [f"{r.rank}. {r.method}" for r in rows])
         ax.invert_yaxis()
-        arrow = {True: "↑ higher is better", False: "↓ lower is better"}.get(higher_is_better, "")
+        arrow = direction_text(higher_is_better, "arrow words")
         ax.set_xlabel(f"{metric} {arrow}".strip())
     return figure_png(fig, dpi)
 
