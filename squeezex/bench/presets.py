@@ -92,9 +92,9 @@ def _notebooks(root: Path) -> dict:
         seeds=1,
         n_train_per_class=150 if small else 200,  # Scenes needs >= 150
         n_test_per_class=5 if small else 50,
-        epochs=10 if small else 12,
-        n_sanity=6 if small else 16,
-        n_sensitivity=6 if small else 32,
+        epochs=8 if small else 12,
+        n_sanity=4 if small else 16,
+        n_sensitivity=4 if small else 32,
         n_road=8 if small else 24,  # ROAD's imputation solves a sparse system per image and step
         out=str(root / "data/runs/notebooks"),
         progress=False,

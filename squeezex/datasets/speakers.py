@@ -168,6 +168,8 @@ class SyntheticSpeakers(Dataset):
         (torch.Size([16, 1, 64, 64]), torch.Size([10240]), torch.Size([16, 64, 64]), torch.Size([16]))
     """
 
+    #: the task kind its registered dataset declares (``speakers``)
+    task = "audio-visual"
     classes = ("not speaking", "speaking")
     fps = 25.0
     sample_rate = 16000
