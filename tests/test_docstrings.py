@@ -91,3 +91,43 @@ def test_a_wrong_example_fails(tmp_path):
     spec.loader.exec_module(module)
     failed, attempted, report = run_examples(module)
     assert (failed, attempted) == (1, 1) and "Expected:\n    3\nGot:\n    2" in report
+
+
+def dangling_references(texts: dict[str, str]) -> list[tuple[str, str]]:
+    """``(file, name)`` of every ``squeezex.…`` name quoted in backticks (a Sphinx role or
+    inline code) that does not resolve to a module or an attribute of one."""
+    import re
+
+    found = []
+    for where, text in texts.items():
+        for name in sorted(set(re.findall(r"`~?(squeezex(?:\.[A-Za-z_]\w*)+)`", text))):
+            parts, obj = name.split("."), None
+            for i in range(len(parts), 0, -1):
+                try:
+                    obj, rest = importlib.import_module(".".join(parts[:i])), parts[i:]
+                    break
+                except ImportError:
+                    continue
+            try:
+                for attr in rest:
+                    obj = getattr(obj, attr)
+            except AttributeError:
+                found.append((where, name))
+    return found
+
+
+def test_the_reference_check_finds_a_dangling_name():
+    assert dangling_references({"x.py": "see :class:`squeezex.se.SEBlock`"}) == [
+        ("x.py", "squeezex.se.SEBlock")
+    ]
+    assert dangling_references({"x.py": "see :class:`~squeezex.models.se.SEBlock`"}) == []
+
+
+def test_docstrings_name_only_what_exists():
+    """Every ``squeezex.…`` a docstring or comment points to exists (a moved name is
+    re-exported, or the text follows it)."""
+    texts = {str(p.relative_to(PACKAGE.parent)): p.read_text(encoding="utf-8")
+             for p in PACKAGE.rglob("*.py")}  # fmt: skip
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)  # the old names' modules warn
+        assert dangling_references(texts) == []

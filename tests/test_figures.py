@@ -526,7 +526,8 @@ def test_a_damaged_run_file_is_an_error_not_a_skip(run, tmp_path, capsys, name):
     path.write_bytes(path.read_bytes()[:60])
     with pytest.raises(CorruptRunError, match=f"{name}.*rerun"):
         F.make_figures(bare, tmp_path / "out", formats=("png",), dpi=40)
-    assert main(["figures", "--results", str(bare), "--out", str(tmp_path / "o2")]) == 2
+    args = ["--out", str(tmp_path / "o2"), "--formats", "png", "--dpi", "40"]
+    assert main(["figures", "--results", str(bare), *args]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and name in err[0], err
 
