@@ -185,6 +185,11 @@ def test_a_shard_killed_mid_cell_is_finished_by_a_rerun_without_redoing_cells(tm
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     (claim,) = list(cells.glob("*/*/0/*.claim"))  # the killed worker's: left behind
+    if claim.with_suffix(".json").exists():
+        # on a loaded machine the kill can land after the cell was written and before its
+        # claim was released: take the record away, the state of a kill mid-cell (its
+        # maps, written first, may stay, as they do after a kill mid-write)
+        claim.with_suffix(".json").unlink()
     assert not claim.with_suffix(".json").exists()  # the cell in progress was not written
     done = {p: p.stat().st_mtime_ns for p in cells.glob("*/*/0/[!_]*.json")}
     assert done

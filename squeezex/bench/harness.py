@@ -125,6 +125,8 @@ def _execute(cfg: BenchConfig, work: Work):
     store = RunStore(cfg.out, cfg.fingerprint()).open(fresh=fresh)
     if cfg.checkpoints:
         remove_stale_temps(cfg.checkpoints, recursive=False)  # checkpoints and fits
+        if (Path(cfg.checkpoints) / "splits").is_dir():
+            remove_stale_temps(Path(cfg.checkpoints) / "splits", recursive=False)
     done: list[dict] = []
     if fresh:  # the tables must not list the cells just removed
         write_results(store, cfg, done)

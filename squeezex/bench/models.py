@@ -14,6 +14,7 @@ from ..explainers import explainer_info
 from ..training import fit, load_checkpoint, save_checkpoint
 from .claims import Claim
 from .config import BenchConfig
+from .datacache import cached_split
 from .store import IncompleteRunError, RunWarning
 from .tasks import get_task, model_summary
 from .tasks.images import model_reliance
@@ -32,11 +33,13 @@ __all__ = [
 
 
 def splits(cfg: BenchConfig, dataset: str):
-    """The ``(train, test)`` splits a run with ``cfg`` uses for ``dataset``."""
+    """The ``(train, test)`` splits a run with ``cfg`` uses for ``dataset``: drawn by the
+    dataset's generator once, then read back from the checkpoint folder
+    (:mod:`squeezex.bench.datacache`)."""
     spec = get_dataset(dataset)
-    options = {"size": cfg.size, "seed": cfg.seed}
-    train = spec.build("train", n_per_class=cfg.n_train_per_class, **options)
-    test = spec.build("test", n_per_class=cfg.n_test_per_class, **options)
+    options = {"size": cfg.size, "seed": cfg.seed, "folder": cfg.checkpoints}
+    train = cached_split(spec, "train", n_per_class=cfg.n_train_per_class, **options)
+    test = cached_split(spec, "test", n_per_class=cfg.n_test_per_class, **options)
     return train, test
 
 
