@@ -29,7 +29,7 @@ from .claims import Claim
 from .config import BenchConfig
 from .stats import summarise
 
-__all__ = ["CellKey", "Cell", "Unit", "compute_cell", "model_id"]
+__all__ = ["CellKey", "Cell", "Unit", "compute_cell", "model_id", "fit_cache"]
 
 #: Metrics computed on the first few test images only (not one value per test image).
 SUBSET_METRICS = (
@@ -179,15 +179,22 @@ class Unit:
         return self.fits[fit_fn]
 
 
+def fit_cache(checkpoint: Path | None, fit_fn, options: dict) -> Path | None:
+    """Where the fit ``fit_fn(model, …, **options)`` of a checkpoint's model is kept, beside
+    the checkpoint (``None`` without one): ``<checkpoint>-<fit>-<option><value>….pt``."""
+    if checkpoint is None:
+        return None
+    tag = "".join(f"-{k}{v:g}" for k, v in options.items())
+    short = fit_fn.__name__.removeprefix("fit_")
+    return checkpoint.with_name(f"{checkpoint.stem}-{short}{tag}.pt")
+
+
 def _run_fit(unit: Unit, fit_fn) -> tuple[dict, dict]:
     cfg = unit.cfg
     options = {}
     if "mu" in inspect.signature(fit_fn).parameters:  # VEBI's budget
         options["mu"] = cfg.vebi_budget(unit.dataset)
-    tag = "".join(f"-{k}{v:g}" for k, v in options.items())
-    short = fit_fn.__name__.removeprefix("fit_")
-    ckpt = unit.checkpoint
-    cache = ckpt.with_name(f"{ckpt.stem}-{short}{tag}.pt") if ckpt is not None else None
+    cache = fit_cache(unit.checkpoint, fit_fn, options)
     if cache is not None and not cfg.resume:
         cache.unlink(missing_ok=True)  # --fresh: fit again
     start = time.perf_counter()

@@ -5,6 +5,7 @@ how it trains and how it is scored is the dataset's task's (:mod:`squeezex.bench
 from __future__ import annotations
 
 import hashlib
+import inspect
 import json
 import warnings
 from pathlib import Path
@@ -12,6 +13,7 @@ from pathlib import Path
 from ..datasets import DatasetSpec, get_dataset
 from ..explainers import explainer_info
 from ..training import fit, load_checkpoint, save_checkpoint
+from .cells import fit_cache
 from .claims import Claim
 from .config import BenchConfig
 from .datacache import cached_split
@@ -61,17 +63,27 @@ def example_maps(cfg: BenchConfig, dataset: str, methods=("se", "gradcam"), n: i
     ``{"images", "maps": {method: N×1×H×W}, "masks", "labels"}``; drawn by
     :func:`squeezex.figures.example_grid`."""
     train, test = splits(cfg, dataset)
-    model = trained_model(cfg, dataset)
+    model, _, checkpoint = load_or_train(cfg, get_dataset(dataset), train, True, cfg.seed)
+    model = model.to(cfg.device)
     x, y = test.images[:n].float() / 255, test.targets[:n]
     maps = {}
     for name in methods:
         info = explainer_info(name)
-        kwargs = info.fit(model, train, progress=False) if info.fit else {}
+        kwargs = _fit(info.fit, model, train, checkpoint) if info.fit else {}
         maps[name] = (
             info.build(model, **kwargs).attribute(x.to(cfg.device), target=y.to(cfg.device)).cpu()
         )
     labels = [f"{test.classes[int(t)]}" for t in y]
     return {"images": x, "maps": maps, "masks": test.masks[:n], "labels": labels}
+
+
+def _fit(fit_fn, model, train, checkpoint) -> dict:
+    """``fit_fn``'s keyword arguments for ``model`` on ``train`` with its own defaults, kept
+    beside the checkpoint (:func:`~squeezex.bench.cells.fit_cache`): a run that fits with
+    the same options reads it back (the benchmark fits VEBI with the dataset's μ)."""
+    defaults = {k: p.default for k, p in inspect.signature(fit_fn).parameters.items() if k == "mu"}
+    return fit_fn(model, train, progress=False, cache=fit_cache(checkpoint, fit_fn, defaults),
+                  **defaults)  # fmt: skip
 
 
 def _checkpoint(cfg: BenchConfig, spec: DatasetSpec, n_train: int, se: bool, seed: int):
