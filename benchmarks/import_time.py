@@ -102,7 +102,9 @@ def main() -> None:
         print(f"{name:30s} {r['seconds']:6.2f} s{extra}")
     path = HERE / "import_time.json"
     data = json.loads(path.read_text()) if path.is_file() else {}
-    data[args.label] = {"checkout": str(args.checkout), "repeats": args.repeats, **result}
+    commit = subprocess.run(["git", "-C", str(args.checkout), "rev-parse", "--short", "HEAD"],
+                            capture_output=True, text=True).stdout.strip()  # fmt: skip
+    data[args.label] = {"commit": commit, "repeats": args.repeats, **result}
     tmp = path.with_suffix(".json.tmp")
     tmp.write_text(json.dumps(data, indent=1) + "\n")
     tmp.replace(path)
