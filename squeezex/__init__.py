@@ -24,6 +24,7 @@ _LAZY = {
     ),
     **dict.fromkeys(["SEBlock", "attach_se_head", "find_feature_layer", "find_se_block"],
                     ".models.se"),
+    **dict.fromkeys(["squeeze", "SqueezeReport"], ".squeezing"),
 }  # fmt: skip
 
 __all__ = [*_LAZY, "__version__"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
@@ -94,6 +95,7 @@ def fit(
     progress: bool = True,
     desc: str = "train",
     objective: Objective | None = None,
+    parameters=None,
 ) -> FitResult:
     """Train ``model`` with AdamW and a one-cycle schedule.
 
@@ -102,6 +104,12 @@ def fit(
     (cross-entropy, or binary cross-entropy for N×K multi-label targets). An audio-visual
     :class:`~squeezex.models.SpeakerNet` trains with
     :class:`~squeezex.models.speakers.SpeakerObjective`.
+
+    ``parameters`` (default: all of the model's) are the ones trained. The others are
+    frozen while it trains (``requires_grad`` off, restored after), and every module
+    that owns none of the trained parameters stays in eval mode: the BatchNorm
+    statistics and the dropout of the frozen part do not change, so its parameters and
+    buffers come out byte for byte as they went in (what :func:`squeezex.squeeze` needs).
 
     Shuffling uses its own generator seeded with ``seed`` (global RNG untouched). The
     model is left in eval mode.
@@ -112,10 +120,20 @@ def fit(
         raise ValueError(f"epochs must be >= 1, got {epochs}")
     objective = objective or Classification()
     batches = objective.batches(data, batch_size, seed)
-    model.to(device).train()
-    opt, sched = _optimiser(model, lr, weight_decay, epochs * len(batches))
+    model.to(device)
+    trained = _trained(model, parameters)
+    opt, sched = _optimiser(trained, lr, weight_decay, epochs * len(batches))
     result = FitResult()
     start = time.perf_counter()
+    with _only(model, trained, all_of_them=parameters is None):
+        _train_loop(model, objective, batches, opt, sched, epochs, device, progress, desc, result)
+    result.seconds = time.perf_counter() - start
+    model.eval()
+    return result
+
+
+def _train_loop(model, objective, batches, opt, sched, epochs, device, progress, desc,
+                result: FitResult) -> None:  # fmt: skip
     bar = progress_bar(range(epochs), desc=desc, disable=not progress)
     for _ in bar:
         total, correct, loss_sum = 0, 0, 0.0
@@ -132,9 +150,43 @@ def fit(
         result.losses.append(loss_sum / total)
         result.train_accuracy.append(correct / total)
         bar.set_postfix(loss=f"{result.losses[-1]:.3f}", acc=f"{result.train_accuracy[-1]:.3f}")
-    result.seconds = time.perf_counter() - start
+
+
+def _trained(model: nn.Module, parameters) -> list[nn.Parameter]:
+    """The parameters :func:`fit` trains: all of ``model``'s, or those given (each one
+    of the model's)."""
+    if parameters is None:
+        return list(model.parameters())
+    own = {id(p) for p in model.parameters()}
+    trained = list(parameters)
+    if not trained:
+        raise ValueError("parameters is empty: there is nothing to train")
+    if any(id(p) not in own for p in trained):
+        raise ValueError("parameters must be parameters of the model being trained")
+    return trained
+
+
+@contextmanager
+def _only(model: nn.Module, trained: list[nn.Parameter], all_of_them: bool):
+    """Train mode and gradients for the ``trained`` parameters' modules only (see
+    :func:`fit`); every ``requires_grad`` flag is restored on the way out."""
+    if all_of_them:
+        model.train()
+        yield
+        return
+    ids = {id(p) for p in trained}
+    flags = [(p, p.requires_grad) for p in model.parameters()]
     model.eval()
-    return result
+    for m in model.modules():
+        if any(id(p) in ids for p in m.parameters(recurse=False)):
+            m.training = True
+    try:
+        for p, _ in flags:
+            p.requires_grad_(id(p) in ids)
+        yield
+    finally:
+        for p, flag in flags:
+            p.requires_grad_(flag)
 
 
 def _to(x, device):
@@ -142,11 +194,11 @@ def _to(x, device):
     return tuple(t.to(device) for t in x) if isinstance(x, tuple | list) else x.to(device)
 
 
-def _optimiser(model: nn.Module, lr: float, weight_decay: float, total_steps: int):
+def _optimiser(parameters: list, lr: float, weight_decay: float, total_steps: int):
     """AdamW and its one-cycle schedule (25 % warm-up), as every squeezex model trains.
     (With exactly 4 steps the warm-up would end at step 0, where ``OneCycleLR`` divides by
     zero: those 4 steps warm up for half.)"""
-    opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay)
+    opt = torch.optim.AdamW(parameters, lr=lr, weight_decay=weight_decay)
     pct = 0.5 if total_steps == 4 else 0.25
     sched = torch.optim.lr_scheduler.OneCycleLR(
         opt, max_lr=lr, total_steps=total_steps, pct_start=pct

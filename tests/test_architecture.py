@@ -151,7 +151,13 @@ def test_no_import_cycles():
 LAYERS = [
     ("squeezex.common", "squeezex.io", "squeezex.progress", "squeezex.audio"),
     ("squeezex.geometry", "squeezex.models"),
-    ("squeezex.datasets", "squeezex.metrics", "squeezex.explainers", "squeezex.training"),
+    (
+        "squeezex.datasets",
+        "squeezex.metrics",
+        "squeezex.explainers",
+        "squeezex.training",
+        "squeezex.squeezing",
+    ),
     ("squeezex.bench",),
     (
         "squeezex.viz",

@@ -2,6 +2,7 @@
 speaker detector), and torchvision's zoo without downloads."""
 
 from .cnn import SmallCNN, build_model, torchvision_model
+from .normalize import IMAGENET_MEAN, IMAGENET_STD, Normalize
 from .speakers import LogMel, SpeakerNet, speaker_loss
 from .vit import small_vit
 
@@ -13,4 +14,7 @@ __all__ = [
     "LogMel",
     "speaker_loss",
     "small_vit",
+    "Normalize",
+    "IMAGENET_MEAN",
+    "IMAGENET_STD",
 ]

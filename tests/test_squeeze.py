@@ -1,0 +1,156 @@
+"""squeezex.squeeze: an SE block attached to a trained model as the identity, trained alone
+(or with the head, or everything), the frozen rest left byte for byte as it was."""
+
+import copy
+import functools
+
+import pytest
+import torch
+import torchvision
+from torch import nn
+
+from squeezex import attach_se_head, squeeze
+from squeezex.models import Normalize, SmallCNN
+from squeezex.squeezing import find_head
+from squeezex.training import fit
+from tests.conftest import tiny_vit
+
+
+def _data(n=48, classes=3, size=32, seed=0):
+    """Images whose class is which third of the image is bright: learnable in a few steps."""
+    g = torch.Generator().manual_seed(seed)
+    x = torch.rand(n, 3, size, size, generator=g) * 0.3
+    y = torch.arange(n) % classes
+    third = size // classes
+    for i, c in enumerate(y.tolist()):
+        x[i, :, :, c * third : (c + 1) * third] += 0.6
+    return x, y
+
+
+@functools.cache
+def _trained():
+    x, y = _data(n=96)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        model = SmallCNN(num_classes=3)
+    fit(model, (x, y), epochs=15, progress=False)
+    return model.eval()
+
+
+def _trained_cnn():
+    """A SmallCNN trained without SE (1.0 on held-out images): the user's model."""
+    return copy.deepcopy(_trained())
+
+
+def _resnet():
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        return torchvision.models.resnet18(weights=None, num_classes=3).eval()
+
+
+@pytest.mark.parametrize("make", [_resnet, lambda: tiny_vit(3),
+                                  lambda: nn.Sequential(Normalize(), _resnet())],
+                         ids=["resnet18", "vit", "normalised-resnet18"])  # fmt: skip
+def test_an_identity_block_leaves_every_output_exactly_as_it_was(make):
+    model = make()
+    x = torch.rand(6, 3, 32, 32, generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        before = model(x)
+    attach_se_head(model, identity=True)
+    with torch.no_grad():
+        after = model(x)
+    assert torch.equal(before, after)
+    block = [m for m in model.modules() if type(m).__name__.endswith("SEBlock")][0]
+    assert block.gain == 2.0 and not block.fc2.weight.any()
+
+
+def test_a_paper_block_is_not_the_identity():
+    """The control: the default (random) block changes the outputs at once."""
+    model = _resnet()
+    x = torch.rand(4, 3, 32, 32, generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        before = model(x)
+        attach_se_head(model)
+        assert not torch.allclose(before, model(x))
+
+
+def _without_se_keys(state: dict) -> dict:
+    """A squeezed model's state dict under the original's names (the SE block's own
+    entries left out)."""
+    return {k.replace(".body.", "."): v for k, v in state.items() if ".se." not in k}
+
+
+def test_squeezing_the_block_only_keeps_the_backbone_and_its_batchnorm_statistics():
+    model = _trained_cnn()
+    original = {k: v.clone() for k, v in model.state_dict().items()}
+    x, y = _data(seed=1)
+    squeezed, report = squeeze(model, (x, y), epochs=2, progress=False, val_data=_data(seed=2))
+    assert report.identity_max_abs_diff == 0.0
+    assert report.frozen_unchanged is True
+    now = _without_se_keys(squeezed.state_dict())
+    assert set(now) == set(original)
+    changed = [k for k in original if not torch.equal(now[k], original[k])]
+    assert changed == [], "every backbone parameter and BatchNorm buffer byte-identical"
+    block = [m for m in squeezed.modules() if type(m).__name__ == "SEBlock"][0]
+    assert block.fc2.weight.abs().sum() > 0, "the block itself was trained"
+    for k, v in model.state_dict().items():  # the user's model is untouched (a copy was squeezed)
+        assert torch.equal(v, original[k])
+    assert report.trained_parameters == sum(p.numel() for p in block.parameters())
+    assert report.evaluated_on == "validation data"
+    assert set(report.per_class_original) == {"0", "1", "2"}
+
+
+def test_se_plus_head_trains_the_classifier_too_and_all_trains_everything():
+    model = _trained_cnn()
+    x, y = _data(seed=1)
+    squeezed, report = squeeze(model, (x, y), train="se+head", epochs=2, progress=False)
+    assert find_head(model, x) is model.fc
+    assert not torch.equal(squeezed.fc.weight, model.fc.weight)
+    assert report.frozen_unchanged is True and report.evaluated_on.startswith("training data")
+    conv = [k for k in model.state_dict() if k.startswith("features.0.")][0]
+    assert torch.equal(_without_se_keys(squeezed.state_dict())[conv], model.state_dict()[conv])
+    squeezed, report = squeeze(model, (x, y), train="all", epochs=1, progress=False)
+    assert report.frozen_unchanged is None and report.frozen_parameters == 0
+    assert not torch.equal(_without_se_keys(squeezed.state_dict())[conv], model.state_dict()[conv])
+
+
+def test_squeezing_keeps_the_accuracy_of_a_model_that_learnt_its_task():
+    model = _trained_cnn()
+    val = _data(n=60, seed=3)
+    squeezed, report = squeeze(model, _data(seed=1), epochs=3, progress=False, val_data=val)
+    assert report.accuracy_original > 0.9, "the stand-in model learnt the task"
+    assert report.accuracy_squeezed >= report.accuracy_original - 0.05
+    assert report.se_vector["n_images"] == 60
+    text = str(report)
+    assert "identity" in text and "squeezed" in text and "SE vector" in text
+
+
+def test_fit_with_parameters_keeps_frozen_modules_in_eval_mode():
+    model = nn.Sequential(nn.Conv2d(3, 4, 3), nn.BatchNorm2d(4), nn.Dropout(0.9), nn.ReLU(),
+                          nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(4, 3))  # fmt: skip
+    x, y = _data(n=16)
+    stats = model[1].running_mean.clone()
+    seen = []
+    model[2].register_forward_hook(lambda m, i, o: seen.append(m.training))
+    fit(model, (x, y), epochs=1, progress=False, parameters=model[6].parameters())
+    assert torch.equal(model[1].running_mean, stats) and seen and not any(seen)
+    assert all(p.requires_grad for p in model.parameters()), "flags restored"
+    with pytest.raises(ValueError, match="parameters of the model"):
+        fit(model, (x, y), epochs=1, progress=False, parameters=nn.Linear(2, 2).parameters())
+    with pytest.raises(ValueError, match="nothing to train"):
+        fit(model, (x, y), epochs=1, progress=False, parameters=[])
+
+
+def test_bad_requests_are_named():
+    model = _trained_cnn()
+    data = _data()
+    with pytest.raises(ValueError, match="train must be one of se, se\\+head, all"):
+        squeeze(model, data, train="head")
+    with pytest.raises(ValueError, match="epochs must be a positive integer"):
+        squeeze(model, data, epochs=0)
+    with pytest.raises(ValueError, match="already has an SE block"):
+        squeeze(attach_se_head(SmallCNN(num_classes=3)), data)
+    with pytest.raises(ValueError, match="mean and std need one value per channel"):
+        Normalize((0.5, 0.5), (0.2,))
+    with pytest.raises(ValueError, match="expects N×3×"):
+        Normalize()(torch.rand(1, 1, 4, 4))
