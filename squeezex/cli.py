@@ -1,5 +1,5 @@
-"""Command line: ``squeezex bench …``, ``squeezex explain …``, ``squeezex figures …``,
-``squeezex generate …`` (or ``python -m squeezex …``).
+"""Command line: ``squeezex bench …``, ``squeezex explain …``, ``squeezex squeeze …``,
+``squeezex figures …``, ``squeezex generate …`` (or ``python -m squeezex …``).
 
 Every user error — a bad argument, an output folder that is a file or not writable, an
 unknown device, a run folder that is empty or damaged — exits with status 2 and one line
@@ -215,6 +215,67 @@ def _explain_parser(e) -> argparse.ArgumentParser:
     return e
 
 
+def _floats(v: str) -> tuple[float, ...]:
+    try:
+        return tuple(float(x) for x in v.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated numbers, got {v!r}") from None
+
+
+def _fraction(v: str) -> float:
+    try:
+        f = float(v)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number in (0, 1), got {v!r}") from None
+    if not 0 < f < 1:
+        raise argparse.ArgumentTypeError(f"expected a number in (0, 1), got {f}")
+    return f
+
+
+def _squeeze_parser(q) -> None:
+    from .models import IMAGENET_MEAN, IMAGENET_STD
+    from .squeezing import TRAIN
+
+    q.add_argument(
+        "--arch", required=True,
+        help="a torchvision builder (resnet50, convnext_tiny, vit_b_16 …) or timm:<name> "
+             "(pip install 'squeezex[timm]')",
+    )  # fmt: skip
+    q.add_argument("--weights", default=None, help="the model's state dict (.pt); default: random")
+    q.add_argument(
+        "--data", required=True, help="training images: an ImageFolder (<class>/<image>)"
+    )
+    q.add_argument(
+        "--val", default=None,
+        help="validation images (ImageFolder, the same classes; default: --val-split of --data)",
+    )  # fmt: skip
+    q.add_argument(
+        "--val-split", type=_fraction, default=0.2,
+        help="without --val: this share of --data, drawn with --seed (default: %(default)s)",
+    )  # fmt: skip
+    q.add_argument("--out", required=True, help="the checkpoint to write (.pt)")
+    q.add_argument("--size", type=_positive, default=224, help="image side (default: %(default)s)")
+    q.add_argument(
+        "--mean", type=_floats, default=IMAGENET_MEAN,
+        help="the model's input normalisation, per channel (default: ImageNet's)",
+    )  # fmt: skip
+    q.add_argument("--std", type=_floats, default=IMAGENET_STD, help="(default: ImageNet's)")
+    q.add_argument(
+        "--no-normalize", action="store_true", help="the model takes pixels in [0, 1] as they are"
+    )
+    q.add_argument(
+        "--train", choices=TRAIN, default="se",
+        help="what is trained; the rest stays frozen (default: %(default)s)",
+    )  # fmt: skip
+    q.add_argument("--epochs", type=_positive, default=5, help="default: %(default)s")
+    q.add_argument("--lr", type=float, default=None, help="default: 3e-3 (se, se+head), 3e-4 (all)")
+    q.add_argument("--layer", default=None, help="the SE block's layer (default: found)")
+    q.add_argument("--batch-size", type=_positive, default=32, help="default: %(default)s")
+    q.add_argument("--seed", type=_natural, default=0, help="default: %(default)s")
+    q.add_argument("--device", default="cpu", help="default: %(default)s")
+    q.add_argument("--quiet", action="store_true", help="no progress bars")
+
+
 def _figures_parser(f) -> None:
     from .figures import FORMATS
 
@@ -268,6 +329,10 @@ _COMMANDS = {
         "explain every image of a folder or dataset with a checkpoint's model; maps as uint8",
         lambda e: _shard_options(_explain_parser(e), "explain"),
     ),
+    "squeeze": (
+        "attach an SE block to a trained model as the identity, train it, write a checkpoint",
+        lambda q: _squeeze_parser(q),
+    ),
     "figures": (
         "write a benchmark run's paper figures (PDF, PNG) and LaTeX tables",
         lambda f: _figures_parser(f),
@@ -282,6 +347,7 @@ EXAMPLES = """examples:
   squeezex bench --dataset an8flower-single-6c --methods se,gradcam,random --out data/runs/mine
   squeezex figures --results data/runs/mine
   squeezex explain --model data/checkpoints/<model>.pt --data <image folder> --out data/maps/mine
+  squeezex squeeze --arch resnet50 --weights my.pt --data <image folder> --out squeezed.pt
   squeezex generate --dataset an8flower-single-6c --split test --out data/an8flower/test
   squeezex bench --help   (every option of one command, with its default)
 """
@@ -423,6 +489,26 @@ def _explain(args) -> int:
     return 0
 
 
+def _squeeze(args) -> int:
+    from .bench.config import check_device
+    from .bench.squeeze_job import SqueezeJob, run_squeeze
+
+    check_device(args.device)
+    job = SqueezeJob(
+        arch=args.arch, data=args.data, out=args.out, weights=args.weights, val=args.val,
+        val_split=args.val_split, size=args.size,
+        mean=None if args.no_normalize else args.mean, std=None if args.no_normalize else args.std,
+        train=args.train, epochs=args.epochs, lr=args.lr, layer=args.layer,
+        batch_size=args.batch_size, seed=args.seed, device=args.device, progress=not args.quiet,
+    )  # fmt: skip
+    path, report = run_squeeze(job)
+    print(report)
+    print(
+        f"wrote {path}; explain with: squeezex explain --model {path} --data <folder> --out <maps>"
+    )
+    return 0
+
+
 def _figures(args) -> int:
     from pathlib import Path
 
@@ -470,7 +556,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if getattr(args, "preset", None):
         args.given = _given(sys.argv[1:] if argv is None else argv, args.command)
-    commands = {"bench": _bench, "explain": _explain, "figures": _figures, "generate": _generate}
+    commands = {"bench": _bench, "explain": _explain, "squeeze": _squeeze, "figures": _figures,
+                "generate": _generate}  # fmt: skip
     command = commands[args.command]
     default = warnings.formatwarning
     warnings.formatwarning = functools.partial(_one_line, _default=default)

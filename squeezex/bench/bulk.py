@@ -46,6 +46,7 @@ from ..datasets import get_dataset
 from ..explainers import explainer_info
 from ..io import atomic_torch_save, atomic_write_json, ensure_folder
 from ..models import build_model
+from ..models.records import BACKENDS, load_weights, rebuild
 from ..progress import progress as progress_bar
 from ..training import load_checkpoint
 from .config import check_device
@@ -85,10 +86,15 @@ def load_model(path, device: str = "cpu") -> tuple[nn.Module, dict]:
     except Exception as exc:
         raise ValueError(f"{path} is not a squeezex checkpoint ({type(exc).__name__})") from None
     arch = ckpt.get("arch") or _arch_from_key(path, ckpt.get("config"), state)
+    if str(arch.get("builder")).startswith(tuple(f"{b}:" for b in BACKENDS)):
+        model = rebuild(arch)  # a squeezed model (squeezex squeeze): builder, normalisation, SE
+        load_weights(model, state, str(path))
+        return model.eval().to(device), arch
     if arch.get("builder") != "small":
         raise ValueError(
             f"{path} holds a {arch.get('builder')} model: squeezex explain reads the image "
-            "classifiers the benchmark trains (SmallCNN); explain others from Python"
+            "classifiers the benchmark trains (SmallCNN) and models squeezex squeeze wrote; "
+            "explain others from Python"
         )
     model = build_model("small", arch["num_classes"], se=arch["se"], pool=arch["pool"])
     load_checkpoint(path, model)
