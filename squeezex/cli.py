@@ -267,6 +267,10 @@ def _squeeze_parser(q) -> None:
         "--train", choices=TRAIN, default="se",
         help="what is trained; the rest stays frozen (default: %(default)s)",
     )  # fmt: skip
+    q.add_argument(
+        "--gate", choices=("normalised", "2sigmoid"), default="normalised",
+        help="how the SE vector scales the features: s/mean(s) or 2s (default: %(default)s)",
+    )  # fmt: skip
     q.add_argument("--epochs", type=_positive, default=5, help="default: %(default)s")
     q.add_argument("--lr", type=float, default=None, help="default: 3e-3 (se, se+head), 3e-4 (all)")
     q.add_argument("--layer", default=None, help="the SE block's layer (default: found)")
@@ -498,7 +502,7 @@ def _squeeze(args) -> int:
         arch=args.arch, data=args.data, out=args.out, weights=args.weights, val=args.val,
         val_split=args.val_split, size=args.size,
         mean=None if args.no_normalize else args.mean, std=None if args.no_normalize else args.std,
-        train=args.train, epochs=args.epochs, lr=args.lr, layer=args.layer,
+        train=args.train, gate=args.gate, epochs=args.epochs, lr=args.lr, layer=args.layer,
         batch_size=args.batch_size, seed=args.seed, device=args.device, progress=not args.quiet,
     )  # fmt: skip
     path, report = run_squeeze(job)

@@ -1,8 +1,9 @@
 """Squeeze an explanation out of a model someone already trained.
 
 :func:`squeeze` puts an SE block before the classifier of a trained model **as the
-identity** (:meth:`~squeezex.models.se.SEBlock.make_identity`: output ``2·σ(fc2(…))·U``
-with ``fc2`` zero, so ``2·σ(0)·U = U`` and the predictions do not change), trains only
+identity** (:meth:`~squeezex.models.se.SEBlock.make_identity`: with ``fc2`` zero every
+channel's s is σ(0) = ½, and the gate — ``s / mean(s)`` by default, or ``2·s`` — turns
+that into exactly 1, so the predictions do not change), trains only
 what ``train`` names with everything else frozen (its BatchNorm statistics and dropout
 included: :func:`~squeezex.training.fit` keeps a module that trains nothing in eval mode),
 and reports what it did: the accuracy of the model before and after, overall and per
@@ -33,7 +34,7 @@ import torch
 from torch import nn
 
 from .common import eval_mode, make_loader, split_batch
-from .models.se import SEWrapper, attach_se_head, find_se_block
+from .models.se import GATES, SEWrapper, attach_se_head, find_se_block
 from .training import fit
 
 __all__ = ["squeeze", "SqueezeReport", "TRAIN", "find_head"]
@@ -52,6 +53,7 @@ class SqueezeReport:
 
     train: str
     layer: str
+    gate: str
     epochs: int
     lr: float
     trained_parameters: int
@@ -77,7 +79,7 @@ class SqueezeReport:
     def __str__(self) -> str:
         se = self.se_vector
         lines = [
-            f"squeezed: SE block on {self.layer!r}, trained {self.train!r} "
+            f"squeezed: SE block ({self.gate} gate) on {self.layer!r}, trained {self.train!r} "
             f"({self.trained_parameters:,} parameters; {self.frozen_parameters:,} frozen), "
             f"{self.epochs} epochs at lr {self.lr:g}, {self.seconds:.1f} s",
             f"block attached as the identity: max |Δ logit| = {self.identity_max_abs_diff:.3g}",
@@ -111,6 +113,7 @@ def squeeze(
     *,
     layer: str | None = None,
     train: str = "se",
+    gate: str = "normalised",
     epochs: int = 5,
     lr: float | None = None,
     val_data=None,
@@ -136,6 +139,9 @@ def squeeze(
         layer: the layer the block goes after (dotted name; found when ``None``).
         train: ``"se"`` (the block only), ``"se+head"`` (and the classifier, the last
             module with parameters the forward pass calls), or ``"all"``.
+        gate: ``"normalised"`` (s / mean(s): the block can only move weight between
+            channels) or ``"2sigmoid"`` (2·s: it can also scale every channel up), see
+            :class:`~squeezex.models.se.SEBlock`; ``benchmarks/squeeze.py`` compares them.
         epochs, lr, batch_size, weight_decay, seed: the training (AdamW, one-cycle);
             ``lr`` defaults to :data:`DEFAULT_LR` of ``train``.
         val_data: what the report's accuracies are measured on (default: ``train_data``,
@@ -151,6 +157,8 @@ def squeeze(
     """
     if train not in TRAIN:
         raise ValueError(f"train must be one of {', '.join(TRAIN)}; got {train!r}")
+    if gate not in GATES[1:]:
+        raise ValueError(f"gate must be one of {', '.join(GATES[1:])}; got {gate!r}")
     if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1:
         raise ValueError(f"epochs must be a positive integer, got {epochs!r}")
     if find_se_block(model, required=False) is not None:
@@ -162,7 +170,7 @@ def squeeze(
     eval_data = val_data if val_data is not None else train_data
     before, targets = _logits(net, eval_data, batch_size, device)
     example = _first_inputs(train_data).to(device)
-    attach_se_head(net, layer, reduction, example=example, identity=True)
+    attach_se_head(net, layer, reduction, example=example, identity=gate)
     after, _ = _logits(net, eval_data, batch_size, device)
     wrapper_name, block = _se_site(net)
     trained = _parameters(net, train, block, example)
@@ -176,6 +184,7 @@ def squeeze(
     report = SqueezeReport(
         train=train,
         layer=wrapper_name,
+        gate=gate,
         epochs=epochs,
         lr=lr,
         trained_parameters=sum(p.numel() for p in trained),

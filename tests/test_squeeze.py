@@ -48,20 +48,26 @@ def _resnet():
         return torchvision.models.resnet18(weights=None, num_classes=3).eval()
 
 
+@pytest.mark.parametrize("gate", ["normalised", "2sigmoid"])
 @pytest.mark.parametrize("make", [_resnet, lambda: tiny_vit(3),
                                   lambda: nn.Sequential(Normalize(), _resnet())],
                          ids=["resnet18", "vit", "normalised-resnet18"])  # fmt: skip
-def test_an_identity_block_leaves_every_output_exactly_as_it_was(make):
+def test_an_identity_block_leaves_every_output_exactly_as_it_was(make, gate):
     model = make()
     x = torch.rand(6, 3, 32, 32, generator=torch.Generator().manual_seed(1))
     with torch.no_grad():
         before = model(x)
-    attach_se_head(model, identity=True)
+    attach_se_head(model, identity=gate)
     with torch.no_grad():
         after = model(x)
     assert torch.equal(before, after)
     block = [m for m in model.modules() if type(m).__name__.endswith("SEBlock")][0]
-    assert block.gain == 2.0 and not block.fc2.weight.any()
+    assert block.gate == gate and not block.fc2.weight.any()
+    with torch.no_grad():
+        block.fc2.bias.fill_(1.0)  # every channel alike: only the 2σ gate scales them all
+        assert torch.allclose(model(x), before, atol=1e-5) == (gate == "normalised")
+        block.fc2.bias.copy_(torch.linspace(-2, 2, block.fc2.bias.numel()))
+        assert not torch.allclose(model(x), before, atol=1e-5), "a trained block changes it"
 
 
 def test_a_paper_block_is_not_the_identity():

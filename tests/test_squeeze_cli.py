@@ -36,7 +36,9 @@ def test_a_squeezed_checkpoint_rebuilds_and_explains(folder, capsys):
     assert "max |Δ logit| = 0" in printed and "wrote" in printed
     model, arch = load_model(out)
     assert arch["builder"] == "torchvision:resnet18" and arch["size"] == 32
-    assert arch["mean"] == pytest.approx([0.485, 0.456, 0.406]) and arch["se"]["gain"] == 2.0
+    assert (
+        arch["mean"] == pytest.approx([0.485, 0.456, 0.406]) and arch["se"]["gate"] == "normalised"
+    )
     assert arch["squeezed"]["frozen_unchanged"] is True and len(arch["classes"]) == 6
     original = torchvision.models.resnet18(num_classes=6)
     original.load_state_dict(torch.load(folder / "resnet18.pt"))

@@ -39,6 +39,7 @@ class SqueezeJob:
     mean: tuple[float, ...] | None = IMAGENET_MEAN
     std: tuple[float, ...] | None = IMAGENET_STD
     train: str = "se"
+    gate: str = "normalised"
     epochs: int = 5
     lr: float | None = None
     layer: str | None = None
@@ -127,7 +128,7 @@ def run_squeeze(job: SqueezeJob) -> tuple[Path, SqueezeReport]:
     train, val, classes = _datasets(job)
     model = _model(job, len(classes))
     squeezed, report = squeeze(
-        model, train, layer=job.layer, train=job.train, epochs=job.epochs, lr=job.lr,
+        model, train, layer=job.layer, train=job.train, gate=job.gate, epochs=job.epochs, lr=job.lr,
         val_data=val, batch_size=job.batch_size, seed=job.seed, device=job.device,
         progress=job.progress,
     )  # fmt: skip

@@ -15,7 +15,7 @@ Example:
     >>> model = attach_se_head(model, identity=True)
     >>> record = arch_record("torchvision:resnet18", model, classes=["a", "b", "c"], size=64)
     >>> record["se"], record["mean"] is not None
-    ({'layer': '1.layer4', 'reduction': 16, 'gain': 2.0}, True)
+    ({'layer': '1.layer4', 'reduction': 16, 'gate': 'normalised'}, True)
     >>> again = rebuild(record)
     >>> again.load_state_dict(model.state_dict())
     <All keys matched successfully>
@@ -90,7 +90,7 @@ def load_weights(model: nn.Module, state: dict, source: str) -> None:
 def arch_record(builder: str, model: nn.Module, *, classes: list[str] | None, size: int,
                 **extra) -> dict:  # fmt: skip
     """What rebuilds ``model``: the builder, classes, input size, its :class:`Normalize`
-    (first module of an ``nn.Sequential``) and its SE block's site, reduction and gain."""
+    (first module of an ``nn.Sequential``) and its SE block's site, reduction and gate."""
     norm = (
         model[0] if isinstance(model, nn.Sequential) and isinstance(model[0], Normalize) else None
     )
@@ -107,7 +107,7 @@ def arch_record(builder: str, model: nn.Module, *, classes: list[str] | None, si
         "std": norm.std.tolist() if norm is not None else None,
         "se": None
         if block is None
-        else {"layer": site, "reduction": block.reduction, "gain": block.gain},  # fmt: skip
+        else {"layer": site, "reduction": block.reduction, "gate": block.gate},  # fmt: skip
         **extra,
     }
 
@@ -122,7 +122,7 @@ def rebuild(arch: dict) -> nn.Module:
     if se:
         size = arch.get("size") or 224
         attach_se_head(model, se["layer"], se["reduction"], input_size=(3, size, size))
-        find_se_block(model).gain = float(se.get("gain", 1.0))
+        find_se_block(model).gate = se.get("gate", "sigmoid")
     return model.eval()
 
 

@@ -29,6 +29,7 @@ __all__ = [
     "SEBlock",
     "TokenSEBlock",
     "LAYOUTS",
+    "GATES",
     "SEWrapper",
     "attach_se_head",
     "find_feature_layer",
@@ -61,42 +62,50 @@ class SEBlock(SqueezeExcitation):
         squeeze: ``"sample"`` (default: one z per sample, per clip for video) or
             ``"batch"`` (one z for the whole mini-batch, as in the authors' earlier code;
             explanations then depend on the other samples of the batch).
-        gain: the output is ``gain · s · U``. 1 is the paper's block. A block attached to
-            a trained model uses 2 with ``fc2`` zero-initialised (:meth:`make_identity`):
-            s = σ(0) = ½ on every channel, so ``2 · s · U = U`` exactly and the model's
-            predictions do not change until the block is trained. The SE vector s stays
-            the sigmoid's output in (0, 1); the gain is a constant factor every channel
-            shares, so the maps and the channel rules read the same s either way.
+        gate: how the SE vector s = σ(fc2(relu(fc1(z)))) scales U. ``"sigmoid"``: s · U,
+            the paper's block. The two others start as the identity once ``fc2`` is zero
+            (:meth:`make_identity`, what :func:`squeezex.squeeze` attaches to a trained
+            model): ``"2sigmoid"``: 2 · s · U (2 · σ(0) = 1); ``"normalised"``:
+            s / mean_c(s) · U, which can only move weight between channels, never scale
+            them all up at once (``benchmarks/squeeze.py`` compares the two). Both are
+            exact: with ``fc2`` zero the output is U bit for bit. s itself is the
+            sigmoid's output in (0, 1) under every gate, so the maps and the channel
+            rules read the same vector.
     """
 
     #: Set by :meth:`recording` (a class default, so blocks pickled before it exist load).
     _tape: dict | None = None
-    #: A class default too, so blocks pickled before the gain existed load with the paper's 1.
-    gain: float = 1.0
+    #: A class default too, so blocks pickled before the gate existed load as the paper's.
+    gate: str = "sigmoid"
     #: A model holding an SE block reads its tokens through the block, not through a
     #: :class:`~squeezex.models.tokens.TokenView` (:func:`~squeezex.models.tokens.token_view`).
     reads_tokens_itself = True
 
     def __init__(self, channels: int, reduction: int = 16, squeeze: str = "sample",
-                 gain: float = 1.0) -> None:  # fmt: skip
+                 gate: str = "sigmoid") -> None:  # fmt: skip
         if reduction < 1:
             raise ValueError(f"reduction must be >= 1, got {reduction}")
         if squeeze not in ("sample", "batch"):
             raise ValueError(f"squeeze must be 'sample' or 'batch', got {squeeze!r}")
-        if not (isinstance(gain, int | float) and math.isfinite(gain) and gain > 0):
-            raise ValueError(f"gain must be a positive number, got {gain!r}")
+        if gate not in GATES:
+            raise ValueError(f"gate must be one of {', '.join(GATES)}, got {gate!r}")
         super().__init__(channels, max(channels // reduction, 1))
         self.channels = channels
         self.reduction = reduction
         self.squeeze = squeeze
-        self.gain = float(gain)
+        self.gate = gate
 
-    def make_identity(self) -> SEBlock:
-        """Set the gain to 2 and zero ``fc2`` (weights and bias): the block then passes its
-        input through unchanged (``2 · σ(0) · U = U``, exact in floating point) until it
-        is trained. Only ``fc2`` is learnt from the first step; ``fc1``'s gradient is zero
-        until ``fc2`` moves off zero (the zero-initialised residual branch's habit)."""
-        self.gain = 2.0
+    def make_identity(self, gate: str = "normalised") -> SEBlock:
+        """Use ``gate`` (``"normalised"`` or ``"2sigmoid"``) and zero ``fc2`` (weights and
+        bias): the block then passes its input through unchanged (σ(0) = ½ on every
+        channel: ``2 · ½ · U`` and ``½ / ½ · U`` are U exactly) until it is trained. Only
+        ``fc2`` learns at the first step; ``fc1``'s gradient is zero until ``fc2`` moves
+        off zero (the zero-initialised residual branch's habit)."""
+        if gate not in GATES[1:]:
+            raise ValueError(
+                f"an identity block's gate is one of {', '.join(GATES[1:])}, got {gate!r}"
+            )
+        self.gate = gate
         nn.init.zeros_(self.fc2.weight)
         nn.init.zeros_(self.fc2.bias)
         return self
@@ -136,15 +145,20 @@ class SEBlock(SqueezeExcitation):
         if self._tape is not None:
             self._tape["e"] = excite
         scale = self.scale_activation(excite)
-        if self.gain != 1.0:
-            scale = scale * self.gain
+        if self.gate == "2sigmoid":
+            scale = 2 * scale
+        elif self.gate == "normalised":
+            scale = scale / scale.mean(dim=1, keepdim=True)
         return scale.reshape(scale.shape[0], self.channels, *([1] * (input.dim() - 2)))
 
     def extra_repr(self) -> str:
-        gain = f", gain={self.gain:g}" if self.gain != 1.0 else ""
+        gate = f", gate={self.gate!r}" if self.gate != "sigmoid" else ""
         return (f"channels={self.channels}, reduction={self.reduction}, "
-                f"squeeze={self.squeeze!r}{gain}")  # fmt: skip
+                f"squeeze={self.squeeze!r}{gate}")  # fmt: skip
 
+
+#: How an SE block's vector scales the features (:class:`SEBlock`'s ``gate``).
+GATES = ("sigmoid", "2sigmoid", "normalised")
 
 #: Feature layouts an SE block reads: N×C×… (convolutions), N×…×C (Swin, video Swin),
 #: N×L×D tokens (ViT, MViT), optionally after ``prefix`` class/register tokens.
@@ -179,9 +193,9 @@ class TokenSEBlock(SEBlock):
     def __init__(
         self, channels: int, reduction: int = 16, squeeze: str = "sample",
         layout: str = "channels_last", prefix: int = 0, grid: Sequence[int] | None = None,
-        gain: float = 1.0,
+        gate: str = "sigmoid",
     ) -> None:  # fmt: skip
-        super().__init__(channels, reduction, squeeze, gain)
+        super().__init__(channels, reduction, squeeze, gate)
         if layout not in LAYOUTS[1:]:
             raise ValueError(f"layout must be 'channels_last' or 'tokens', got {layout!r}")
         if prefix < 0 or (prefix and layout != "tokens"):
@@ -392,7 +406,7 @@ def attach_se_head(
     example: torch.Tensor | None = None,
     layout: str | None = None,
     grid: Sequence[int] | None = None,
-    identity: bool = False,
+    identity: bool | str = False,
 ) -> nn.Module:
     """Put an SE block on the output of ``model``'s last spatial feature layer.
 
@@ -423,10 +437,11 @@ def attach_se_head(
             on it instead of a size squeezex guesses.
         layout: force ``"channels_first"``, ``"channels_last"`` or ``"tokens"``.
         grid: the patch grid of a token layout when it is not square.
-        identity: start the block as the identity (:meth:`SEBlock.make_identity`: gain 2,
-            ``fc2`` zero), so a trained model's outputs do not change until the block
-            is trained (what :func:`squeezex.squeeze` does). Default: the paper's block,
-            randomly initialised, which changes the outputs at once.
+        identity: start the block as the identity with this gate (``"normalised"`` or
+            ``"2sigmoid"``, see :class:`SEBlock`; ``True`` means ``"normalised"``), so a
+            trained model's outputs do not change until the block is trained (what
+            :func:`squeezex.squeeze` does). Default: the paper's block, randomly
+            initialised, which changes the outputs at once.
 
     Returns:
         The same ``model`` object, modified.
@@ -454,7 +469,7 @@ def attach_se_head(
             name, grid = _token_site(model, name, x, grid)
         se = TokenSEBlock(shape[-1], reduction, squeeze, layout, prefix_tokens(model), grid)
     if identity:
-        se.make_identity()
+        se.make_identity("normalised" if identity is True else identity)
     param = next(model.parameters(), None)
     if param is not None:
         se = se.to(device=param.device, dtype=param.dtype)
