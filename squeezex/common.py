@@ -30,6 +30,7 @@ __all__ = [
     "ExplanationWarning",
     "quiet_empty_maps",
     "eval_mode",
+    "train_mode",
     "normalize_target",
     "check_target_range",
     "check_inputs",
@@ -78,6 +79,32 @@ def eval_mode(model: nn.Module, enabled: bool = True):
     finally:
         for m in training:
             m.training = True
+
+
+@contextmanager
+def train_mode(model: nn.Module, parameters: Sequence[nn.Parameter] | None = None):
+    """Put ``model`` in training mode for :func:`squeezex.training.fit`: all of it, or, when
+    ``parameters`` are given, only the modules that own one of them (every other module
+    stays in eval mode: frozen BatchNorm statistics and dropout do not change), with
+    ``requires_grad`` on for ``parameters`` only. The ``requires_grad`` flags are restored
+    on the way out; the modes are not (fit leaves its model in eval mode)."""
+    if parameters is None:
+        model.train()
+        yield model
+        return
+    ids = {id(p) for p in parameters}
+    flags = [(p, p.requires_grad) for p in model.parameters()]
+    model.eval()
+    for m in model.modules():
+        if any(id(p) in ids for p in m.parameters(recurse=False)):
+            m.training = True
+    try:
+        for p, _ in flags:
+            p.requires_grad_(id(p) in ids)
+        yield model
+    finally:
+        for p, flag in flags:
+            p.requires_grad_(flag)
 
 
 def _training_modules(model: nn.Module) -> list[nn.Module]:

@@ -155,14 +155,7 @@ def squeeze(
             block, or what :func:`~squeezex.attach_se_head` refuses (with the layers to
             choose from).
     """
-    if train not in TRAIN:
-        raise ValueError(f"train must be one of {', '.join(TRAIN)}; got {train!r}")
-    if gate not in GATES[1:]:
-        raise ValueError(f"gate must be one of {', '.join(GATES[1:])}; got {gate!r}")
-    if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1:
-        raise ValueError(f"epochs must be a positive integer, got {epochs!r}")
-    if find_se_block(model, required=False) is not None:
-        raise ValueError(f"{type(model).__name__} already has an SE block: nothing to squeeze")
+    _check(model, train, gate, epochs)
     lr = DEFAULT_LR[train] if lr is None else lr
     start = time.perf_counter()
     net = (copy.deepcopy(model) if copy_model else model).to(device).eval()
@@ -182,11 +175,7 @@ def squeeze(
     classes = getattr(eval_data, "classes", None)
     ids = {id(p) for p in trained}
     report = SqueezeReport(
-        train=train,
-        layer=wrapper_name,
-        gate=gate,
-        epochs=epochs,
-        lr=lr,
+        train=train, layer=wrapper_name, gate=gate, epochs=epochs, lr=lr,
         trained_parameters=sum(p.numel() for p in trained),
         frozen_parameters=sum(p.numel() for p in net.parameters() if id(p) not in ids),
         evaluated_on=evaluated_on,
@@ -196,11 +185,21 @@ def squeeze(
         per_class_original=_per_class(before, targets, classes),
         per_class_squeezed=_per_class(squeezed, targets, classes),
         frozen_unchanged=None if frozen is None else _unchanged(net, frozen),
-        losses=result.losses,
-        se_vector=_se_vector(net, eval_data, targets, batch_size, device),
-    )
+        losses=result.losses, se_vector=_se_vector(net, eval_data, targets, batch_size, device),
+    )  # fmt: skip
     report.seconds = time.perf_counter() - start
     return net, report
+
+
+def _check(model: nn.Module, train: str, gate: str, epochs) -> None:
+    if train not in TRAIN:
+        raise ValueError(f"train must be one of {', '.join(TRAIN)}; got {train!r}")
+    if gate not in GATES[1:]:
+        raise ValueError(f"gate must be one of {', '.join(GATES[1:])}; got {gate!r}")
+    if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1:
+        raise ValueError(f"epochs must be a positive integer, got {epochs!r}")
+    if find_se_block(model, required=False) is not None:
+        raise ValueError(f"{type(model).__name__} already has an SE block: nothing to squeeze")
 
 
 def find_head(model: nn.Module, example: torch.Tensor) -> nn.Module:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
@@ -11,7 +10,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .common import eval_mode, make_loader, split_batch
+from .common import eval_mode, make_loader, split_batch, train_mode
 from .io import atomic_torch_save
 from .progress import progress as progress_bar
 
@@ -125,7 +124,7 @@ def fit(
     opt, sched = _optimiser(trained, lr, weight_decay, epochs * len(batches))
     result = FitResult()
     start = time.perf_counter()
-    with _only(model, trained, all_of_them=parameters is None):
+    with train_mode(model, None if parameters is None else trained):
         _train_loop(model, objective, batches, opt, sched, epochs, device, progress, desc, result)
     result.seconds = time.perf_counter() - start
     model.eval()
@@ -164,29 +163,6 @@ def _trained(model: nn.Module, parameters) -> list[nn.Parameter]:
     if any(id(p) not in own for p in trained):
         raise ValueError("parameters must be parameters of the model being trained")
     return trained
-
-
-@contextmanager
-def _only(model: nn.Module, trained: list[nn.Parameter], all_of_them: bool):
-    """Train mode and gradients for the ``trained`` parameters' modules only (see
-    :func:`fit`); every ``requires_grad`` flag is restored on the way out."""
-    if all_of_them:
-        model.train()
-        yield
-        return
-    ids = {id(p) for p in trained}
-    flags = [(p, p.requires_grad) for p in model.parameters()]
-    model.eval()
-    for m in model.modules():
-        if any(id(p) in ids for p in m.parameters(recurse=False)):
-            m.training = True
-    try:
-        for p, _ in flags:
-            p.requires_grad_(id(p) in ids)
-        yield
-    finally:
-        for p, flag in flags:
-            p.requires_grad_(flag)
 
 
 def _to(x, device):

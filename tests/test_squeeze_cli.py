@@ -63,6 +63,7 @@ def test_a_squeezed_checkpoint_rebuilds_and_explains(folder, capsys):
         (["--val", "{root}/other"], "--val {root}/other has classes the training data does not: zebra"),
         (["--weights", "{root}/none.pt"], "no such file"),
         (["--out", "{root}"], "is a folder: name the checkpoint file"),
+        (["--out", "{root}/resnet18.pt/x.pt"], "is a file, not a folder"),
         (["--mean", "0.5,0.5"], "mean and std need one value per channel"),
     ],
 )  # fmt: skip

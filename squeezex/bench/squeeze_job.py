@@ -16,6 +16,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from ..io import ensure_folder
 from ..models import IMAGENET_MEAN, IMAGENET_STD, Normalize
 from ..models.records import arch_record, build_backbone, load_weights
 from ..squeezing import TRAIN, SqueezeReport, squeeze
@@ -60,6 +61,7 @@ class SqueezeJob:
         out = Path(self.out)
         if out.is_dir():
             raise ValueError(f"--out {out} is a folder: name the checkpoint file (.pt)")
+        ensure_folder(out.parent, "--out's folder")  # before training, not after
 
 
 def _datasets(job: SqueezeJob):
@@ -79,19 +81,19 @@ def _datasets(job: SqueezeJob):
                 f"{', '.join(extra) or 'no class folders'}"
             )
         val = open_data(job.val, job.size, classes=classes)
-        return _pairs(data.dataset), _pairs(val.dataset), classes
+        return _Pairs(data.dataset), _Pairs(val.dataset), classes
     n = len(data.dataset)
     n_val = max(1, round(n * job.val_split))
     if n - n_val < 1:
         raise ValueError(f"--data {job.data}: {n} images leave none to train on")
     order = torch.randperm(n, generator=torch.Generator().manual_seed(job.seed)).tolist()
-    pairs = _pairs(data.dataset)
+    pairs = _Pairs(data.dataset)
     train = torch.utils.data.Subset(pairs, order[n_val:])
     val = torch.utils.data.Subset(pairs, order[:n_val])
     return train, val, classes
 
 
-class _pairs(torch.utils.data.Dataset):
+class _Pairs(torch.utils.data.Dataset):
     """A folder's ``(image, label, index)`` items as ``(image, label)``."""
 
     def __init__(self, ds) -> None:
