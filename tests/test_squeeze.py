@@ -160,3 +160,22 @@ def test_bad_requests_are_named():
         Normalize((0.5, 0.5), (0.2,))
     with pytest.raises(ValueError, match="expects N×3×"):
         Normalize()(torch.rand(1, 1, 4, 4))
+
+
+def test_prefix_tokens_count_distillation_tokens_and_trust_a_declared_count():
+    """A distilled DeiT has a class and a distillation token before its patches (timm
+    names them ``cls_token`` and ``dist_token``); a timm model declares the count."""
+    from squeezex.models.tokens import prefix_tokens
+
+    class Distilled(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.cls_token = nn.Parameter(torch.zeros(1, 1, 8))
+            self.dist_token = nn.Parameter(torch.zeros(1, 1, 8))
+
+    class Declared(Distilled):
+        num_prefix_tokens = 5  # e.g. class + 4 registers, whatever its parameters say
+
+    assert prefix_tokens(Distilled()) == 2
+    assert prefix_tokens(Declared()) == 5
+    assert prefix_tokens(tiny_vit(3)) == 1  # torchvision's class_token, as before

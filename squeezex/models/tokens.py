@@ -29,11 +29,17 @@ __all__ = ["TokenView", "patches_to_map", "prefix_tokens", "token_site", "token_
 
 
 def prefix_tokens(model: nn.Module) -> int:
-    """Class and register tokens before the patch tokens (torchvision's ViT
-    ``class_token`` (1, 1, D), MViT's ``pos_encoding.class_token`` (D,))."""
+    """Class, distillation and register tokens before the patch tokens: the count a timm
+    model declares (``num_prefix_tokens``), else the token parameters found (torchvision's
+    ViT ``class_token`` (1, 1, D), MViT's ``pos_encoding.class_token`` (D,), a distilled
+    DeiT's ``dist_token``, ``register_tokens`` (1, k, D))."""
+    for m in model.modules():
+        declared = getattr(m, "num_prefix_tokens", None)
+        if isinstance(declared, int) and not isinstance(declared, bool):
+            return declared
     n = 0
     for name, p in model.named_parameters():
-        if name.rsplit(".", 1)[-1] in ("class_token", "cls_token", "register_tokens"):
+        if name.rsplit(".", 1)[-1] in ("class_token", "cls_token", "dist_token", "register_tokens"):
             n += 1 if p.dim() == 1 else p.shape[-2]  # (D,), (k, D) or (1, k, D)
     return n
 
