@@ -234,7 +234,8 @@ def _fraction(v: str) -> float:
 
 def _squeeze_parser(q) -> None:
     from .models import IMAGENET_MEAN, IMAGENET_STD
-    from .squeezing import TRAIN
+    from .models.se import GATES
+    from .squeezing import DEFAULT_LR, TRAIN
 
     q.add_argument(
         "--arch", required=True,
@@ -268,11 +269,12 @@ def _squeeze_parser(q) -> None:
         help="what is trained; the rest stays frozen (default: %(default)s)",
     )  # fmt: skip
     q.add_argument(
-        "--gate", choices=("normalised", "2sigmoid"), default="normalised",
+        "--gate", choices=GATES[1:], default="normalised",
         help="how the SE vector scales the features: s/mean(s) or 2s (default: %(default)s)",
     )  # fmt: skip
     q.add_argument("--epochs", type=_positive, default=5, help="default: %(default)s")
-    q.add_argument("--lr", type=float, default=None, help="default: 3e-3 (se, se+head), 3e-4 (all)")
+    lrs = ", ".join(f"{v:g} ({k})" for k, v in DEFAULT_LR.items())
+    q.add_argument("--lr", type=float, default=None, help=f"default: {lrs}")
     q.add_argument("--layer", default=None, help="the SE block's layer (default: found)")
     q.add_argument("--batch-size", type=_positive, default=32, help="default: %(default)s")
     q.add_argument("--seed", type=_natural, default=0, help="default: %(default)s")

@@ -34,8 +34,8 @@ import torch
 from torch import nn
 
 from .common import eval_mode, make_loader, split_batch
-from .models.se import GATES, SEWrapper, attach_se_head, find_se_block
-from .training import fit
+from .models.se import GATES, attach_se_head, find_se_block, se_site
+from .training import _decide, fit
 
 __all__ = ["squeeze", "SqueezeReport", "TRAIN", "find_head"]
 
@@ -165,7 +165,7 @@ def squeeze(
     example = _first_inputs(train_data).to(device)
     attach_se_head(net, layer, reduction, example=example, identity=gate)
     after, _ = _logits(net, eval_data, batch_size, device)
-    wrapper_name, block = _se_site(net)
+    wrapper_name, block = se_site(net), find_se_block(net)
     trained = _parameters(net, train, block, example)
     frozen = _frozen_state(net, trained) if train != "all" else None
     result = fit(net, train_data, epochs=epochs, lr=lr, weight_decay=weight_decay,
@@ -220,13 +220,6 @@ def find_head(model: nn.Module, example: torch.Tensor) -> nn.Module:
     return order[-1]
 
 
-def _se_site(model: nn.Module) -> tuple[str, nn.Module]:
-    for name, m in model.named_modules():
-        if isinstance(m, SEWrapper):
-            return name, m.se
-    raise AssertionError("attach_se_head left no SEWrapper")  # pragma: no cover
-
-
 def _parameters(model: nn.Module, train: str, block: nn.Module, example) -> list:
     if train == "all":
         return list(model.parameters())
@@ -272,17 +265,13 @@ def _logits(model: nn.Module, data, batch_size: int, device) -> tuple[torch.Tens
     return torch.cat(outs), torch.cat(targets)
 
 
-def _decisions(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-    return (logits > 0).long() if targets.dim() == 2 else logits.argmax(1)
-
-
 def _accuracy(logits: torch.Tensor, targets: torch.Tensor) -> float:
-    return (_decisions(logits, targets) == targets).float().mean().item()
+    return (_decide(logits, targets) == targets).float().mean().item()
 
 
 def _per_class(logits: torch.Tensor, targets: torch.Tensor, classes) -> dict[str, float]:
     """Accuracy per class (single-label) or per attribute (multi-label), by name."""
-    hits = (_decisions(logits, targets) == targets).float()
+    hits = (_decide(logits, targets) == targets).float()
     if targets.dim() == 2:
         k = targets.shape[1]
         names = classes if classes is not None and len(classes) == k else range(k)

@@ -26,7 +26,7 @@ from __future__ import annotations
 from torch import nn
 
 from .normalize import Normalize
-from .se import SEWrapper, attach_se_head, find_se_block
+from .se import attach_se_head, find_se_block, se_site
 
 __all__ = ["arch_record", "rebuild", "build_backbone", "load_weights", "BACKENDS"]
 
@@ -95,7 +95,7 @@ def arch_record(builder: str, model: nn.Module, *, classes: list[str] | None, si
         model[0] if isinstance(model, nn.Sequential) and isinstance(model[0], Normalize) else None
     )
     block = find_se_block(model, required=False)
-    site = next((n for n, m in model.named_modules() if isinstance(m, SEWrapper)), None)
+    site = se_site(model)
     head = model[1] if norm is not None else model
     out = _num_classes(head)
     return {

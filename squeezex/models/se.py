@@ -34,6 +34,7 @@ __all__ = [
     "attach_se_head",
     "find_feature_layer",
     "find_se_block",
+    "se_site",
     "get_submodule",
     "layer_output_shape",
 ]
@@ -541,3 +542,9 @@ def find_se_block(model: nn.Module, required: bool = True) -> SEBlock | None:
             "and train the model before asking for an SE explanation"
         )
     return None
+
+
+def se_site(model: nn.Module) -> str | None:
+    """The dotted name of the layer :func:`attach_se_head` wrapped (its ``SEWrapper``), or
+    ``None`` when the model has none."""
+    return next((n for n, m in model.named_modules() if isinstance(m, SEWrapper)), None)
