@@ -179,3 +179,70 @@ def test_prefix_tokens_count_distillation_tokens_and_trust_a_declared_count():
     assert prefix_tokens(Distilled()) == 2
     assert prefix_tokens(Declared()) == 5
     assert prefix_tokens(tiny_vit(3)) == 1  # torchvision's class_token, as before
+
+
+class _Mixer(nn.Module):
+    """An MLP-Mixer's shape (timm's MlpMixer, ResMLP, gMLP): patch tokens with no class
+    token, a token-mixing MLP whose width is the number of tokens, mean over tokens."""
+
+    def __init__(self, classes=3, dim=8, grid=4):
+        super().__init__()
+        self.stem = nn.Conv2d(3, dim, 8, 8)
+        self.mix = nn.Linear(grid * grid, grid * grid)  # across tokens: in_features = L
+        self.norm = nn.LayerNorm(dim)
+        self.head = nn.Linear(dim, classes)
+
+    def forward(self, x):
+        t = self.stem(x).flatten(2).transpose(1, 2)  # N×L×D
+        t = t + self.mix(t.transpose(1, 2)).transpose(1, 2)
+        return self.head(self.norm(t).mean(1))
+
+
+class _PiT(nn.Module):
+    """timm's PiT's shape: pooling stages (``transformers``) of token blocks, and a head
+    that reads only the class token after the last stage's ``norm``."""
+
+    def __init__(self, classes=3, dim=8):
+        super().__init__()
+        self.cls_token = nn.Parameter(torch.zeros(1, 1, dim))
+        self.stem = nn.Conv2d(3, dim, 8, 8)
+        stage = nn.Module()
+        stage.blocks = nn.Sequential(*[nn.Linear(dim, dim) for _ in range(3)])
+        self.transformers = nn.Sequential(stage)
+        self.norm = nn.LayerNorm(dim)
+        self.head = nn.Linear(dim, classes)
+
+    def forward(self, x):
+        t = self.stem(x).flatten(2).transpose(1, 2)
+        t = torch.cat([self.cls_token.expand(len(t), -1, -1), t], 1)
+        for block in self.transformers[0].blocks:
+            t = t + torch.softmax(t @ t.transpose(1, 2), -1) @ block(t)  # attention-like
+        return self.head(self.norm(t[:, :1])[:, 0])
+
+
+@pytest.mark.parametrize("make", [_Mixer, _PiT], ids=["token-only", "pooling-transformer"])
+def test_token_models_take_the_se_head_where_the_head_reads_them(make):
+    """A token-only model (tokens N×L×D whose L is also a token-mixing MLP's width) was
+    refused with a message suggesting the very layer it refused; a PiT's class token
+    alone reached its final norm, so the block had no patch to map. Both now map."""
+    from squeezex import SEAttribution
+    from squeezex.models.se import find_se_block, se_site
+
+    torch.manual_seed(0)
+    model = attach_se_head(make().eval(), input_size=(3, 32, 32))
+    site = se_site(model)
+    assert site == ("norm" if make is _Mixer else "transformers.0.blocks.1")
+    assert find_se_block(model).layout == "tokens"
+    maps = SEAttribution(model).attribute(torch.rand(2, 3, 32, 32), target=0)
+    assert maps.shape == (2, 1, 32, 32) and torch.isfinite(maps).all()
+    assert (maps.flatten(1).std(1) > 0).all(), "a map over the 4×4 patches, not a constant"
+
+
+def test_a_multi_branch_model_is_refused_with_what_to_pass():
+    class _Cross(_Mixer):
+        def __init__(self):
+            super().__init__()
+            self.norm = nn.ModuleList([nn.LayerNorm(8), nn.LayerNorm(8)])
+
+    with pytest.raises(ValueError, match=r"2 token branches \('norm.0', 'norm.1'\).*layout='tokens'"):
+        attach_se_head(_Cross(), input_size=(3, 32, 32))

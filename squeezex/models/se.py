@@ -454,6 +454,8 @@ def attach_se_head(
     if find_se_block(model, required=False) is not None:
         raise ValueError(f"{type(model).__name__} already has an SE block")
     x = _example_input(model, input_size, example)
+    if layer is None:
+        _refuse_branches(model)
     name = layer if layer is not None else find_feature_layer(model, example=x)
     target = get_submodule(model, name)
     if isinstance(target, SEWrapper | SEBlock):
@@ -478,6 +480,20 @@ def attach_se_head(
     return model
 
 
+def _refuse_branches(model: nn.Module) -> None:
+    """A model with several token branches whose heads are averaged (timm's CrossViT) has
+    no one feature map: say which to pass."""
+    norms = getattr(model, "norm", None)
+    if isinstance(norms, nn.ModuleList) and len(norms) > 1:
+        names = ", ".join(f"'norm.{i}'" for i in range(len(norms)))
+        raise ValueError(
+            f"{type(model).__name__} has {len(norms)} token branches ({names}) whose heads are "
+            "averaged: one SE head explains one feature map. Pass layer= the block of one "
+            "branch whose tokens its class token reads last (e.g. the last multi-scale "
+            "block's branch) and layout='tokens', or explain the branches apart"
+        )
+
+
 def _check_spatial(model: nn.Module, name: str, shape, input_size) -> None:
     one_d = any(isinstance(m, nn.Conv1d) for m in model.modules())  # 1-D signal models
     if shape is None or len(shape) not in ((3, 4, 5) if one_d else (4, 5)):
@@ -495,8 +511,12 @@ def _layout(model: nn.Module, shape, grid=None) -> str:
     come after a class token or fill a grid (a square, or the ``grid`` given)."""
     if shape is None or len(shape) < 3:
         return "channels_first"  # refused with the usual message
-    widths = {m.in_features for m in model.modules() if isinstance(m, nn.Linear)}
-    if shape[-1] not in widths or shape[1] in widths:
+    linears = [m for m in model.modules() if isinstance(m, nn.Linear)]
+    widths = {m.in_features for m in linears}
+    # the classifier's width last (N×L×D) is tokens even when L is some other layer's width
+    # (an MLP-Mixer's token-mixing MLPs take the L tokens)
+    head = bool(linears) and shape[-1] == linears[-1].in_features != shape[1]
+    if not head and (shape[-1] not in widths or shape[1] in widths):
         return "channels_first"
     if len(shape) > 3:
         return "channels_last"

@@ -47,7 +47,9 @@ def prefix_tokens(model: nn.Module) -> int:
 def token_site(model: nn.Module) -> str | None:
     """The module whose output is the tokens entering the last encoder block: ViT's
     ``encoder.layers`` second-to-last block (``encoder.dropout`` for one block), MViT's
-    ``blocks`` second-to-last; ``None`` for other models."""
+    ``blocks`` second-to-last, timm's PiT last stage's second-to-last block (its head reads
+    only the class token, which attends to the patch tokens there); ``None`` for other
+    models."""
     blocks = getattr(getattr(model, "encoder", None), "layers", None)
     if isinstance(blocks, nn.Sequential) and hasattr(model, "class_token"):  # ViT
         names = [f"encoder.layers.{n}" for n, _ in blocks.named_children()]
@@ -55,6 +57,12 @@ def token_site(model: nn.Module) -> str | None:
     blocks = getattr(model, "blocks", None)
     if isinstance(blocks, nn.ModuleList) and hasattr(model, "pos_encoding") and len(blocks) > 1:
         return f"blocks.{len(blocks) - 2}"  # MViT: blocks return (tokens, [t, h, w])
+    stages = getattr(model, "transformers", None)  # timm's PiT: pooling stages, a class token
+    if isinstance(stages, nn.Sequential) and hasattr(model, "cls_token") and len(stages):
+        last = len(stages) - 1
+        blocks = getattr(stages[last], "blocks", None)
+        if isinstance(blocks, nn.Sequential) and len(blocks) > 1:
+            return f"transformers.{last}.blocks.{len(blocks) - 2}"
     return None
 
 
