@@ -20,7 +20,7 @@ JOBS     ?= $(shell $(PYTHON) -c "import os; print(len(os.sched_getaffinity(0)))
 TEST_ENV := SQUEEZEX_SMOKE=1 OMP_NUM_THREADS=1
 PYTEST   := $(TEST_ENV) $(PY) -m pytest -n $(JOBS) --dist loadscope
 
-.PHONY: setup demo bench test test-fast test-notebooks lint format lab bench-cost clean
+.PHONY: setup demo bench bench-archs test test-fast test-notebooks lint format lab bench-cost clean
 
 setup: $(BASE)/.complete
 	@if [ "$$(readlink $(VENV))" != "$(BASE)" ]; then rm -rf $(VENV); ln -s $(BASE) $(VENV); fi
@@ -45,6 +45,11 @@ demo: setup
 bench: setup
 	$(PY) -m squeezex bench --preset full --out $(BENCH_OUT)
 	$(PY) -m squeezex figures --results $(BENCH_OUT) --out $(BENCH_OUT)/figures
+
+# the study across architectures (small, resnet, convnext, vit; with and without SE and
+# squeezed; three seeds, each explained): benchmarks/archs.json and the README's table
+bench-archs: setup
+	$(PY) benchmarks/archs.py
 
 # everything CI runs: pytest (browser and Slurm tests included when they can run) and every
 # notebook executed by nbval in its short configuration

@@ -111,7 +111,31 @@ def _bench_parser(b) -> argparse.ArgumentParser:
         help="global pooling of the CNN head (default: %(default)s)",
     )  # fmt: skip
     b.add_argument("--device", default="cpu", help="cpu, cuda, cuda:<i> or mps (default: cpu)")
+    _bench_model_options(b)
     return _bench_run_options(b)
+
+
+def _bench_model_options(b) -> None:
+    """Which architecture a run trains, or which checkpoint and folder it scores."""
+    from .models.archs import get_arch, list_archs
+
+    archs = "; ".join(f"{k}: {get_arch(k).description}" for k in list_archs())
+    m = b.add_argument_group("your model, your data")
+    m.add_argument(
+        "--arch", default="small", type=_choices(list_archs(), "architecture"),
+        help=f"the architecture trained with and without SE ({archs}) (default: %(default)s)",
+    )  # fmt: skip
+    m.add_argument(
+        "--model", default=None,
+        help="score this checkpoint (squeezex squeeze's or the benchmark's) instead of "
+        "training: one seed, no model without SE (default: train --arch)",
+    )  # fmt: skip
+    m.add_argument(
+        "--data", default=None,
+        help="your image folder (<class>/<image>) instead of --dataset: a fifth of each class "
+        "is test; masks in <data>_MASK/<class>/<image>.png turn on localisation (default: "
+        "--dataset)",
+    )  # fmt: skip
 
 
 def _bench_run_options(b) -> argparse.ArgumentParser:
@@ -415,7 +439,10 @@ def _bench_config(args):
         pool=args.pool, device=args.device, out=args.out,
         checkpoints=args.checkpoints or None, vebi_mu=args.vebi_mu,
         families=args.families.split(","), explain_seeds=args.explain_seeds,
+        arch=args.arch, model=args.model, data=args.data,
     )  # fmt: skip
+    if args.data is not None and "dataset" in getattr(args, "given", ()):
+        raise ValueError("give --data (your folder) or --dataset (a registered one), not both")
     if args.preset:
         fields = {k: v for k, v in fields.items() if k in args.given}
     fields = {_FIELDS.get(k, k): v for k, v in fields.items()}
@@ -560,7 +587,7 @@ def main(argv: list[str] | None = None) -> int:
 
     parser = _parser(argv)
     args = parser.parse_args(argv)
-    if getattr(args, "preset", None):
+    if getattr(args, "preset", None) or (args.command == "bench" and args.data):
         args.given = _given(sys.argv[1:] if argv is None else argv, args.command)
     commands = {"bench": _bench, "explain": _explain, "squeeze": _squeeze, "figures": _figures,
                 "generate": _generate}  # fmt: skip

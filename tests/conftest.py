@@ -52,6 +52,11 @@ SLOW_TESTS = (
     "test_every_metric_of_a_methods_all_run_has_a_direction",
     "test_scenes_small_cnn_learns_the_shapes",
     "test_every_module_imports_on_its_own",
+    "test_bench_runs_end_to_end_for_every_architecture",
+    "test_a_folder_with_masks_is_scored_for_localisation",
+    "test_a_folder_without_masks_skips_localisation_and_says_why",
+    "test_a_squeezed_checkpoint_is_scored_without_training",
+    "test_a_changed_folder_is_another_dataset_key",
 )
 
 

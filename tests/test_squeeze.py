@@ -244,5 +244,7 @@ def test_a_multi_branch_model_is_refused_with_what_to_pass():
             super().__init__()
             self.norm = nn.ModuleList([nn.LayerNorm(8), nn.LayerNorm(8)])
 
-    with pytest.raises(ValueError, match=r"2 token branches \('norm.0', 'norm.1'\).*layout='tokens'"):
+    with pytest.raises(
+        ValueError, match=r"2 token branches \('norm.0', 'norm.1'\).*layout='tokens'"
+    ):
         attach_se_head(_Cross(), input_size=(3, 32, 32))

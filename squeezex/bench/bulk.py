@@ -45,13 +45,11 @@ from torch import nn
 from ..datasets import get_dataset
 from ..explainers import explainer_info
 from ..io import atomic_torch_save, atomic_write_json, ensure_folder
-from ..models import build_model
-from ..models.records import BACKENDS, load_weights, rebuild
 from ..progress import progress as progress_bar
-from ..training import load_checkpoint
 from .config import check_device
+from .models import load_model
 from .store import quantise
-from .tasks import task_datasets, task_of
+from .tasks import task_datasets
 
 __all__ = [
     "ExplainJob",
@@ -68,54 +66,6 @@ IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff")
 
 
 # -- the model ----------------------------------------------------------------------------------
-def load_model(path, device: str = "cpu") -> tuple[nn.Module, dict]:
-    """The model of a checkpoint the harness wrote (``data/checkpoints/*.pt``), in eval
-    mode on ``device``, and what it is (``arch``: builder, classes, SE, pooling, image
-    size). Checkpoints written before ``arch`` was recorded are read from their key.
-
-    Raises:
-        ValueError: not a readable squeezex checkpoint, or not an image classifier.
-        FileNotFoundError: no file at ``path``.
-    """
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"no checkpoint at {path}")
-    try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=True)
-        state = ckpt["state_dict"]
-    except Exception as exc:
-        raise ValueError(f"{path} is not a squeezex checkpoint ({type(exc).__name__})") from None
-    arch = ckpt.get("arch") or _arch_from_key(path, ckpt.get("config"), state)
-    if str(arch.get("builder")).startswith(tuple(f"{b}:" for b in BACKENDS)):
-        model = rebuild(arch)  # a squeezed model (squeezex squeeze): builder, normalisation, SE
-        load_weights(model, state, str(path))
-        return model.eval().to(device), arch
-    if arch.get("builder") != "small":
-        raise ValueError(
-            f"{path} holds a {arch.get('builder')} model: squeezex explain reads the image "
-            "classifiers the benchmark trains (SmallCNN) and models squeezex squeeze wrote; "
-            "explain others from Python"
-        )
-    model = build_model("small", arch["num_classes"], se=arch["se"], pool=arch["pool"])
-    load_checkpoint(path, model)
-    return model.eval().to(device), arch
-
-
-def _arch_from_key(path: Path, key, state: dict) -> dict:
-    """``arch`` of a checkpoint that records none (written before ``arch`` was, or by a
-    task whose checkpoints record none): its training key (dataset, size, …, pool, SE) and
-    the dataset's task's model builder."""
-    try:
-        name, size, _, _, _, _, pool, se = json.loads(key)[:8]
-    except (TypeError, ValueError):
-        raise ValueError(f"{path} does not say what model it holds (no arch, no key)") from None
-    builder = task_of(name, missing_ok=True).builder
-    if builder != "small" or "fc.weight" not in state:
-        return {"builder": builder if builder != "small" else "unknown"}
-    return {"builder": "small", "num_classes": int(state["fc.weight"].shape[0]), "se": se,
-            "pool": pool, "size": size, "classes": None, "dataset": name}  # fmt: skip
-
-
 # -- the data -----------------------------------------------------------------------------------
 class _Tensors(torch.utils.data.Dataset):
     """uint8 images in memory (a generated split) → (float image, label, index)."""

@@ -162,6 +162,8 @@ class Unit:
     pointing_tolerance: int = 0
     #: what the cells depend on besides the config and the model (``DatasetSpec.key()``)
     spec_key: str | None = None
+    #: metric families this unit cannot score → why (no masks: no localisation)
+    skipped_families: dict[str, str] = field(default_factory=dict)
 
     def keys(self, methods) -> list[CellKey]:
         """The method cells, then the reference cells."""
@@ -243,7 +245,7 @@ def not_applicable(unit: Unit, method: str) -> str | None:
 def compute_cell(unit: Unit, key: CellKey) -> Cell:
     """Explain the unit's test images with ``key.method`` (or take the reference map) and
     score every metric family of the run."""
-    families = unit.cfg.families
+    families = [f for f in unit.cfg.families if f not in unit.skipped_families]
     if key.kind == "reference":
         cell = Cell(key, {}, unit.references[key.method], groups=unit.groups)
         make = None

@@ -5,14 +5,17 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 
 import torch
 
 from ..datasets import get_dataset, list_datasets
+from ..datasets.user import register_folder
 from ..explainers import list_explainers
 from ..explainers.adapters import missing_adapters
 from ..metrics.sanity import INITS
 from ..metrics.vocabulary import FAMILIES
+from ..models.archs import get_arch, list_archs
 
 __all__ = [
     "BenchConfig",
@@ -48,6 +51,7 @@ DEFAULT_METHODS = [
 _NOT_IN_FINGERPRINT = (
     "methods",
     "dataset",
+    "data",  # its dataset's name (and its spec key: the folder's listing) are the cells'
     "seeds",
     "explain_seeds",
     "out",
@@ -56,6 +60,15 @@ _NOT_IN_FINGERPRINT = (
     "resume",
     "n_examples",
 )
+
+
+def file_digest(path) -> str:
+    """The first 16 hex digits of the SHA-256 of the file at ``path``."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()[:16]
 
 
 def check_device(device: str) -> str:
@@ -89,8 +102,18 @@ class BenchConfig:
     keeps its colour, so the class survives deletion with "blur" and every map, random
     included, scores about the same deletion AUC, near 1; with "zero" the maps that find
     the leaf score far below the random one (``benchmarks/faithfulness_baselines.py``,
-    its JSON). ``resume=False`` recomputes everything the run folder holds for
-    this configuration (``--fresh``).
+    its JSON). Deleted, removed and imputed pixels are defined in pixel space (images in
+    [0, 1]): every model takes pixels and a normalised one carries its normalisation as
+    its first layer, so "zero" is black for every architecture. ``resume=False``
+    recomputes everything the run folder holds for this configuration (``--fresh``).
+
+    ``arch`` is the registered architecture the run trains
+    (:func:`squeezex.models.archs.list_archs`; its configuration and normalisation are
+    part of the fingerprint). ``data`` is a user's image folder
+    (:func:`squeezex.datasets.user.register_folder`: masks in ``<data>_MASK`` turn on
+    localisation), run instead of ``dataset``. ``model`` instead scores one checkpoint (``squeezex
+    squeeze``'s or the harness's) without training: one seed, its content in the
+    fingerprint.
 
     Raises:
         ValueError: a setting is out of range or names something unknown (the message
@@ -98,6 +121,9 @@ class BenchConfig:
     """
 
     dataset: str = DEFAULT_DATASETS
+    arch: str = "small"
+    model: str | None = None
+    data: str | None = None
     methods: list[str] = field(default_factory=lambda: list(DEFAULT_METHODS))
     seed: int = 0
     seeds: int = 3
@@ -126,11 +152,18 @@ class BenchConfig:
 
     def __post_init__(self) -> None:
         self._check_names()
+        self._check_model()
         self._check_numbers()
         check_device(self.device)
 
     def _check_names(self) -> None:
+        if self.data is not None:  # a user's folder: registered as a dataset, run alone
+            self.dataset = register_folder(self.data).name
         names = self.datasets
+        if self.arch not in list_archs():
+            raise ValueError(
+                f"unknown architecture {self.arch!r}; choose from {', '.join(list_archs())}"
+            )
         known = list_datasets()
         unknown = [d for d in names if d not in known]
         if not names or unknown:
@@ -162,6 +195,19 @@ class BenchConfig:
             raise ValueError(
                 f"deletion_baseline must be 'zero', 'mean' or 'blur', got {self.deletion_baseline!r}"
             )
+
+    def _check_model(self) -> None:
+        """``model``: a checkpoint file (what it holds is read when the run loads it); the
+        run scores that one model, so one training seed."""
+        if self.model is None:
+            return
+        if not Path(self.model).is_file():
+            raise ValueError(f"--model {self.model}: no such checkpoint file")
+        if self.arch != "small":
+            raise ValueError(
+                "--model and --arch exclude each other: the checkpoint says its architecture"
+            )
+        self.seeds = self.explain_seeds = 1
 
     def _check_numbers(self) -> None:
         for name, least in [
@@ -215,4 +261,12 @@ class BenchConfig:
         and the output settings."""
         keep = {k: v for k, v in asdict(self).items() if k not in _NOT_IN_FINGERPRINT}
         keep["schema"] = SCHEMA_VERSION
+        if self.arch == "small":  # the default: the fingerprints of runs before --arch hold
+            del keep["arch"]
+        else:  # its configuration and normalisation, not only its name
+            keep["arch"] = get_arch(self.arch).key()
+        if self.model is None:
+            del keep["model"]
+        else:  # the checkpoint's content: a retrained file at the same path is another model
+            keep["model"] = file_digest(self.model)
         return hashlib.sha256(json.dumps(keep, sort_keys=True).encode()).hexdigest()[:12]

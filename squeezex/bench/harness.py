@@ -16,12 +16,13 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from ..datasets import get_dataset
+from ..datasets.user import register_folder
 from ..io import atomic_write_json, remove_stale_temps
 from ..progress import progress as progress_bar
 from .cells import CellKey, model_id
 from .claims import Claim, holder
 from .config import BenchConfig
-from .models import shard_models, splits, train_models
+from .models import given_model, shard_models, splits, train_models
 from .results import write_results
 from .shards import Part, Shard, plan
 from .store import IncompleteRunError, RunStore, check_data, check_models
@@ -122,6 +123,8 @@ def shard_marker(cfg: BenchConfig, count: int, index: int) -> Path:
 def _execute(cfg: BenchConfig, work: Work):
     sharded = work.shard is not None
     fresh = not cfg.resume and not sharded and work.compute
+    if cfg.data is not None:  # registered where the config was made; here too (a worker)
+        register_folder(cfg.data)
     store = RunStore(cfg.out, cfg.fingerprint()).open(fresh=fresh)
     if cfg.checkpoints:
         remove_stale_temps(cfg.checkpoints, recursive=False)  # checkpoints and fits
@@ -151,7 +154,10 @@ def _run_dataset(cfg: BenchConfig, store: RunStore, dname: str, done: list[dict]
     task = get_task(spec.task)
     train, test = splits(cfg, dname)
     parts = work.parts(cfg, dname)
-    if work.shard is None:
+    if cfg.model is not None:  # a given checkpoint: nothing to train
+        models, summary = given_model(cfg, spec, train, test)
+        store.artifact(store.models_path(dname), lambda: summary, check_models, fresh=True)
+    elif work.shard is None:
         models, summary = train_models(cfg, spec, train, test, may_train=work.compute)
         store.artifact(store.models_path(dname), lambda: summary, check_models, fresh=True)
     else:

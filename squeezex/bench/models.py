@@ -10,15 +10,22 @@ import json
 import warnings
 from pathlib import Path
 
+import torch
+from torch import nn
+
 from ..datasets import DatasetSpec, get_dataset
 from ..explainers import explainer_info
+from ..models import build_model
+from ..models.archs import get_arch
+from ..models.records import BACKENDS, load_weights, rebuild
+from ..models.se import find_se_block
 from ..training import fit, load_checkpoint, save_checkpoint
 from .cells import fit_cache
 from .claims import Claim
 from .config import BenchConfig
 from .datacache import cached_split
 from .store import IncompleteRunError, RunWarning
-from .tasks import get_task, model_summary
+from .tasks import get_task, model_summary, task_of
 from .tasks.images import model_reliance
 
 __all__ = [
@@ -31,6 +38,8 @@ __all__ = [
     "cached_model",
     "model_summary",
     "model_reliance",
+    "given_model",
+    "load_model",
 ]
 
 
@@ -88,16 +97,31 @@ def _fit(fit_fn, model, train, checkpoint) -> dict:
 
 def _checkpoint(cfg: BenchConfig, spec: DatasetSpec, n_train: int, se: bool, seed: int):
     """The checkpoint path of one model and the key it is written with."""
-    batch_size = spec.train.batch_size or cfg.batch_size
-    epochs = spec.train.epochs or cfg.epochs
-    lr = spec.train.lr or cfg.lr
-    key = json.dumps(
-        [spec.name, cfg.size, n_train, epochs, batch_size, lr, cfg.pool, se, seed, cfg.seed]
-    )
+    batch_size, epochs, lr = training_options(cfg, spec)
+    fields = [spec.name, cfg.size, n_train, epochs, batch_size, lr, cfg.pool, se, seed, cfg.seed]
+    if cfg.arch != "small":  # the default's keys (and so its checkpoints) are those before --arch
+        fields.append(get_arch(cfg.arch).key())
+    if getattr(spec, "digest", None):  # a user's folder: its path and listing
+        fields.append(spec.key())
+    key = json.dumps(fields)
     if not cfg.checkpoints:
         return None, key
     tag = hashlib.sha256(key.encode()).hexdigest()[:16]
-    return Path(cfg.checkpoints) / f"{spec.name}-{'se' if se else 'plain'}-{seed}-{tag}.pt", key
+    arch = "" if cfg.arch == "small" else f"{cfg.arch}-"
+    name = f"{arch}{spec.name}-{'se' if se else 'plain'}-{seed}-{tag}.pt"
+    return Path(cfg.checkpoints) / name, key
+
+
+def training_options(cfg: BenchConfig, spec: DatasetSpec) -> tuple[int, int, float]:
+    """``(batch size, epochs, learning rate)`` of a model of ``cfg`` on ``spec``: the
+    architecture's where it sets them (a ConvNeXt or a ViT trains at 1e-3, not the CNNs'
+    3e-3; the ViT for 30 epochs), else the dataset's, else the run's."""
+    arch = get_arch(cfg.arch)
+    return (
+        spec.train.batch_size or cfg.batch_size,
+        arch.epochs or spec.train.epochs or cfg.epochs,
+        arch.lr or spec.train.lr or cfg.lr,
+    )
 
 
 def cached_model(cfg: BenchConfig, spec: DatasetSpec, n_train: int, se: bool, seed: int,
@@ -107,7 +131,7 @@ def cached_model(cfg: BenchConfig, spec: DatasetSpec, n_train: int, se: bool, se
     ``train(model)`` → seconds and saved atomically. Training holds a claim on the
     checkpoint, so concurrent workers (shards) that need the same model train it once:
     the others wait for it and load it. ``arch`` (how to build the model again, for
-    :func:`squeezex.bench.bulk.load_model`) is saved in the checkpoint.
+    :func:`load_model`) is saved in the checkpoint.
 
     Raises:
         IncompleteRunError: no checkpoint and not ``may_train`` (a reduce step).
@@ -161,12 +185,13 @@ def load_or_train(cfg: BenchConfig, spec: DatasetSpec, train, se: bool, seed: in
         return task.build_model(cfg, spec, train, se=se, seed=seed)
 
     def train_it(model):
+        batch_size, epochs, lr = training_options(cfg, spec)
         return fit(
             model,
             train,
-            epochs=spec.train.epochs or cfg.epochs,
-            lr=spec.train.lr or cfg.lr,
-            batch_size=spec.train.batch_size or cfg.batch_size,
+            epochs=epochs,
+            lr=lr,
+            batch_size=batch_size,
             seed=seed,
             device=cfg.device,
             progress=cfg.progress,
@@ -196,6 +221,110 @@ def train_models(cfg: BenchConfig, spec: DatasetSpec, train, test, may_train: bo
             if se and s in cfg.explained_seeds:
                 explained[s] = (model.to(cfg.device), path)
     return explained, task.summarise(cfg, spec, train, test, scores, seconds)
+
+
+def load_model(path, device: str = "cpu") -> tuple[nn.Module, dict]:
+    """The model of a checkpoint the harness wrote (``data/checkpoints/*.pt``), in eval
+    mode on ``device``, and what it is (``arch``: builder, classes, SE, pooling, image
+    size). Checkpoints written before ``arch`` was recorded are read from their key.
+
+    Raises:
+        ValueError: not a readable squeezex checkpoint, or not an image classifier.
+        FileNotFoundError: no file at ``path``.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"no checkpoint at {path}")
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+        state = ckpt["state_dict"]
+    except Exception as exc:
+        raise ValueError(f"{path} is not a squeezex checkpoint ({type(exc).__name__})") from None
+    arch = ckpt.get("arch") or _arch_from_key(path, ckpt.get("config"), state)
+    if str(arch.get("builder")).startswith(tuple(f"{b}:" for b in BACKENDS)):
+        model = rebuild(arch)  # a squeezed model (squeezex squeeze): builder, normalisation, SE
+        load_weights(model, state, str(path))
+        return model.eval().to(device), arch
+    if arch.get("builder") != "small":
+        raise ValueError(
+            f"{path} holds a {arch.get('builder')} model: squeezex reads the image "
+            "classifiers the benchmark trains (squeezex bench --arch) and models squeezex "
+            "squeeze wrote; explain others from Python"
+        )
+    model = build_model("small", arch["num_classes"], se=arch["se"], pool=arch["pool"])
+    load_checkpoint(path, model)
+    return model.eval().to(device), arch
+
+
+def _arch_from_key(path: Path, key, state: dict) -> dict:
+    """``arch`` of a checkpoint that records none (written before ``arch`` was, or by a
+    task whose checkpoints record none): its training key (dataset, size, …, pool, SE) and
+    the dataset's task's model builder."""
+    try:
+        name, size, _, _, _, _, pool, se = json.loads(key)[:8]
+    except (TypeError, ValueError):
+        raise ValueError(
+            f"{path} does not say what model it holds (no arch record, no training key): "
+            "squeezex needs a checkpoint written by squeezex squeeze or squeezex bench, which "
+            "record the architecture, classes, input size and normalisation"
+        ) from None
+    builder = task_of(name, missing_ok=True).builder
+    if builder != "small" or "fc.weight" not in state:
+        return {"builder": builder if builder != "small" else "unknown"}
+    return {"builder": "small", "num_classes": int(state["fc.weight"].shape[0]), "se": se,
+            "pool": pool, "size": size, "classes": None, "dataset": name}  # fmt: skip
+
+
+def given_model(cfg: BenchConfig, spec: DatasetSpec, train, test):
+    """The checkpoint ``cfg.model`` (``squeezex squeeze``'s or the harness's) as the run's
+    one model, scored on ``test``; the same return as :func:`train_models` (no model
+    without SE: its accuracy is ``None``).
+
+    Raises:
+        ValueError: the checkpoint is not readable, holds no SE block, has other classes
+            than the data, or was made for another input size than ``cfg.size``.
+    """
+    task = get_task(spec.task)
+    model, arch = load_model(cfg.model, cfg.device)
+    source = f"--model {cfg.model}"
+    if find_se_block(model, required=False) is None:
+        raise ValueError(f"{source} has no SE block: squeeze it first (squeezex squeeze)")
+    classes = arch.get("classes")
+    n = arch.get("num_classes")
+    if n is not None and n != len(test.classes):
+        raise ValueError(f"{source} has {n} classes, the data {len(test.classes)} "
+                         f"({', '.join(test.classes)})")  # fmt: skip
+    if classes is not None and [_norm(c) for c in classes] != [_norm(c) for c in test.classes]:
+        raise ValueError(f"{source}'s classes ({', '.join(classes)}) are not the data's "
+                         f"({', '.join(test.classes)})")  # fmt: skip
+    if arch.get("size") and int(arch["size"]) != cfg.size:
+        raise ValueError(f"{source} takes {arch['size']}-px images: run with --size {arch['size']}")
+    score = task.evaluate(cfg, model, test, se=True, seed=cfg.seed)
+    summary = task.summarise(cfg, spec, train, test, [score], [0.0])
+    summary.update(
+        arch=f"{arch.get('builder')} (given: {Path(cfg.model).name})" + _se_words(arch),
+        arch_name=str(arch.get("builder")),
+        normalisation=_norm_words(arch),
+        checkpoint=str(Path(cfg.model).resolve()),
+    )
+    return {cfg.seed: (model, Path(cfg.model))}, summary
+
+
+def _norm(name: str) -> str:
+    return name.replace(" ", "_").lower()
+
+
+def _se_words(arch: dict) -> str:
+    se = arch.get("se")
+    if se is True or (isinstance(se, dict) and se.get("gate") in (None, "sigmoid")):
+        return " + SE"
+    return f" + SE (gate {se['gate']}, squeezed)" if isinstance(se, dict) else ""
+
+
+def _norm_words(arch: dict) -> str:
+    if arch.get("mean") is None:
+        return "none (pixels in [0, 1])"
+    return f"mean {arch['mean']}, std {arch['std']}, inside the model (pixels in [0, 1])"
 
 
 def shard_models(cfg: BenchConfig, spec: DatasetSpec, train, parts, train_one=None) -> dict:

@@ -92,6 +92,9 @@ def assemble(store: RunStore, cfg: BenchConfig, cells: list[dict] | None = None)
         "n_train": models.get(first, {}).get("n_train"),
         "n_test": models.get(first, {}).get("n_test"),
         "model": models.get(first, {}),
+        "arch": models.get(first, {}).get("arch"),
+        "normalisation": models.get(first, {}).get("normalisation"),
+        "pixel_baselines": PIXEL_BASELINES.get(cfg.deletion_baseline, cfg.deletion_baseline),
         "models": models,
         "rows": rows,
         "attribute_rows": [row for r in records for row in r.get("attribute_rows") or []],
@@ -114,6 +117,18 @@ def assemble(store: RunStore, cfg: BenchConfig, cells: list[dict] | None = None)
         "cells_dir": f"cells/{store.fingerprint}",
         "config": asdict(cfg),
     }
+
+
+#: What the faithfulness metrics put in place of a pixel, stated (images in [0, 1]; a
+#: normalised model normalises inside itself, so the baselines are the same for all).
+PIXEL_BASELINES = {
+    "zero": "deletion, insertion's start and infidelity's removal: black (0 in pixel "
+    "space, before any normalisation); ROAD: the neighbours' linear imputation",
+    "mean": "deletion, insertion's start and infidelity's removal: the image's mean colour "
+    "(pixel space); ROAD: the neighbours' linear imputation",
+    "blur": "deletion, insertion's start and infidelity's removal: a blurred copy (pixel "
+    "space); ROAD: the neighbours' linear imputation",
+}
 
 
 def _footing(records: list[dict]) -> dict:

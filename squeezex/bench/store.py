@@ -365,6 +365,7 @@ def check_models(d) -> str | None:
     need = {"accuracy_per_seed", "accuracy_without_se_per_seed", "seeds"}
     if not isinstance(d, dict) or not need <= set(d):
         return "not a model summary"
-    if not len(d["seeds"]) == len(d["accuracy_per_seed"]) == len(d["accuracy_without_se_per_seed"]):
-        return "its per-seed lists differ in length"
+    plain = d["accuracy_without_se_per_seed"]
+    if not len(d["seeds"]) == len(d["accuracy_per_seed"]) or len(plain) not in (0, len(d["seeds"])):
+        return "its per-seed lists differ in length"  # no plain model: a given --model
     return None

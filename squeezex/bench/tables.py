@@ -63,7 +63,8 @@ def format_table(results: dict, families: list[str] | None = None, intervals: bo
     [95 % interval]; references marked (they take no part in model-only families)."""
     lines = []
     for (dname, seed), rows in _blocks(results).items():
-        lines.append(f"== {dname}, seed {seed} ==")
+        arch = results.get("models", {}).get(dname, {}).get("arch_name")
+        lines.append(f"== {dname}, seed {seed}" + (f", {arch}" if arch else "") + " ==")
         for fam in _families(rows):
             if families is None or fam in families:
                 lines += _family_table([r for r in rows if r["family"] == fam], fam, intervals)
@@ -162,13 +163,21 @@ def _model_lines(results: dict, dname: str, seed: int) -> list[str]:
     out = []
     mo = results.get("models", {}).get(dname)
     if mo:
+        plain = (
+            f"without SE {mo['accuracy_without_se_mean']:.3f} ± {mo['accuracy_without_se_sd']:.3f}"
+            if mo.get("accuracy_without_se_mean") is not None
+            else "no model without SE (a given checkpoint)"
+        )
         out.append(
             f"{mo.get('score', 'test accuracy')} with SE {mo['accuracy_mean']:.3f} ± "
-            f"{mo['accuracy_sd']:.3f}, "
-            f"without SE {mo['accuracy_without_se_mean']:.3f} ± "
-            f"{mo['accuracy_without_se_sd']:.3f} (mean ± sd over seeds {mo['seeds']})"
+            f"{mo['accuracy_sd']:.3f}, {plain} (mean ± sd over seeds {mo['seeds']})"
             + ("; mean attribute accuracy" if mo.get("attribute_accuracy") else "")
         )
+        for fam, why in (mo.get("skipped_families") or {}).items():
+            out.append(f"not scored: {fam} ({why})")
+        if mo.get("arch"):
+            out.append(f"model: {mo['arch']}; input normalisation: "
+                       f"{mo.get('normalisation', 'none (pixels in [0, 1])')}")  # fmt: skip
         out += _attribute_accuracy_lines(mo)
         if mo.get("bias"):
             b = mo["bias"]
@@ -329,8 +338,9 @@ def latex_table(results: dict) -> str:
         lines = [
             r"\begin{table}[t]",
             r"\centering\small",
-            rf"\caption{{{_esc(dname)}, seed {seed}: mean over test images (95\,\% bootstrap "
-            r"interval in the CSV). Best method per metric in bold.}",
+            rf"\caption{{{_esc(dname)}, seed {seed}{_esc(_arch_words(results, dname))}: mean over "
+            r"test images (95\,\% bootstrap interval in the CSV). Best method per metric in "
+            r"bold.}",
             r"\begin{tabular}{l" + "r" * len(metrics) + "}",
             r"\toprule",
             "method & " + " & ".join(_esc(k) for k in metrics) + r" \\",
@@ -349,6 +359,15 @@ def latex_table(results: dict) -> str:
         lines += [r"\bottomrule", r"\end{tabular}", r"\end{table}", ""]
         parts.append("\n".join(lines))
     return "\n".join(parts)
+
+
+def _arch_words(results: dict, dname: str) -> str:
+    """``", <architecture>, <normalisation>"`` of ``dname``'s models, for a caption."""
+    mo = results.get("models", {}).get(dname) or {}
+    if not mo.get("arch"):
+        return ""
+    norm = mo.get("normalisation")
+    return f", {mo['arch']}" + (f", input normalisation {norm}" if norm else "")
 
 
 def family_tables(results: dict) -> dict[str, str]:

@@ -30,12 +30,13 @@ from .se import attach_se_head, find_se_block, se_site
 
 __all__ = ["arch_record", "rebuild", "build_backbone", "load_weights", "BACKENDS"]
 
-#: Where a builder name comes from: ``torchvision:<name>`` (any classification builder)
-#: or ``timm:<name>`` (with the optional extra ``squeezex[timm]``).
-BACKENDS = ("torchvision", "timm")
+#: Where a builder name comes from: ``torchvision:<name>`` (any classification builder),
+#: ``timm:<name>`` (with the optional extra ``squeezex[timm]``) or ``squeezex:<name>``
+#: (an architecture the benchmark trains, :mod:`squeezex.models.archs`).
+BACKENDS = ("torchvision", "timm", "squeezex")
 
 
-def build_backbone(builder: str, num_classes: int) -> nn.Module:
+def build_backbone(builder: str, num_classes: int, pool: str = "max", size: int = 64) -> nn.Module:
     """A classifier with random weights from ``builder`` (``torchvision:resnet50``,
     ``timm:convnext_atto``; a bare name is torchvision's). Never downloads.
 
@@ -49,6 +50,10 @@ def build_backbone(builder: str, num_classes: int) -> nn.Module:
         from .cnn import torchvision_model
 
         return torchvision_model(name, num_classes)
+    if backend == "squeezex":
+        from .archs import arch_backbone
+
+        return arch_backbone(name, num_classes, pool=pool, size=size)
     if backend == "timm":
         try:
             import timm
@@ -59,9 +64,7 @@ def build_backbone(builder: str, num_classes: int) -> nn.Module:
         if name not in timm.list_models():
             raise ValueError(f"unknown timm model {name!r}; see timm.list_models()")
         return timm.create_model(name, pretrained=False, num_classes=num_classes)
-    raise ValueError(
-        f"unknown model source {backend!r} in {builder!r}: use {' or '.join(BACKENDS)}"
-    )
+    raise ValueError(f"unknown model source {backend!r} in {builder!r}: use {', '.join(BACKENDS)}")
 
 
 def load_weights(model: nn.Module, state: dict, source: str) -> None:
@@ -115,7 +118,8 @@ def arch_record(builder: str, model: nn.Module, *, classes: list[str] | None, si
 def rebuild(arch: dict) -> nn.Module:
     """A module with the architecture of ``arch`` (from :func:`arch_record`) and random
     weights, in eval mode: load the checkpoint's state dict into it."""
-    model = build_backbone(arch["builder"], arch["num_classes"])
+    model = build_backbone(arch["builder"], arch["num_classes"], pool=arch.get("pool", "max"),
+                           size=arch.get("size") or 64)  # fmt: skip
     if arch.get("mean") is not None:
         model = nn.Sequential(Normalize(arch["mean"], arch["std"]), model)
     se = arch.get("se")

@@ -24,6 +24,7 @@ from typing import ClassVar
 from torch import nn
 
 from ...datasets import TASKS, get_dataset, list_datasets
+from ...models.archs import get_arch
 from ..cells import Cell, CellKey
 
 __all__ = [
@@ -56,7 +57,7 @@ class Task:
     #: whether a sample is one image of one class, so that a split can be written as class
     #: folders and read back from an image folder (``squeezex generate``, ``explain``)
     class_folders: ClassVar[bool] = False
-    #: the name of the model builder its checkpoints hold (:func:`squeezex.bench.bulk.load_model`)
+    #: the name of the model builder its checkpoints hold (:func:`squeezex.bench.models.load_model`)
     builder: ClassVar[str] = "small"
     #: further maps a method cell writes beside its maps (:meth:`RunStore.extra_maps_path`)
     extra_maps: ClassVar[tuple[str, ...]] = ()
@@ -192,16 +193,30 @@ def model_summary(cfg, acc_se, acc_plain, seconds) -> dict:
     """A score with and without SE over the training seeds (the paper's no-cost claim),
     under ``accuracy*``: every table that reads accuracy reads it."""
     sd = statistics.stdev if len(acc_se) > 1 else (lambda v: 0.0)
+    mean = statistics.fmean
     return {
-        "arch": f"SmallCNN(stride=4, pool={cfg.pool}) + SE(r=16)",
+        **arch_summary(cfg),
         "accuracy": acc_se[0],
-        "accuracy_without_se": acc_plain[0],
+        "accuracy_without_se": acc_plain[0] if acc_plain else None,
         "seeds": cfg.train_seeds,
         "accuracy_per_seed": acc_se,
         "accuracy_without_se_per_seed": acc_plain,
-        "accuracy_mean": statistics.fmean(acc_se),
+        "accuracy_mean": mean(acc_se),
         "accuracy_sd": sd(acc_se),
-        "accuracy_without_se_mean": statistics.fmean(acc_plain),
-        "accuracy_without_se_sd": sd(acc_plain),
+        "accuracy_without_se_mean": mean(acc_plain) if acc_plain else None,
+        "accuracy_without_se_sd": (statistics.stdev(acc_plain) if len(acc_plain) > 1 else 0.0)
+        if acc_plain
+        else None,
         "train_seconds": seconds,
     }
+
+
+def arch_summary(cfg) -> dict:
+    """What the run's models are, in words: ``arch`` (the architecture, ``--arch``'s
+    name and configuration), ``normalisation`` (of the inputs, inside the model)."""
+    arch = get_arch(cfg.arch)
+    if cfg.arch == "small":
+        name = f"SmallCNN(stride=4, pool={cfg.pool}) + SE(r=16)"
+    else:
+        name = f"{arch.name}: {arch.description} + SE(r={arch.reduction})"
+    return {"arch": name, "arch_name": arch.name, "normalisation": arch.normalisation}

@@ -29,6 +29,8 @@ from ...explainers.vebi import interpret
 from ...geometry import feature_geometry
 from ...metrics import stride_periods
 from ...models import build_model
+from ...models.archs import build_arch
+from ...models.records import arch_record
 from ...models.se import find_se_block, layer_output_shape
 from ...training import attribute_accuracy, evaluate, predict
 from .. import cells
@@ -64,11 +66,19 @@ class SingleLabel(Task):
 
     # -- models ---------------------------------------------------------------------------
     def build_model(self, cfg, spec, train, *, se: bool, seed: int):
-        return build_model("small", len(train.classes), se=se, seed=seed, pool=cfg.pool)
+        if cfg.arch == "small":  # the modules (and so the checkpoints) of runs before --arch
+            return build_model("small", len(train.classes), se=se, seed=seed, pool=cfg.pool)
+        return build_arch(cfg.arch, len(train.classes), se=se, seed=seed, pool=cfg.pool,
+                          size=cfg.size)  # fmt: skip
 
     def arch(self, cfg, spec, train, *, se: bool) -> dict:
-        return {"builder": "small", "num_classes": len(train.classes), "se": se, "pool": cfg.pool,
-                "size": cfg.size, "classes": list(train.classes), "dataset": spec.name}  # fmt: skip
+        if cfg.arch == "small":
+            return {"builder": "small", "num_classes": len(train.classes), "se": se,
+                    "pool": cfg.pool, "size": cfg.size, "classes": list(train.classes),
+                    "dataset": spec.name}  # fmt: skip
+        model = self.build_model(cfg, spec, train, se=se, seed=0)
+        return arch_record(f"squeezex:{cfg.arch}", model, classes=list(train.classes),
+                           size=cfg.size, pool=cfg.pool, dataset=spec.name)  # fmt: skip
 
     def evaluate(self, cfg, model, test, *, se: bool, seed: int) -> dict:
         out = {"se": se, "seed": seed, "score": evaluate(model, test, device=cfg.device)}
@@ -84,6 +94,8 @@ class SingleLabel(Task):
             [s["score"] for s in scores if not s["se"]], seconds,
         )  # fmt: skip
         summary.update(n_train=len(train), n_test=len(test))
+        if skipped := skipped_families(spec.name):
+            summary["skipped_families"] = skipped
         if self.multi_label:
             per = {"se": [], "plain": []}
             for s in scores:
@@ -105,12 +117,16 @@ class SingleLabel(Task):
         xd = x[:1].to(cfg.device)
         se_block = find_se_block(model)
         geometry = feature_geometry(model, se_block, xd)
-        feature_size = layer_output_shape(model, se_block, xd)[2:]
+        # a token block's channels-first view (N×D×h×w) is its feature map
+        feature_size = layer_output_shape(model, getattr(se_block, "view", se_block), xd)[2:]
+        skipped = skipped_families(dataset)
         refs = {
             "centre": centre_map(len(x), tuple(x.shape[-2:])),
             "oracle": oracle_map(test.masks, feature_size, geometry),
             "constant": constant_map(len(x), tuple(x.shape[2:])),
         }
+        if "localisation" in skipped:  # no masks: no oracle to draw from them
+            del refs["oracle"]
         if hasattr(test, "object_masks"):
             refs["silhouette"] = silhouette_map(test.object_masks)
         store.artifact(
@@ -125,7 +141,7 @@ class SingleLabel(Task):
             refs, checkpoint, regions=dict(getattr(test, "regions", None) or {}),
             output=self.output,
             groups=attribute_groups(test) if self.multi_label else None,
-            pointing_tolerance=tolerance, spec_key=spec_key,
+            pointing_tolerance=tolerance, spec_key=spec_key, skipped_families=skipped,
         )  # fmt: skip
 
     def cell_keys(self, unit: Unit) -> list[CellKey]:
@@ -185,6 +201,16 @@ register_task(MultiLabel())
 def _spec(dataset: str) -> tuple[str | None, int]:
     spec = get_dataset(dataset)
     return spec.key(), spec.pointing_tolerance
+
+
+def skipped_families(dataset: str) -> dict[str, str]:
+    """The metric families a dataset cannot be scored on → why: without ground-truth
+    masks (a user's folder with no ``_MASK`` tree), localisation."""
+    spec = get_dataset(dataset)
+    if spec.masks:
+        return {}
+    why = getattr(spec, "why_no_masks", None) or "the dataset has no ground-truth masks"
+    return {"localisation": why}
 
 
 def split_record(test) -> dict:

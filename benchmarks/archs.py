@@ -1,0 +1,222 @@
+"""The study across architectures the paper's claims need: is the SE explanation as good,
+as free and as much "its own" on a ResNet, a ConvNeXt and a ViT as on the SmallCNN?
+
+Why: every headline number of squeezex came from one 4-layer CNN. This trains each
+registered architecture (``squeezex bench --arch``: small, resnet, convnext, vit) from
+scratch on the default datasets (an8flower-hard, scenes-6c) with and without SE, three
+training seeds, and explains and scores **every** seed (one seed is not the model), then
+squeezes each model trained without SE (:func:`squeezex.squeeze`, the SE block alone, five
+epochs) and scores that too. Per architecture it reports: test accuracy with SE, without,
+and squeezed (mean ± sd over seeds); the methods' localisation, faithfulness and sanity
+as the mean over seeds with the spread across seeds beside it (sd, min–max) and the mean
+within-seed 95 % bootstrap interval; SE against activation-mean (per-image correlation,
+paired difference); the SE-vector diagnostics (does s vary across images?); and cost.
+Printed and written to ``benchmarks/archs.json``; the run folders are kept in
+``data/runs/archs/`` and the models in ``data/checkpoints/`` (a rerun reuses them).
+
+    make bench-archs                                  # the study (~1 h on 2 cores)
+    python benchmarks/archs.py --archs resnet --seeds 1 --datasets scenes-6c   # a look
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import statistics
+import time
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+METHODS = ["se", "activation-mean", "gradcam", "random"]
+FAMILIES = ["localisation", "faithfulness", "sanity", "complexity", "cost"]
+#: the metrics the README's table shows, one or two per family
+#: started first, so that the last to finish is not a long one alone (measured: training
+#: resnet ≈ 2× the others on one thread)
+LONGEST_FIRST = ["resnet", "vit", "small", "convnext"]
+SHOWN = ["pointing_game", "relevance_mass", "deletion_auc", "road", "sanity_top", "ms_per_image"]
+
+
+def run_arch(arch: str, args) -> dict:
+    """Train, explain and score one architecture (a worker process: one torch thread)."""
+    import torch
+
+    torch.set_num_threads(1)
+    from squeezex.bench import preset, run
+
+    start = time.perf_counter()
+    small = {"n_train_per_class": args.n_train, "n_test_per_class": args.n_test}
+    small = {k: v for k, v in small.items() if v} | ({"epochs": args.epochs} if args.epochs else {})
+    cfg = preset("full", arch=arch, dataset=args.datasets, seeds=args.seeds,
+                 explain_seeds=args.seeds, methods=METHODS, families=FAMILIES,
+                 out=str(Path(args.runs) / arch), progress=False, **small)  # fmt: skip
+    results = run(cfg)
+    out = {"arch": arch, "trained": summarise(results), "seconds_trained": None}
+    out["seconds_trained"] = time.perf_counter() - start
+    squeezed = {}
+    for dataset in cfg.datasets:
+        for seed in cfg.train_seeds:
+            squeezed[f"{dataset}/{seed}"] = squeeze_one(cfg, dataset, seed, args.squeeze_epochs)
+    out["squeezed"] = squeezed
+    out["seconds"] = time.perf_counter() - start
+    return out
+
+
+def squeeze_one(cfg, dataset: str, seed: int, epochs: int) -> dict:
+    """Squeeze the model ``cfg`` trained without SE on ``dataset`` for ``seed`` (the SE
+    block alone), save it as a checkpoint that rebuilds, and score it like the others."""
+    from squeezex import squeeze
+    from squeezex.bench import BenchConfig, run
+    from squeezex.bench.models import load_or_train, splits
+    from squeezex.datasets import get_dataset
+    from squeezex.models.records import arch_record
+    from squeezex.training import save_checkpoint
+
+    train, test = splits(cfg, dataset)
+    plain, _, path = load_or_train(cfg, get_dataset(dataset), train, False, seed)
+    model, report = squeeze(plain, train, train="se", epochs=epochs, val_data=test, seed=seed,
+                            progress=False)  # fmt: skip
+    record = arch_record(f"squeezex:{cfg.arch}", model, classes=list(train.classes),
+                         size=cfg.size, pool=cfg.pool, dataset=dataset,
+                         squeezed=report.to_dict())  # fmt: skip
+    ckpt = Path(cfg.checkpoints) / "squeezed" / f"{Path(path).stem}-se{epochs}.pt"
+    if not ckpt.is_file():
+        save_checkpoint(ckpt, model, arch=record)
+    scored = BenchConfig(**{**_fields(cfg), "model": str(ckpt), "dataset": dataset,
+                            "out": str(Path(cfg.out) / f"squeezed-{dataset}-{seed}")})  # fmt: skip
+    results = run(scored)
+    return {
+        "accuracy_original": report.accuracy_original,
+        "accuracy_squeezed": report.accuracy_squeezed,
+        "identity_max_abs_diff": report.identity_max_abs_diff,
+        "frozen_unchanged": report.frozen_unchanged,
+        "seconds": report.seconds,
+        "rows": [r for r in results["rows"] if r["kind"] == "method"],
+        "se_vs_activation_mean": results["se_vs_activation_mean"],
+        "se_diagnostics": results["se_diagnostics"],
+    }
+
+
+def _fields(cfg) -> dict:
+    from dataclasses import asdict
+
+    keep = asdict(cfg)
+    keep.update(seeds=1, explain_seeds=1, arch="small")
+    return keep
+
+
+def summarise(results: dict) -> dict:
+    """Per (method, metric): the mean over seeds (of each seed's mean over test images),
+    the spread across seeds and the mean within-seed interval, pooled over datasets per
+    dataset; plus accuracy, SE against activation-mean and the SE-vector diagnostics."""
+    cells: dict = {}
+    for r in results["rows"]:
+        if r["kind"] != "method":
+            continue
+        cells.setdefault((r["dataset"], r["method"], r["metric"]), []).append(r)
+    metrics = {}
+    for (dataset, method, metric), rows in cells.items():
+        values = [r["value"] for r in rows if r["value"] is not None and math.isfinite(r["value"])]
+        if not values:
+            continue
+        metrics.setdefault(dataset, {}).setdefault(method, {})[metric] = spread(values, rows)
+    return {
+        "models": {d: _accuracy(m) for d, m in results["models"].items()},
+        "metrics": metrics,
+        "se_vs_activation_mean": results["se_vs_activation_mean"],
+        "se_diagnostics": results["se_diagnostics"],
+        "normalisation": results.get("normalisation"),
+        "arch": results.get("arch"),
+    }
+
+
+def spread(values: list[float], rows: list[dict]) -> dict:
+    """Mean over seeds, sd and min–max across seeds, mean within-seed 95 % interval."""
+    lows = [r["ci_low"] for r in rows if r.get("ci_low") is not None]
+    highs = [r["ci_high"] for r in rows if r.get("ci_high") is not None]
+    return {
+        "mean": statistics.fmean(values),
+        "sd_seeds": statistics.stdev(values) if len(values) > 1 else 0.0,
+        "min": min(values),
+        "max": max(values),
+        "per_seed": values,
+        "ci_within": [statistics.fmean(lows), statistics.fmean(highs)] if lows else None,
+    }
+
+
+def _accuracy(m: dict) -> dict:
+    keys = ("accuracy_per_seed", "accuracy_without_se_per_seed", "accuracy_mean",
+            "accuracy_sd", "accuracy_without_se_mean", "accuracy_without_se_sd",
+            "train_seconds")  # fmt: skip
+    return {k: m.get(k) for k in keys}
+
+
+def table(study: dict) -> str:
+    """The README's table: architecture × method, per dataset."""
+    lines = []
+    for dataset in study["datasets"]:
+        lines += [f"\n**{dataset}**\n", "| architecture | accuracy with SE / without / squeezed "
+                  "| method | " + " | ".join(SHOWN) + " |",
+                  "|---|---|---|" + "---|" * len(SHOWN)]  # fmt: skip
+        for arch, a in study["archs"].items():
+            m = a["trained"]["models"].get(dataset, {})
+            sq = [v["accuracy_squeezed"] for k, v in a["squeezed"].items() if k.startswith(dataset)]
+            acc = (f"{m['accuracy_mean']:.3f}±{m['accuracy_sd']:.3f} / "
+                   f"{m['accuracy_without_se_mean']:.3f}±{m['accuracy_without_se_sd']:.3f} / "
+                   f"{statistics.fmean(sq):.3f}±{_sd(sq):.3f}")  # fmt: skip
+            for i, method in enumerate(METHODS):
+                vals = a["trained"]["metrics"].get(dataset, {}).get(method, {})
+                cells = [_cell(vals.get(k)) for k in SHOWN]
+                lines.append(f"| {arch if i == 0 else ''} | {acc if i == 0 else ''} | {method} | "
+                             + " | ".join(cells) + " |")  # fmt: skip
+    return "\n".join(lines)
+
+
+def _cell(v: dict | None) -> str:
+    if v is None:
+        return "–"
+    return f"{v['mean']:.3f} ({v['min']:.2f}–{v['max']:.2f})"
+
+
+def _sd(v: list[float]) -> float:
+    return statistics.stdev(v) if len(v) > 1 else 0.0
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--archs", default="small,resnet,convnext,vit")
+    ap.add_argument("--datasets", default="an8flower-hard,scenes-6c")
+    ap.add_argument("--seeds", type=int, default=3)
+    ap.add_argument("--squeeze-epochs", type=int, default=5)
+    ap.add_argument("--jobs", type=int, default=2, help="architectures at once (one thread each)")
+    ap.add_argument("--out", type=Path, default=HERE / "archs.json")
+    ap.add_argument("--runs", default=str(ROOT / "data/runs/archs"), help="the run folders")
+    ap.add_argument("--n-train", type=int, default=None, help="a quick look: fewer images")
+    ap.add_argument("--n-test", type=int, default=None)
+    ap.add_argument("--epochs", type=int, default=None, help="a quick look: fewer epochs")
+    args = ap.parse_args()
+    start = time.perf_counter()
+    archs = args.archs.split(",")
+    order = sorted(archs, key=lambda a: LONGEST_FIRST.index(a) if a in LONGEST_FIRST else 0)
+    with ProcessPoolExecutor(max_workers=args.jobs) as pool:
+        futures = {a: pool.submit(run_arch, a, args) for a in order}
+        done = {a: futures[a].result() for a in archs}
+    study = {
+        "args": vars(args) | {"out": str(args.out)},
+        "datasets": args.datasets.split(","),
+        "methods": METHODS,
+        "archs": done,
+        "seconds": time.perf_counter() - start,
+    }
+    import torch
+
+    study["torch"] = torch.__version__
+    args.out.write_text(json.dumps(study, indent=1, default=str))
+    print(table(study))
+    print(f"\n{time.perf_counter() - start:.0f} s; wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()
