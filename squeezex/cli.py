@@ -256,6 +256,16 @@ def _fraction(v: str) -> float:
     return f
 
 
+def _nonnegative(v: str) -> float:
+    try:
+        f = float(v)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number >= 0, got {v!r}") from None
+    if not f >= 0:
+        raise argparse.ArgumentTypeError(f"expected a number >= 0, got {f}")
+    return f
+
+
 def _squeeze_parser(q) -> None:
     from .models import IMAGENET_MEAN, IMAGENET_STD
     from .models.se import GATES
@@ -302,6 +312,11 @@ def _squeeze_parser(q) -> None:
     q.add_argument("--layer", default=None, help="the SE block's layer (default: found)")
     q.add_argument("--batch-size", type=_positive, default=32, help="default: %(default)s")
     q.add_argument("--seed", type=_natural, default=0, help="default: %(default)s")
+    q.add_argument(
+        "--select", type=_nonnegative, default=0.0,
+        help="beyond the paper: weight of a penalty on the entropy of s / sum(s), asking the "
+        "SE vector to select channels (default: 0, the plain block)",
+    )  # fmt: skip
     q.add_argument("--device", default="cpu", help="default: %(default)s")
     q.add_argument("--quiet", action="store_true", help="no progress bars")
 
@@ -533,6 +548,7 @@ def _squeeze(args) -> int:
         mean=None if args.no_normalize else args.mean, std=None if args.no_normalize else args.std,
         train=args.train, gate=args.gate, epochs=args.epochs, lr=args.lr, layer=args.layer,
         batch_size=args.batch_size, seed=args.seed, device=args.device, progress=not args.quiet,
+        select=args.select,
     )  # fmt: skip
     path, report = run_squeeze(job)
     print(report)

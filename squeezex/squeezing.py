@@ -27,6 +27,7 @@ Example:
 from __future__ import annotations
 
 import copy
+import math
 import time
 from dataclasses import asdict, dataclass, field
 
@@ -35,9 +36,9 @@ from torch import nn
 
 from .common import eval_mode, make_loader, split_batch
 from .models.se import GATES, attach_se_head, find_se_block, se_site
-from .training import _decide, fit
+from .training import Classification, _decide, fit
 
-__all__ = ["squeeze", "SqueezeReport", "TRAIN", "find_head"]
+__all__ = ["squeeze", "SqueezeReport", "TRAIN", "find_head", "Selective", "selection_entropy"]
 
 #: What :func:`squeeze` may train: the SE block only, the block and the classifier, or
 #: every parameter (fine-tuning the whole model with the block in it).
@@ -72,6 +73,8 @@ class SqueezeReport:
     #: evaluation images (all channels)
     se_vector: dict = field(default_factory=dict)
     seconds: float = 0.0
+    #: the weight of the selection penalty (``squeeze(select=...)``; 0: the plain block)
+    select: float = 0.0
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -124,6 +127,7 @@ def squeeze(
     device: str | torch.device = "cpu",
     progress: bool = True,
     copy_model: bool = True,
+    select: float = 0.0,
 ) -> tuple[nn.Module, SqueezeReport]:
     """Attach an SE block to a trained ``model`` as the identity and train what ``train``
     names; returns ``(squeezed model, report)``.
@@ -149,6 +153,11 @@ def squeeze(
         reduction: the SE block's r.
         copy_model: squeeze a copy (default) and leave ``model`` as it was; ``False``
             attaches the block to ``model`` itself.
+        select: beyond the paper: the weight λ of a penalty that asks the SE vector to
+            *select* channels: λ times the entropy of each image's p = s / Σ s over the
+            channels, divided by log C (0 when one channel takes all the weight, 1 when s
+            is uniform). Default 0: the plain block. ``benchmarks/se_select.py`` measures
+            what it does to the selections, the maps and the accuracy.
 
     Raises:
         ValueError: an unknown ``train``, ``epochs`` < 1, a model that already has an SE
@@ -156,6 +165,8 @@ def squeeze(
             choose from).
     """
     _check(model, train, gate, epochs)
+    if not select >= 0:
+        raise ValueError(f"select must be >= 0 (the penalty's weight), got {select!r}")
     lr = DEFAULT_LR[train] if lr is None else lr
     start = time.perf_counter()
     net = (copy.deepcopy(model) if copy_model else model).to(device).eval()
@@ -168,9 +179,10 @@ def squeeze(
     wrapper_name, block = se_site(net), find_se_block(net)
     trained = _parameters(net, train, block, example)
     frozen = _frozen_state(net, trained) if train != "all" else None
+    objective = Selective(block, select) if select else None
     result = fit(net, train_data, epochs=epochs, lr=lr, weight_decay=weight_decay,
                  batch_size=batch_size, seed=seed, device=device, progress=progress,
-                 desc=f"squeeze ({train})", parameters=trained)  # fmt: skip
+                 desc=f"squeeze ({train})", parameters=trained, objective=objective)  # fmt: skip
     squeezed, _ = _logits(net, eval_data, batch_size, device)
     classes = getattr(eval_data, "classes", None)
     ids = {id(p) for p in trained}
@@ -187,8 +199,29 @@ def squeeze(
         frozen_unchanged=None if frozen is None else _unchanged(net, frozen),
         losses=result.losses, se_vector=_se_vector(net, eval_data, targets, batch_size, device),
     )  # fmt: skip
-    report.seconds = time.perf_counter() - start
+    report.seconds, report.select = time.perf_counter() - start, select
     return net, report
+
+
+class Selective(Classification):
+    """Classification plus ``weight`` × the normalised entropy of each image's SE weights
+    p = s / Σ s (see :func:`squeeze`'s ``select``)."""
+
+    def __init__(self, block: nn.Module, weight: float) -> None:
+        self.block, self.weight = block, weight
+
+    def loss(self, model: nn.Module, inputs, targets) -> tuple[torch.Tensor, torch.Tensor]:
+        with self.block.recording() as tape:
+            loss, hits = super().loss(model, inputs, targets)
+        return loss + self.weight * selection_entropy(tape["e"]).mean(), hits
+
+
+def selection_entropy(excitation: torch.Tensor) -> torch.Tensor:
+    """Per image, the entropy of p = s / Σ s (s = σ(excitation), N×C×…) over the channels,
+    divided by log C: 1 for a uniform s, towards 0 as fewer channels take the weight."""
+    s = torch.sigmoid(excitation.flatten(1))
+    p = s / s.sum(1, keepdim=True)
+    return -(p * p.clamp_min(1e-12).log()).sum(1) / math.log(s.shape[1])
 
 
 def _check(model: nn.Module, train: str, gate: str, epochs) -> None:

@@ -3,6 +3,7 @@ architecture, ``--model`` with a squeezed checkpoint, ``--data`` with a folder w
 and one without; the architecture and its normalisation in the fingerprint, the tables
 and results.json; a clear error for each thing a user can get wrong."""
 
+import copy
 import json
 import shutil
 
@@ -222,3 +223,32 @@ def test_bad_input_is_one_line_that_names_it(tmp_path, capsys, case, message):
     assert main(["bench", *args, *base]) == 2
     err = capsys.readouterr().err
     assert message in err and len(err.strip().splitlines()) == 1, err
+
+
+def test_a_normalised_model_is_scored_in_pixel_space_like_an_unnormalised_one():
+    """The same function with and without a Normalize layer in front (its first
+    convolution folds the normalisation back out) scores the same deletion, insertion,
+    infidelity and ROAD: the baselines replace pixels, before the model normalises."""
+    from squeezex.metrics import deletion_curve, infidelity_score, insertion_curve, road_curve
+    from squeezex.models import SmallCNN
+
+    torch.manual_seed(0)  # a 1×1 convolution first: no zero padding to tell the two apart
+    plain = torch.nn.Sequential(torch.nn.Conv2d(3, 3, 1), SmallCNN(3)).eval()
+    mean, std = torch.tensor([0.4, 0.5, 0.6]), torch.tensor([0.2, 0.25, 0.3])
+    folded = copy.deepcopy(plain)
+    with torch.no_grad():  # conv(x) = conv'((x − μ)/σ) with w' = w·σ, b' = b + w·μ
+        w, b = plain[0].weight, plain[0].bias
+        folded[0].weight.copy_(w * std.view(1, 3, 1, 1))
+        folded[0].bias.copy_(b + (w * mean.view(1, 3, 1, 1)).sum((1, 2, 3)))
+    normalised = torch.nn.Sequential(Normalize(mean.tolist(), std.tolist()), folded).eval()
+    x, maps, y = torch.rand(4, 3, 32, 32), torch.rand(4, 1, 32, 32), torch.tensor([0, 1, 2, 0])
+    assert torch.allclose(plain(x), normalised(x), atol=1e-4)
+    for curve in (deletion_curve, insertion_curve):
+        a, b = curve(plain, x, maps, y, baseline="zero")[1], curve(normalised, x, maps, y, baseline="zero")[1]  # fmt: skip
+        assert torch.allclose(a, b, atol=1e-4)
+    torch.manual_seed(1)
+    a = infidelity_score(plain, x, maps, y, baseline="zero")
+    torch.manual_seed(1)
+    assert torch.allclose(a, infidelity_score(normalised, x, maps, y, baseline="zero"), atol=1e-3)
+    a, b = road_curve(plain, x, maps, y)[1], road_curve(normalised, x, maps, y)[1]
+    assert torch.allclose(a, b, atol=1e-4)

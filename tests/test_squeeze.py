@@ -248,3 +248,32 @@ def test_a_multi_branch_model_is_refused_with_what_to_pass():
         ValueError, match=r"2 token branches \('norm.0', 'norm.1'\).*layout='tokens'"
     ):
         attach_se_head(_Cross(), input_size=(3, 32, 32))
+
+
+def test_the_selection_penalty_is_the_entropy_of_the_se_weights_added_to_the_loss():
+    """``select=λ`` trains on cross-entropy + λ × the normalised entropy of s / Σ s; its
+    gradient reaches the block once s is not uniform (at the identity, uniform s is the
+    entropy's maximum: the classification loss moves it first). What it does to real
+    models is measured in ``benchmarks/se_select.py``."""
+    from torch.nn import functional as F
+
+    from squeezex.models.se import find_se_block
+    from squeezex.squeezing import Selective, selection_entropy
+
+    model, (x, y) = _trained_cnn(), _data(n=16)
+    attach_se_head(model, identity=True, input_size=(3, 32, 32))
+    block = find_se_block(model)
+    torch.nn.init.normal_(block.fc2.weight, std=0.5)  # off the identity: s not uniform
+    loss, _ = Selective(block, 2.0).loss(model, x, y)
+    with block.recording() as tape:
+        plain = F.cross_entropy(model(x), y)
+    entropy = selection_entropy(tape["e"])
+    assert ((0 < entropy) & (entropy < 1)).all()
+    assert loss.item() == pytest.approx((plain + 2.0 * entropy.mean()).item(), rel=1e-5)
+    (2.0 * entropy.mean()).backward()
+    assert block.fc2.weight.grad.abs().sum() > 0
+    assert selection_entropy(torch.zeros(2, 8, 1, 1)).tolist() == pytest.approx([1.0, 1.0])
+    squeezed, report = squeeze(_trained_cnn(), _data(n=48), epochs=1, select=0.5, progress=False)
+    assert report.select == 0.5 and report.frozen_unchanged
+    with pytest.raises(ValueError, match="select must be >= 0"):
+        squeeze(_trained_cnn(), _data(n=48), select=-1.0, progress=False)

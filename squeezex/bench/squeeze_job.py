@@ -48,6 +48,7 @@ class SqueezeJob:
     seed: int = 0
     device: str = "cpu"
     progress: bool = True
+    select: float = 0.0
 
     def __post_init__(self) -> None:
         if self.train not in TRAIN:
@@ -132,7 +133,7 @@ def run_squeeze(job: SqueezeJob) -> tuple[Path, SqueezeReport]:
     squeezed, report = squeeze(
         model, train, layer=job.layer, train=job.train, gate=job.gate, epochs=job.epochs, lr=job.lr,
         val_data=val, batch_size=job.batch_size, seed=job.seed, device=job.device,
-        progress=job.progress,
+        progress=job.progress, select=job.select,
     )  # fmt: skip
     builder = job.arch if ":" in job.arch else f"torchvision:{job.arch}"
     arch = arch_record(builder, squeezed.cpu(), classes=classes, size=job.size,

@@ -8,19 +8,26 @@ An architecture that declares a normalisation carries it as its first layer
 normalised inputs is squeezed (:mod:`squeezex.bench.squeeze_job`): the maps, overlays and
 faithfulness baselines stay in pixel space, where "delete a pixel" means black.
 
-Configurations (chosen so that a model trains on a 2-core CPU in minutes and keeps a
-feature grid fine enough for a map at 64 px; ``benchmarks/archs.py`` measures their
-accuracy, time and maps):
+Configurations (chosen so that a model trains on a 2-core CPU in minutes and keeps an 8×8
+or finer last feature map at 64 px; ``benchmarks/archs.py`` measures their accuracy, maps
+and cost, its JSON holds the numbers):
 
-- ``small``: :class:`~squeezex.models.SmallCNN` (16×16 features, no normalisation);
+- ``small``: :class:`~squeezex.models.SmallCNN` (16×16 features, no normalisation; its
+  head pools by ``--pool``);
 - ``resnet``: torchvision ``ResNet`` with ``BasicBlock`` at CIFAR widths (32, 64, 128:
   one block per stage, three stages, as He et al. built ResNets for small images) behind a
   3×3 stride-2 stem without the max pool (ImageNet's 7×7 stride-2 stem, the pool and a
-  fourth stage would leave a 2×2 last feature map at 64 px); last features 8×8;
+  fourth stage would leave a 2×2 last feature map at 64 px); last features 8×8; its own
+  global average pooling (with max pooling it learned an8flower-hard worse when tried);
 - ``convnext``: torchvision ``ConvNeXt`` with its own 4×4 stride-4 patchify stem and two
-  stages of two blocks (48, 96 channels); last features 8×8;
-- ``vit``: :func:`~squeezex.models.small_vit` (torchvision ``VisionTransformer``: 8-px
-  patches, 4 blocks of width 64), its SE head on the tokens entering the last block.
+  stages of two blocks (48, 96 channels); last features 8×8; global **max** pooling (with
+  torchvision's average pooling it stayed at chance on an8flower-hard when tried: the
+  small leaf is averaged away, the SmallCNN's finding again);
+- ``vit``: torchvision ``VisionTransformer`` (:func:`~squeezex.models.small_vit`: 4
+  blocks of width 64, a class token) whose patchify layer is a 3-convolution stem of
+  stride 8 (Xiao et al., "Early convolutions help transformers see better", 2021), trained
+  30 epochs: with 8-px patches, or 12 epochs, it stayed near chance on an8flower-hard
+  when tried. Its SE head sits on the tokens entering the last block.
 
 Example:
     >>> from squeezex.models.archs import build_arch, list_archs
