@@ -98,6 +98,11 @@ def test_bench_runs_end_to_end_for_every_architecture(tmp_path, capsys, arch):
     _, record = load_model(se_ck)
     expected = get_arch(arch).mean
     assert record.get("mean") == (pytest.approx(list(expected)) if expected else None)
+    if arch == "resnet":  # the figures' captions name the model and its normalisation
+        assert main(["figures", "--results", str(tmp_path), "--out", str(tmp_path / "fig")]) == 0
+        captions = (tmp_path / "fig" / "CAPTIONS.md").read_text()
+        assert f"{model['arch']}; input normalisation ImageNet mean/std" in captions
+        assert "Faithfulness baselines, in pixel space: deletion" in captions
 
 
 @pytest.fixture(scope="module")

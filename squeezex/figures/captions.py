@@ -133,13 +133,16 @@ def _run_lines(run: Run, tables: list[Path]) -> list[str]:
             unit = "clips" if mo.get("kinds") else "images"
             sizes = f", {mo.get('n_train')} training and {mo['n_test']} test {unit}"
             sizes = sizes if "n_test" in mo else ""
-            out.append(f"Model on {name}: {mo.get('arch', 'CNN')}{sizes}; "
+            norm = f"; input normalisation {mo['normalisation']}" if mo.get("normalisation") else ""
+            out.append(f"Model on {name}: {mo.get('arch', 'CNN')}{norm}{sizes}; "
                        f"{mo.get('score', 'test accuracy')} {mo['accuracy_mean']:.3f}.")  # fmt: skip
     cfg = res.get("config", {})
     said = [w.format(cfg[k]) for k, w in (("size", "image side {} px"), ("epochs", "{} epochs"))
             if cfg.get(k) is not None]  # fmt: skip
     if said:
         out.append("Settings: " + ", ".join(said) + ".")
+    if res.get("pixel_baselines"):
+        out.append(f"Faithfulness baselines, in pixel space: {res['pixel_baselines']}.")
     out.append(
         "Intervals are 95 % bootstrap intervals over the test images. LaTeX tables: "
         + ", ".join(f"`{p.name}`" for p in tables)
