@@ -154,24 +154,88 @@ def _accuracy(m: dict) -> dict:
 
 
 def table(study: dict) -> str:
-    """The README's table: architecture × method, per dataset."""
-    lines = []
-    for dataset in study["datasets"]:
-        lines += [f"\n**{dataset}**\n", "| architecture | accuracy with SE / without / squeezed "
-                  "| method | " + " | ".join(SHOWN) + " |",
-                  "|---|---|---|" + "---|" * len(SHOWN)]  # fmt: skip
-        for arch, a in study["archs"].items():
-            m = a["trained"]["models"].get(dataset, {})
+    """The README's tables, from the study's JSON (``--report`` redraws them)."""
+    lines = ["**Accuracy** (test, mean ± sd over the seeds; squeezed: the no-SE model with "
+             "the SE block trained alone)", "",
+             "| architecture | dataset | with SE | without SE | squeezed | with − without |",
+             "|---|---|---|---|---|---|"]  # fmt: skip
+    for arch, a in study["archs"].items():
+        for dataset in study["datasets"]:
+            m = a["trained"]["models"].get(dataset)
+            if not m:
+                continue
             sq = [v["accuracy_squeezed"] for k, v in a["squeezed"].items() if k.startswith(dataset)]
-            acc = (f"{m['accuracy_mean']:.3f}±{m['accuracy_sd']:.3f} / "
-                   f"{m['accuracy_without_se_mean']:.3f}±{m['accuracy_without_se_sd']:.3f} / "
-                   f"{statistics.fmean(sq):.3f}±{_sd(sq):.3f}")  # fmt: skip
+            gap = m["accuracy_mean"] - m["accuracy_without_se_mean"]
+            lines.append(f"| {arch} | {dataset} | {m['accuracy_mean']:.3f} ± {m['accuracy_sd']:.3f} "
+                         f"| {m['accuracy_without_se_mean']:.3f} ± {m['accuracy_without_se_sd']:.3f} "
+                         f"| {statistics.fmean(sq):.3f} ± {_sd(sq):.3f} | {gap:+.3f} |")  # fmt: skip
+    for dataset in study["datasets"]:
+        lines += ["", f"**{dataset}**: mean over the seeds (min–max across seeds); the last "
+                  "rows of each architecture are the squeezed models' SE map", "",
+                  "| architecture | method | " + " | ".join(SHOWN) + " |",
+                  "|---|---|" + "---|" * len(SHOWN)]  # fmt: skip
+        for arch, a in study["archs"].items():
+            per = a["trained"]["metrics"].get(dataset, {})
             for i, method in enumerate(METHODS):
-                vals = a["trained"]["metrics"].get(dataset, {}).get(method, {})
-                cells = [_cell(vals.get(k)) for k in SHOWN]
-                lines.append(f"| {arch if i == 0 else ''} | {acc if i == 0 else ''} | {method} | "
-                             + " | ".join(cells) + " |")  # fmt: skip
+                cells = [_cell(per.get(method, {}).get(k)) for k in SHOWN]
+                lines.append(f"| {arch if i == 0 else ''} | {method} | " + " | ".join(cells) + " |")
+            squeezed = squeezed_metrics(a, dataset)
+            cells = [_cell(squeezed.get(k)) for k in SHOWN]
+            lines.append("| | se (squeezed) | " + " | ".join(cells) + " |")
+    lines += ["", "**SE against activation-mean** (the SE map with s replaced by ones) and the "
+              "SE vector: per-image correlation of the two maps, the difference in pointing "
+              "game and relevance mass (SE − activation-mean; mean over seeds), the spread of s "
+              "within an image, and the mean Jaccard overlap of the channels the paper's rule "
+              "selects across images", "",
+              "| architecture | dataset | r (maps) | Δ pointing | Δ rel. mass | s range | "
+              "per-image sd of s | Jaccard across images |", "|---|---|---|---|---|---|---|---|"]  # fmt: skip
+    for arch, a in study["archs"].items():
+        for dataset in study["datasets"]:
+            lines.append(
+                f"| {arch} | {dataset} | " + " | ".join(se_row(a["trained"], dataset)) + " |"
+            )
+            squeezed = {"se_vs_activation_mean": {}, "se_diagnostics": {}}
+            for k, v in a["squeezed"].items():
+                if k.startswith(dataset + "/"):
+                    seed = k.split("/")[1]
+                    for part in squeezed:
+                        for val in v[part].values():
+                            squeezed[part][f"{dataset}/{seed}"] = val
+            lines.append(f"| {arch} (squeezed) | {dataset} | "
+                         + " | ".join(se_row(squeezed, dataset)) + " |")  # fmt: skip
     return "\n".join(lines)
+
+
+def squeezed_metrics(a: dict, dataset: str) -> dict:
+    """The squeezed models' SE-map metrics on ``dataset``: mean and spread over seeds."""
+    per: dict = {}
+    for key, v in a["squeezed"].items():
+        if key.startswith(dataset + "/"):
+            for r in v["rows"]:
+                if r["method"] == "se" and r["value"] is not None and math.isfinite(r["value"]):
+                    per.setdefault(r["metric"], []).append(r)
+    return {k: spread([r["value"] for r in rows], rows) for k, rows in per.items()}
+
+
+def se_row(part: dict, dataset: str) -> list[str]:
+    """SE against activation-mean and the SE-vector diagnostics, over the seeds."""
+    vs = [v for k, v in part["se_vs_activation_mean"].items() if k.startswith(dataset + "/")]
+    diag = [v.get("paper", v.get("all", {})) for k, v in part["se_diagnostics"].items()
+            if k.startswith(dataset + "/")]  # fmt: skip
+    if not vs or not diag:
+        return ["–"] * 6
+
+    def mean(values):
+        values = [x for x in values if x is not None and math.isfinite(x)]
+        return statistics.fmean(values) if values else float("nan")
+
+    r = mean(v["correlation"]["value"] for v in vs)
+    dp = mean(v["metrics"]["pointing_game"]["difference"]["value"] for v in vs)
+    dm = mean(v["metrics"]["relevance_mass"]["difference"]["value"] for v in vs)
+    lo, hi = min(d["s_min"] for d in diag), max(d["s_max"] for d in diag)
+    return [f"{r:.4f}", f"{dp:+.3f}", f"{dm:+.3f}", f"[{lo:.2f}, {hi:.2f}]",
+            f"{mean(d['image_std_mean'] for d in diag):.3f}",
+            f"{mean(d.get('jaccard_images') for d in diag):.2f}"]  # fmt: skip
 
 
 def _cell(v: dict | None) -> str:
@@ -196,7 +260,11 @@ def main() -> None:
     ap.add_argument("--n-train", type=int, default=None, help="a quick look: fewer images")
     ap.add_argument("--n-test", type=int, default=None)
     ap.add_argument("--epochs", type=int, default=None, help="a quick look: fewer epochs")
+    ap.add_argument("--report", action="store_true", help="redraw the tables from --out")
     args = ap.parse_args()
+    if args.report:
+        print(table(json.loads(args.out.read_text())))
+        return
     start = time.perf_counter()
     archs = args.archs.split(",")
     order = sorted(archs, key=lambda a: LONGEST_FIRST.index(a) if a in LONGEST_FIRST else 0)
