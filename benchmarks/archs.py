@@ -157,18 +157,23 @@ def table(study: dict) -> str:
     """The README's tables, from the study's JSON (``--report`` redraws them)."""
     lines = ["**Accuracy** (test, mean ± sd over the seeds; squeezed: the no-SE model with "
              "the SE block trained alone)", "",
-             "| architecture | dataset | with SE | without SE | squeezed | with − without |",
-             "|---|---|---|---|---|---|"]  # fmt: skip
+             "| architecture | dataset | with SE | without SE | squeezed | with − without, "
+             "paired by seed [95 % t-interval] | squeezed − original |",
+             "|---|---|---|---|---|---|---|"]  # fmt: skip
     for arch, a in study["archs"].items():
         for dataset in study["datasets"]:
             m = a["trained"]["models"].get(dataset)
             if not m:
                 continue
             sq = [v["accuracy_squeezed"] for k, v in a["squeezed"].items() if k.startswith(dataset)]
-            gap = m["accuracy_mean"] - m["accuracy_without_se_mean"]
+            gap = [a - b for a, b in zip(m["accuracy_per_seed"],
+                                         m["accuracy_without_se_per_seed"], strict=True)]  # fmt: skip
+            dsq = [v["accuracy_squeezed"] - v["accuracy_original"]
+                   for k, v in a["squeezed"].items() if k.startswith(dataset)]  # fmt: skip
             lines.append(f"| {arch} | {dataset} | {m['accuracy_mean']:.3f} ± {m['accuracy_sd']:.3f} "
                          f"| {m['accuracy_without_se_mean']:.3f} ± {m['accuracy_without_se_sd']:.3f} "
-                         f"| {statistics.fmean(sq):.3f} ± {_sd(sq):.3f} | {gap:+.3f} |")  # fmt: skip
+                         f"| {statistics.fmean(sq):.3f} ± {_sd(sq):.3f} | {_paired(gap)} "
+                         f"| {statistics.fmean(dsq):+.3f} ({min(dsq):+.3f} to {max(dsq):+.3f}) |")  # fmt: skip
     for dataset in study["datasets"]:
         lines += ["", f"**{dataset}**: mean over the seeds (min–max across seeds); the last "
                   "rows of each architecture are the squeezed models' SE map", "",
@@ -242,6 +247,19 @@ def _cell(v: dict | None) -> str:
     if v is None:
         return "–"
     return f"{v['mean']:.3f} ({v['min']:.2f}–{v['max']:.2f})"
+
+
+#: two-sided 95 % quantiles of Student's t by degrees of freedom (seeds − 1)
+T95 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571}
+
+
+def _paired(d: list[float]) -> str:
+    """Mean of paired differences with a 95 % t-interval over the seeds."""
+    mean = statistics.fmean(d)
+    if len(d) < 2:
+        return f"{mean:+.3f}"
+    half = T95.get(len(d) - 1, 1.96) * statistics.stdev(d) / math.sqrt(len(d))
+    return f"{mean:+.3f} [{mean - half:+.3f}, {mean + half:+.3f}]"
 
 
 def _sd(v: list[float]) -> float:
