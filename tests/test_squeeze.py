@@ -176,8 +176,15 @@ def test_prefix_tokens_count_distillation_tokens_and_trust_a_declared_count():
     class Declared(Distilled):
         num_prefix_tokens = 5  # e.g. class + 4 registers, whatever its parameters say
 
+    class Branches(nn.Module):  # timm's CrossViT: a class token per branch
+        def __init__(self):
+            super().__init__()
+            self.cls_token_0 = nn.Parameter(torch.zeros(1, 1, 8))
+            self.cls_token_1 = nn.Parameter(torch.zeros(1, 1, 16))
+
     assert prefix_tokens(Distilled()) == 2
     assert prefix_tokens(Declared()) == 5
+    assert prefix_tokens(Branches()) == 1, "each branch has one, not two"
     assert prefix_tokens(tiny_vit(3)) == 1  # torchvision's class_token, as before
 
 
@@ -245,7 +252,7 @@ def test_a_multi_branch_model_is_refused_with_what_to_pass():
             self.norm = nn.ModuleList([nn.LayerNorm(8), nn.LayerNorm(8)])
 
     with pytest.raises(
-        ValueError, match=r"2 token branches \('norm.0', 'norm.1'\).*layout='tokens'"
+        ValueError, match=r"2 token branches \('norm.0', 'norm.1'\).*layer=.*layout='tokens'"
     ):
         attach_se_head(_Cross(), input_size=(3, 32, 32))
 

@@ -486,11 +486,17 @@ def _refuse_branches(model: nn.Module) -> None:
     norms = getattr(model, "norm", None)
     if isinstance(norms, nn.ModuleList) and len(norms) > 1:
         names = ", ".join(f"'norm.{i}'" for i in range(len(norms)))
+        blocks = getattr(model, "blocks", None)
+        last = len(blocks) - 1 if isinstance(blocks, nn.ModuleList) and len(blocks) else None
+        hint = (
+            " or ".join(f"layer='blocks.{last}.blocks.{i}'" for i in range(len(norms)))
+            if last is not None and hasattr(blocks[last], "blocks")
+            else "layer= one branch's last token block"
+        )
         raise ValueError(
             f"{type(model).__name__} has {len(norms)} token branches ({names}) whose heads are "
-            "averaged: one SE head explains one feature map. Pass layer= the block of one "
-            "branch whose tokens its class token reads last (e.g. the last multi-scale "
-            "block's branch) and layout='tokens', or explain the branches apart"
+            f"averaged: one SE head explains one branch. Pass {hint} (the tokens its last "
+            "fusion reads) with layout='tokens'"
         )
 
 

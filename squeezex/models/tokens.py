@@ -18,6 +18,7 @@ A model with a token SE block has its own ``view`` (:class:`~squeezex.models.se.
 from __future__ import annotations
 
 import math
+import re
 import weakref
 from collections.abc import Sequence
 from contextlib import ExitStack, contextmanager
@@ -32,16 +33,28 @@ def prefix_tokens(model: nn.Module) -> int:
     """Class, distillation and register tokens before the patch tokens: the count a timm
     model declares (``num_prefix_tokens``), else the token parameters found (torchvision's
     ViT ``class_token`` (1, 1, D), MViT's ``pos_encoding.class_token`` (D,), a distilled
-    DeiT's ``dist_token``, ``register_tokens`` (1, k, D))."""
+    DeiT's ``dist_token``, ``register_tokens`` (1, k, D); a list of them, one per token
+    branch (CrossViT's), counts one branch's)."""
     for m in model.modules():
         declared = getattr(m, "num_prefix_tokens", None)
         if isinstance(declared, int) and not isinstance(declared, bool):
             return declared
-    n = 0
+    n, branches = 0, set()
     for name, p in model.named_parameters():
-        if name.rsplit(".", 1)[-1] in ("class_token", "cls_token", "dist_token", "register_tokens"):
-            n += 1 if p.dim() == 1 else p.shape[-2]  # (D,), (k, D) or (1, k, D)
+        parts = name.split(".")
+        tail = f"{parts[-2]}_{parts[-1]}" if len(parts) > 1 and parts[-1].isdigit() else parts[-1]
+        match = _TOKEN_NAME.fullmatch(tail)
+        if match is None:
+            continue
+        if match[2] is not None:  # one per branch (CrossViT's cls_token_0, _1): count one
+            if match[1] in branches:
+                continue
+            branches.add(match[1])
+        n += 1 if p.dim() == 1 else p.shape[-2]  # (D,), (k, D) or (1, k, D)
     return n
+
+
+_TOKEN_NAME = re.compile(r"(class_token|cls_token|dist_token|register_tokens)(?:_(\d+))?")
 
 
 def token_site(model: nn.Module) -> str | None:
