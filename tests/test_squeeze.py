@@ -284,3 +284,22 @@ def test_the_selection_penalty_is_the_entropy_of_the_se_weights_added_to_the_los
     assert report.select == 0.5 and report.frozen_unchanged
     with pytest.raises(ValueError, match="select must be >= 0"):
         squeeze(_trained_cnn(), _data(n=48), select=-1.0, progress=False)
+
+
+def test_a_wrapped_vit_takes_the_head_on_the_tokens_its_class_token_reads_last():
+    """``nn.Sequential(Normalize(), vit)`` — how a normalised ViT is squeezed and how the
+    benchmark's ``vit`` is built — put the block on the encoder's output, whose patch
+    tokens the head never reads: Grad-CAM's gradients there were all zero and s read
+    places the prediction does not use. It goes where the bare ViT's goes."""
+    from squeezex import get_explainer
+    from squeezex.models import small_vit
+    from squeezex.models.se import se_site
+
+    torch.manual_seed(0)
+    vit = small_vit(3, 32)
+    torch.nn.init.normal_(vit.heads.head.weight, std=0.5)  # torchvision zero-inits the head
+    model = attach_se_head(nn.Sequential(Normalize(), vit).eval(), identity=True,
+                           input_size=(3, 32, 32))  # fmt: skip
+    assert se_site(model) == "1.encoder.layers.encoder_layer_2"
+    maps = get_explainer("gradcam", model).attribute(torch.rand(4, 3, 32, 32), target=0)
+    assert (maps.flatten(1).amax(1) > 0).all(), "gradients reach the block's tokens"

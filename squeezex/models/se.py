@@ -537,7 +537,11 @@ def _token_site(model: nn.Module, name: str, x: torch.Tensor, grid):
     site = token_site(model)
     if site is None:
         return name, grid
-    if site.startswith("blocks.") and grid is None:  # MViT: blocks return (tokens, [t, h, w])
+    owner = site.rsplit("blocks.", 1)[0].rstrip(".") if "blocks." in site else None
+    mvit = owner is not None and hasattr(
+        model.get_submodule(owner) if owner else model, "pos_encoding"
+    )
+    if mvit and grid is None:  # MViT: blocks return (tokens, [t, h, w])
         thw = []
         h = model.get_submodule(site).register_forward_hook(lambda m, a, o: thw.append(tuple(o[1])))
         try:

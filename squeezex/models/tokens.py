@@ -62,7 +62,15 @@ def token_site(model: nn.Module) -> str | None:
     ``encoder.layers`` second-to-last block (``encoder.dropout`` for one block), MViT's
     ``blocks`` second-to-last, timm's PiT last stage's second-to-last block (its head reads
     only the class token, which attends to the patch tokens there); ``None`` for other
-    models."""
+    models. The transformer may sit inside a wrapper (``nn.Sequential(Normalize(), vit)``:
+    the name is then the wrapper's, ``1.encoder.layers.…``)."""
+    for prefix, module in model.named_modules():  # the model itself first
+        if (site := _own_token_site(module)) is not None:
+            return f"{prefix}.{site}" if prefix else site
+    return None
+
+
+def _own_token_site(model: nn.Module) -> str | None:
     blocks = getattr(getattr(model, "encoder", None), "layers", None)
     if isinstance(blocks, nn.Sequential) and hasattr(model, "class_token"):  # ViT
         names = [f"encoder.layers.{n}" for n, _ in blocks.named_children()]
