@@ -47,7 +47,7 @@ from ..explainers import explainer_info
 from ..io import atomic_torch_save, atomic_write_json, ensure_folder
 from ..progress import progress as progress_bar
 from .config import check_device
-from .models import load_model
+from .models import _norm, load_model
 from .store import quantise
 from .tasks import task_datasets
 
@@ -146,11 +146,6 @@ def _explainable_datasets() -> list[str]:
     """The registered datasets whose images and class labels ``squeezex explain`` reads:
     one image of one class per sample (their task's ``class_folders``)."""
     return task_datasets(class_folders=True)
-
-
-def _norm(name: str) -> str:
-    """A class name as a folder may spell it (``red leaf`` is ``red_leaf``)."""
-    return name.replace(" ", "_").lower()
 
 
 # -- shards -------------------------------------------------------------------------------------

@@ -311,6 +311,7 @@ def given_model(cfg: BenchConfig, spec: DatasetSpec, train, test):
 
 
 def _norm(name: str) -> str:
+    """A class name as a folder may spell it (``red leaf`` is ``red_leaf``)."""
     return name.replace(" ", "_").lower()
 
 
