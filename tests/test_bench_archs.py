@@ -257,3 +257,13 @@ def test_a_normalised_model_is_scored_in_pixel_space_like_an_unnormalised_one():
     assert torch.allclose(a, infidelity_score(normalised, x, maps, y, baseline="zero"), atol=1e-3)
     a, b = road_curve(plain, x, maps, y)[1], road_curve(normalised, x, maps, y)[1]
     assert torch.allclose(a, b, atol=1e-4)
+
+
+def test_arch_is_refused_on_an_audio_visual_dataset():
+    from squeezex.bench.tasks import get_task
+    from squeezex.datasets import get_dataset, list_datasets
+
+    name = list_datasets("audio-visual")[0]
+    cfg = BenchConfig(arch="resnet", dataset=name)
+    with pytest.raises(ValueError, match=f"--arch resnet applies to image datasets: {name}"):
+        get_task("audio-visual").build_model(cfg, get_dataset(name), None, se=True, seed=0)

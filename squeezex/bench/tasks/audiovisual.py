@@ -107,6 +107,10 @@ class AudioVisual(Task):
 
     # -- models ---------------------------------------------------------------------------
     def build_model(self, cfg, spec, train, *, se: bool, seed: int) -> SpeakerNet:
+        if cfg.arch != "small":
+            raise ValueError(
+                f"--arch {cfg.arch} applies to image datasets: {spec.name} trains its SpeakerNet"
+            )
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
             return SpeakerNet(se=se, frames=train.n_frames, size=train.size)
@@ -124,6 +128,7 @@ class AudioVisual(Task):
         summary.update(
             arch="SpeakerNet: 3-D conv front + 2-D trunk + temporal conv | log-mel 2-D conv; "
             "SE (r=8) in each stream and at fusion",
+            arch_name="SpeakerNet",
             score="frame mAP (AVA-ActiveSpeaker's)",
             n_train=len(train),
             n_test=len(test),
