@@ -23,6 +23,18 @@ from squeezex.models.se import find_se_block
 ARCHS = ["small", "resnet", "convnext", "vit"]
 
 
+@pytest.fixture(autouse=True)
+def _forget_folders():
+    """``--data`` registers the folder as a dataset in this process: forget it after each
+    test, so that other tests see the built-in registry."""
+    from squeezex.datasets.registry import _REGISTRY
+
+    before = set(_REGISTRY)
+    yield
+    for name in set(_REGISTRY) - before:
+        del _REGISTRY[name]
+
+
 def test_the_registry_has_the_four_architectures():
     assert list_archs()[:4] == ARCHS
     assert get_arch("small").mean is None
