@@ -282,6 +282,17 @@ def _sd(v: list[float]) -> float:
     return statistics.stdev(v) if len(v) > 1 else 0.0
 
 
+def _rounded(x):
+    """Floats to 6 decimals (the JSON stays small; the tables print 3)."""
+    if isinstance(x, float):
+        return round(x, 6)
+    if isinstance(x, list | tuple):
+        return [_rounded(v) for v in x]
+    if isinstance(x, dict):
+        return {k: _rounded(v) for k, v in x.items()}
+    return x
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--archs", default="small,resnet,convnext,vit")
@@ -321,7 +332,7 @@ def main() -> None:
     import torch
 
     study["torch"] = torch.__version__
-    args.out.write_text(json.dumps(study, indent=1, default=str))
+    args.out.write_text(json.dumps(_rounded(study), separators=(",", ":"), default=str))
     print(table(study))
     print(f"\n{time.perf_counter() - start:.0f} s; wrote {args.out}")
 
