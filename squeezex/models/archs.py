@@ -105,7 +105,8 @@ _ARCHS: dict[str, Arch] = {}
 @functools.cache
 def _layout(arch: Arch) -> str:
     """A digest of the parameter names and shapes of ``arch`` for 2 classes at 64 px."""
-    state = arch.make(2, pool="max", size=64).state_dict()
+    with torch.random.fork_rng(devices=[]):  # building draws weights: not from the caller's RNG
+        state = arch.make(2, pool="max", size=64).state_dict()
     text = repr([(k, tuple(v.shape)) for k, v in state.items()])
     return hashlib.sha256(text.encode()).hexdigest()[:12]
 
