@@ -16,7 +16,7 @@ from torch import nn
 from ..datasets import DatasetSpec, get_dataset
 from ..explainers import explainer_info
 from ..models import build_model
-from ..models.archs import get_arch
+from ..models.archs import get_arch, normalisation_words
 from ..models.records import BACKENDS, load_weights, rebuild
 from ..models.se import find_se_block
 from ..training import fit, load_checkpoint, save_checkpoint
@@ -304,7 +304,7 @@ def given_model(cfg: BenchConfig, spec: DatasetSpec, train, test):
     summary.update(
         arch=f"{arch.get('builder')} (given: {Path(cfg.model).name})" + _se_words(arch),
         arch_name=str(arch.get("builder")),
-        normalisation=_norm_words(arch),
+        normalisation=normalisation_words(arch.get("mean"), arch.get("std")),
         checkpoint=str(Path(cfg.model).resolve()),
     )
     return {cfg.seed: (model, Path(cfg.model))}, summary
@@ -320,12 +320,6 @@ def _se_words(arch: dict) -> str:
     if se is True or (isinstance(se, dict) and se.get("gate") in (None, "sigmoid")):
         return " + SE"
     return f" + SE (gate {se['gate']}, squeezed)" if isinstance(se, dict) else ""
-
-
-def _norm_words(arch: dict) -> str:
-    if arch.get("mean") is None:
-        return "none (pixels in [0, 1])"
-    return f"mean {arch['mean']}, std {arch['std']}, inside the model (pixels in [0, 1])"
 
 
 def shard_models(cfg: BenchConfig, spec: DatasetSpec, train, parts, train_one=None) -> dict:

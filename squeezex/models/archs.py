@@ -53,7 +53,15 @@ from .normalize import IMAGENET_MEAN, IMAGENET_STD, Normalize
 from .se import attach_se_head
 from .vit import small_vit
 
-__all__ = ["Arch", "register_arch", "get_arch", "list_archs", "build_arch", "arch_backbone"]
+__all__ = [
+    "Arch",
+    "register_arch",
+    "get_arch",
+    "list_archs",
+    "build_arch",
+    "arch_backbone",
+    "normalisation_words",
+]
 
 
 @dataclass(frozen=True)
@@ -86,11 +94,7 @@ class Arch:
     @property
     def normalisation(self) -> str:
         """How inputs are normalised, in words (tables and captions print it)."""
-        if self.mean is None:
-            return "none (pixels in [0, 1])"
-        if (tuple(self.mean), tuple(self.std)) == (IMAGENET_MEAN, IMAGENET_STD):
-            return "ImageNet mean/std, inside the model (pixels in [0, 1])"
-        return f"mean {list(self.mean)}, std {list(self.std)}, inside the model"
+        return normalisation_words(self.mean, self.std)
 
     def key(self) -> str:
         """What a checkpoint trained with it depends on: its settings and the names and
@@ -100,6 +104,19 @@ class Arch:
 
 
 _ARCHS: dict[str, Arch] = {}
+
+
+def normalisation_words(mean, std) -> str:
+    """A model's input normalisation (its :class:`Normalize` layer's mean and std, or
+    ``None``), in words."""
+    if mean is None:
+        return "none (pixels in [0, 1])"
+    imagenet = [*IMAGENET_MEAN, *IMAGENET_STD]
+    given = [*mean, *std]
+    same = len(given) == len(imagenet)
+    if same and all(abs(a - b) < 1e-6 for a, b in zip(given, imagenet, strict=True)):
+        return "ImageNet mean/std, inside the model (pixels in [0, 1])"
+    return f"mean {list(mean)}, std {list(std)}, inside the model (pixels in [0, 1])"
 
 
 @functools.cache
