@@ -1,5 +1,8 @@
+"""``python -m squeezex``: the command line (:func:`squeezex.cli.main`)."""
+
 import sys
 
 from .cli import main
 
-sys.exit(main())
+if __name__ == "__main__":  # importing the module (autodoc, pkgutil) runs nothing
+    sys.exit(main())

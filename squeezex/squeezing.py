@@ -60,7 +60,7 @@ class SqueezeReport:
     trained_parameters: int
     frozen_parameters: int
     evaluated_on: str
-    #: max |logit of the original − logit with the block attached, before any step|
+    #: the largest absolute change of a logit when the block is attached, before any step
     identity_max_abs_diff: float
     accuracy_original: float
     accuracy_squeezed: float

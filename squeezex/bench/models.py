@@ -208,8 +208,9 @@ def train_models(cfg: BenchConfig, spec: DatasetSpec, train, test, may_train: bo
     without ``may_train``: see :func:`cached_model`), and score each on ``test``.
 
     Returns:
-        ``({seed: (SE model on cfg.device, checkpoint path)} for the explained seeds,
-        the models' summary)`` (the task's :meth:`~squeezex.bench.tasks.Task.summarise`).
+        A pair: a dict ``{seed: (SE model on cfg.device, checkpoint path)}`` for the
+        explained seeds, and the models' summary (the task's
+        :meth:`~squeezex.bench.tasks.Task.summarise`).
     """
     task = get_task(spec.task)
     scores, seconds, explained = [], [], {}

@@ -325,9 +325,9 @@ class CelebA(Dataset):
         attributes: attribute names to keep, in this order (a string: one); default all 40.
         transform: applied to the image tensor.
 
-    Attributes:
-        attribute_names (tuple), classes (the same, a list), targets (N×K long),
-        filenames (the image file names, in the annotation file's order), image_dir.
+    It holds ``attribute_names`` (tuple), ``classes`` (the same, a list), ``targets``
+    (N×K long), ``filenames`` (the image file names, in the annotation file's order) and
+    ``image_dir``.
 
     Raises:
         FileNotFoundError: the folder, a text file or a listed image is missing; the
@@ -444,9 +444,9 @@ class CelebAMaskHQ(Dataset):
         split: ``"all"`` (default), ``"train"``, ``"valid"`` or ``"test"``.
         transform: applied to the image tensor.
 
-    Attributes:
-        attribute_names (tuple), classes (the same, a list), targets (N×K long),
-        has_region (K bool), filenames (``<k>.jpg``), indices (the k), image_dir, mask_dir.
+    It holds ``attribute_names`` (tuple), ``classes`` (the same, a list), ``targets``
+    (N×K long), ``has_region`` (K bool), ``filenames`` (``<k>.jpg``), ``indices`` (the k),
+    ``image_dir`` and ``mask_dir``.
 
     Raises:
         FileNotFoundError: a folder, a text file, a listed image or a mask folder

@@ -403,9 +403,8 @@ class AttributePairs(TensorSplit):
     and the attribute region on the biased attribute's pairs only (empty on the others,
     so their relevance mass on the mark is not scored).
 
-    Attributes:
-        images (P×3×H×W uint8), targets (P long), masks (P×1×H×W bool), classes (names),
-        face_index (P long), regions (bias only).
+    It holds ``images`` (P×3×H×W uint8), ``targets`` (P long), ``masks`` (P×1×H×W
+    bool), ``classes`` (names), ``face_index`` (P long) and ``regions`` (bias only).
     """
 
     def __init__(self, faces: SyntheticFaces, attributes: Sequence[str] | None = None) -> None:

@@ -452,7 +452,7 @@ class DeconvolutionAttribution(PixelAttribution):
 
 @register_explainer("saliency", description="saliency (Captum Saliency): absolute input gradient")
 class SaliencyAttribution(PixelAttribution):
-    """Saliency (Simonyan et al., ICLR-W 2014) via Captum's ``Saliency``: |∂S/∂x|.
+    """Saliency (Simonyan et al., ICLR-W 2014) via Captum's ``Saliency``: ``|∂S/∂x|``.
 
     Example:
         >>> import torch

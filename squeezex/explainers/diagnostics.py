@@ -59,7 +59,7 @@ def _shape(t) -> str:
 
 
 def jaccard_matrix(sets: torch.Tensor) -> torch.Tensor:
-    """Pairwise Jaccard overlap |A∩B| / |A∪B| of the rows of an M×C bool tensor (M×M,
+    """Pairwise Jaccard overlap ``|A∩B| / |A∪B|`` of the rows of an M×C bool tensor (M×M,
     float64). Two empty sets are taken as identical (overlap 1)."""
     a = sets.to(torch.float64)
     inter = a @ a.T

@@ -65,16 +65,17 @@ def select_channels(
 ) -> SEVector:
     """Apply a channel-selection rule to N×C SE vectors.
 
-    Rules:
-        ``"paper"``: s_c > mean(s) + z·std(s) (population std), the paper's literal rule.
-            Behind a global average-pooling head trained SE vectors saturate near 1, and
-            the threshold can exceed every s_c (``benchmarks/se_rules.py`` measures it).
-        ``"logit"``: the same z-score rule on the pre-sigmoid excitation (unbounded, so
-            saturation cannot push the threshold out of reach).
-        ``"topk"``: the ceil(k·C) channels with the largest excitation (k a fraction in
-            (0, 1], or an integer count ≥ 1). Ranked on the logits, which keep their
-            order where s rounds to 1.0.
-        ``"weighted"``: every channel, weighted by s (the map is the channel mean of s·U).
+    The rules:
+
+    * ``"paper"``: s_c > mean(s) + z·std(s) (population std), the paper's literal rule.
+      Behind a global average-pooling head trained SE vectors saturate near 1, and
+      the threshold can exceed every s_c (``benchmarks/se_rules.py`` measures it).
+    * ``"logit"``: the same z-score rule on the pre-sigmoid excitation (unbounded, so
+      saturation cannot push the threshold out of reach).
+    * ``"topk"``: the ceil(k·C) channels with the largest excitation (k a fraction in
+      (0, 1], or an integer count ≥ 1). Ranked on the logits, which keep their
+      order where s rounds to 1.0.
+    * ``"weighted"``: every channel, weighted by s (the map is the channel mean of s·U).
 
     A rule never selects zero channels: where it would, the channel with the largest
     excitation is taken and ``fallback`` is set for that sample.
@@ -164,7 +165,7 @@ class SEAttribution(HeatmapAttribution):
     point: the map is the channel mean of ``|X − X̄|``, X̄ = s·Ū the squeezed (patch-mean)
     tokens — where a patch departs from the average patch in the channels s keeps. Chosen
     on a small ViT on an8Flower single-6c (seed 0; seeds 1 and 2 held out) over X itself,
-    s·|U| and the token norm ‖X‖, which all found the leaf less often (token norms mark
+    ``s·|U|`` and the token norm ‖X‖, which all found the leaf less often (token norms mark
     high-norm background tokens). ``benchmarks/vit_an8flower.py`` measures the chosen map
     against Grad-CAM and attention rollout on three seeds (its JSON holds the numbers).
 

@@ -101,10 +101,11 @@ def attribute_grid(
     land on the row's attribute (outlined); a class-agnostic map (``se``, ``se-paper``)
     is the same in every row — one map per face, which can show one attribute at most.
 
+    The other arguments are those of :func:`qualitative_grid`.
+
     Args:
         face: the face's index in the test split (default: the first face with the most
             present attributes).
-        Others as :func:`qualitative_grid`.
 
     Raises:
         ValueError: the run's dataset is not multi-label, or ``face`` has no pair.

@@ -108,7 +108,7 @@ LOCALISATION = {
     )
 }
 
-#: name → function(model, inputs, maps, target, **options) → per-sample scores.
+#: name → ``function(model, inputs, maps, target, **options)`` → per-sample scores.
 #: (``sensitivity_score`` needs the explainer, not its maps, so it is not here.)
 FAITHFULNESS = {k: METRICS[k].fn for k in ("deletion_auc", "insertion_auc", "infidelity")}
 

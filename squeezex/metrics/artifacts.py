@@ -103,7 +103,7 @@ def checkerboard_energy(
 
     Each 2-D map is mean-subtracted, optionally multiplied by a separable (periodic) Hann
     window to stop the map's edges leaking energy across the spectrum, and transformed with
-    a 2-D FFT. The score is
+    a 2-D FFT. The score is::
 
         Σ_{bins near harmonics} |F|² / Σ_{all bins} |F|²,
 

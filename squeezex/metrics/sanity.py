@@ -272,11 +272,11 @@ def cascading_randomization(
         return_maps: also return the maps, original first: (L+1)×N×1×….
 
     Returns:
-        ``{"layers": [L names, top first], "kinds": [L module class names], "spearman":
-        L×N, "ssim": L×N}`` (float tensors; row k compares the maps after randomising
-        ``layers[:k+1]`` with the original maps; a map that became constant has no rank
-        order, so its Spearman is NaN — count those apart, do not score them), plus
-        ``"maps"`` when asked.
+        A dict with ``"layers"`` (L names, top first), ``"kinds"`` (L module class
+        names), ``"spearman"`` and ``"ssim"`` (L×N float tensors; row k compares the
+        maps after randomising ``layers[:k+1]`` with the original maps; a map that
+        became constant has no rank order, so its Spearman is NaN — count those apart,
+        do not score them), plus ``"maps"`` when asked.
     """
     if not isinstance(model, nn.Module):
         raise ValueError(f"model must be a torch.nn.Module, got {type(model).__name__}")

@@ -59,7 +59,7 @@ def render_overlay(
     scale: int = 3,
 ) -> bytes:
     """PNG of ``image`` (C×H×W in [0, 1]) with ``heatmap`` (H×W in [0, 1]) blended at
-    ``opacity`` in the paper's colour map and ``mask``'s outline; enlarged ``scale``×
+    ``opacity`` in the paper's colour map and ``mask``'s outline; enlarged ``scale`` times
     (nearest neighbour, so pixels stay pixels)."""
     rgb = blend(image, heatmap, mask, opacity)
     arr = np.round(rgb * 255).astype(np.uint8)

@@ -76,7 +76,7 @@ def render_frame(
     exp: ClipExplanation, t: int, opacity: float = 0.55, mouth: bool = True, scale: int = 4
 ) -> bytes:
     """PNG of frame ``t`` with its visual heatmap at ``opacity`` (the mouth outlined when
-    ``mouth``), enlarged ``scale``× (:func:`.render.render_overlay`)."""
+    ``mouth``), enlarged ``scale`` times (:func:`.render.render_overlay`)."""
     t = _frame(exp, t)
     mask = exp.clip.masks[t] if mouth and exp.clip.masks is not None else None
     return render_overlay(exp.clip.frames[t], exp.visual[t], mask, opacity, scale)

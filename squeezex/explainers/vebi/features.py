@@ -62,7 +62,7 @@ class FeatureSet:
     predictions: torch.Tensor
     layers: list[str]
     features: list[tuple[str, int]]
-    #: Width of the model's (selected) output: the number of classes.
+    #: The number of classes (the width of the model's selected logits).
     n_outputs: int = 0
 
 
