@@ -19,8 +19,11 @@ JOBS     ?= $(shell $(PYTHON) -c "import os; print(len(os.sched_getaffinity(0)))
 # (the tests' tensors are small: a second thread mostly spins)
 TEST_ENV := SQUEEZEX_SMOKE=1 OMP_NUM_THREADS=1
 PYTEST   := $(TEST_ENV) $(PY) -m pytest -n $(JOBS) --dist loadscope
+# the notebooks as nbval executed them, with their outputs (notebooks/conftest.py), for the docs
+EXECUTED := build/notebooks
+SPHINX   := $(VENV)/bin/sphinx-build -W --keep-going -q -j $(JOBS) -b html docs build/docs
 
-.PHONY: setup demo bench bench-archs test test-fast test-notebooks lint format lab bench-cost clean
+.PHONY: setup demo bench bench-archs test test-fast test-notebooks docs lint format lab bench-cost clean
 
 setup: $(BASE)/.complete
 	@if [ "$$(readlink $(VENV))" != "$(BASE)" ]; then rm -rf $(VENV); ln -s $(BASE) $(VENV); fi
@@ -52,14 +55,24 @@ bench-archs: setup
 	$(PY) benchmarks/archs.py
 
 # everything CI runs: pytest (browser and Slurm tests included when they can run) and every
-# notebook executed by nbval in its short configuration
+# notebook executed by nbval in its short configuration, saved with its outputs; then the
+# docs built from those (warnings are errors) and opened in a browser (tests/test_docs_site.py)
 test: setup
-	$(PYTEST) tests notebooks --nbval-lax --durations=25 $(PYTEST_ARGS)
+	SQUEEZEX_EXECUTED_NOTEBOOKS=$(EXECUTED) $(PYTEST) tests notebooks --nbval-lax -m "not docs" --durations=25 $(PYTEST_ARGS)
+	SQUEEZEX_EXECUTED_NOTEBOOKS=$(EXECUTED) $(SPHINX)
+	$(PYTEST) tests/test_docs_site.py -m docs $(PYTEST_ARGS)
+
+# the documentation in build/docs: the notebooks executed once by nbval (short
+# configuration), then Sphinx (MyST-NB, autodoc) with warnings as errors
+docs: setup
+	SQUEEZEX_EXECUTED_NOTEBOOKS=$(EXECUTED) $(PYTEST) notebooks --nbval-lax -q $(PYTEST_ARGS)
+	SQUEEZEX_EXECUTED_NOTEBOOKS=$(EXECUTED) $(SPHINX)
+	@echo "open build/docs/index.html"
 
 # the edit loop: the library and harness unit tests (no notebook, browser, Slurm or other
 # test that takes seconds: tests/conftest.py marks those `slow`)
 test-fast: setup
-	$(PYTEST) tests -m "not slow" $(PYTEST_ARGS)
+	$(PYTEST) tests -m "not slow and not docs" $(PYTEST_ARGS)
 
 # the notebooks at full size (no smoke switch), as a reader runs them
 test-notebooks: setup
@@ -82,4 +95,4 @@ bench-cost: setup
 	$(PY) benchmarks/vebi_cost.py
 
 clean:
-	rm -rf $(VENV) build *.egg-info .pytest_cache
+	rm -rf $(VENV) build *.egg-info .pytest_cache docs/notebooks docs/api/generated
