@@ -271,7 +271,9 @@ def speaker_kinds(run: dict) -> list[str]:
              "|---|---:|---:|---|"]  # fmt: skip
     for kind, n in kinds.items():
         ab = [value.get(("se", f"ablation_{s}_drop", kind), math.nan) for s in ("visual", "audio")]
-        fa = [value.get(("feature-ablation", f"fa_{s}", kind), math.nan) for s in ("visual", "audio")]
+        fa = [
+            value.get(("feature-ablation", f"fa_{s}", kind), math.nan) for s in ("visual", "audio")
+        ]
 
         def more(pair):
             if not all(math.isfinite(v) for v in pair):
@@ -451,33 +453,69 @@ NOTEBOOK_RUN = ("pytest --nbval-lax notebooks/{0}.ipynb; python benchmarks/table
                 "--snapshot {1} data/runs/{2}")  # fmt: skip
 
 TABLES: dict[str, Table] = {
-    "headline-scenes": Table("benchmarks/results/bench.json", "make bench  # squeezex bench "
-                             "--preset full", headline("scenes-6c"), _methods),  # fmt: skip
-    "headline-an8flower": Table("benchmarks/results/bench.json", "make bench  # squeezex "
-                                "bench --preset full", headline("an8flower-hard"), _methods),  # fmt: skip
+    "headline-scenes": Table(
+        "benchmarks/results/bench.json",
+        "make bench  # squeezex bench --preset full",
+        headline("scenes-6c"),
+        _methods,
+    ),  # fmt: skip
+    "headline-an8flower": Table(
+        "benchmarks/results/bench.json",
+        "make bench  # squeezex bench --preset full",
+        headline("an8flower-hard"),
+        _methods,
+    ),  # fmt: skip
     "se-vs-mean": Table("benchmarks/results/bench.json", "make bench", se_vs_mean),
-    "faces-attributes": Table("benchmarks/results/faces.json", NOTEBOOK_RUN.format(
-        "09_faces", "faces", "faces-notebook"), faces_attributes, _methods),  # fmt: skip
-    "faces-bias": Table("benchmarks/results/faces-bias.json", NOTEBOOK_RUN.format(
-        "09_faces", "faces-bias", "faces-bias-notebook"), faces_bias, _methods),  # fmt: skip
-    "speakers": Table("benchmarks/results/speakers.json", NOTEBOOK_RUN.format(
-        "10_active_speaker", "speakers", "speakers-notebook"), speakers, _methods),  # fmt: skip
-    "speaker-kinds": Table("benchmarks/results/speakers.json", NOTEBOOK_RUN.format(
-        "10_active_speaker", "speakers", "speakers-notebook"), speaker_kinds),  # fmt: skip
-    "archs": Table("benchmarks/archs.json", "make bench-archs  # python benchmarks/archs.py",
-                   archs, lambda d: list(d["methods"])),  # fmt: skip
+    "faces-attributes": Table(
+        "benchmarks/results/faces.json",
+        NOTEBOOK_RUN.format("09_faces", "faces", "faces-notebook"),
+        faces_attributes,
+        _methods,
+    ),  # fmt: skip
+    "faces-bias": Table(
+        "benchmarks/results/faces-bias.json",
+        NOTEBOOK_RUN.format("09_faces", "faces-bias", "faces-bias-notebook"),
+        faces_bias,
+        _methods,
+    ),  # fmt: skip
+    "speakers": Table(
+        "benchmarks/results/speakers.json",
+        NOTEBOOK_RUN.format("10_active_speaker", "speakers", "speakers-notebook"),
+        speakers,
+        _methods,
+    ),  # fmt: skip
+    "speaker-kinds": Table(
+        "benchmarks/results/speakers.json",
+        NOTEBOOK_RUN.format("10_active_speaker", "speakers", "speakers-notebook"),
+        speaker_kinds,
+    ),  # fmt: skip
+    "archs": Table(
+        "benchmarks/archs.json",
+        "make bench-archs  # python benchmarks/archs.py",
+        archs,
+        lambda d: list(d["methods"]),
+    ),  # fmt: skip
     "se-select": Table("benchmarks/se_select.json", "python benchmarks/se_select.py", se_select),
-    "speed": Table("benchmarks/speed.json", "python benchmarks/speed.py", speed,
-                   lambda d: list(next(iter(d.values())))),  # fmt: skip
+    "speed": Table(
+        "benchmarks/speed.json",
+        "python benchmarks/speed.py",
+        speed,
+        lambda d: list(next(iter(d.values()))),
+    ),  # fmt: skip
     "se-cost": Table("benchmarks/se_cost.json", "python benchmarks/se_cost.py", se_cost),
     "vebi-cost": Table("benchmarks/vebi_cost.json", "python benchmarks/vebi_cost.py", vebi_cost),
     "bulk": Table("benchmarks/bulk_explain.json", "python benchmarks/bulk_explain.py", bulk),
     "scale": Table("benchmarks/scale.json", "python benchmarks/scale.py", scale),
-    "vit": Table("benchmarks/vit_an8flower.json", "python benchmarks/vit_an8flower.py", vit,
-                 lambda d: list(dict.fromkeys(m for r in d["runs"] for m in r["scores"]))),  # fmt: skip
+    "vit": Table(
+        "benchmarks/vit_an8flower.json",
+        "python benchmarks/vit_an8flower.py",
+        vit,
+        lambda d: list(dict.fromkeys(m for r in d["runs"] for m in r["scores"])),
+    ),  # fmt: skip
     "commands": Table("benchmarks/commands.json", "python benchmarks/commands.py", commands),
-    "notebook-times": Table("benchmarks/notebook_times.json",
-                            "python benchmarks/notebook_times.py", notebook_times),  # fmt: skip
+    "notebook-times": Table(
+        "benchmarks/notebook_times.json", "python benchmarks/notebook_times.py", notebook_times
+    ),  # fmt: skip
 }
 
 
@@ -515,7 +553,7 @@ def update(check: bool = False, paths: list[Path] | None = None) -> list[str]:
         text = path.read_text()
         where = path.relative_to(ROOT) if path.is_relative_to(ROOT) else path
 
-        def replace(match: re.Match) -> str:
+        def replace(match: re.Match, where=where) -> str:
             name = match["name"]
             if name not in TABLES:
                 problems.append(f"{where}: unknown table {name!r}")
