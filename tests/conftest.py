@@ -13,9 +13,9 @@ from squeezex.models import build_model
 LOUD_SKIPS = {"test_slurm": "a real Slurm", "test_browser": "a real browser"}
 
 # -- running in parallel (pytest-xdist: `make test` runs -n <cores> --dist loadscope) ------------
-#: Work that must run in one process, in order: notebooks 05–08 share one benchmark run
-#: (preset "notebooks": the first computes it, the others reuse its cells; two processes
-#: would leave each other's claimed cells out), the quickstart notebook and the browser
+#: Work that must run in one process, in order: notebooks 05, 06, 07 and 11 share one
+#: benchmark run (preset "notebooks": the first computes it, the others reuse its cells; two
+#: processes would leave each other's claimed cells out), the quickstart notebook and the browser
 #: test that opens it share its checkpoint, the sharding tests compare with one reference
 #: run (the session fixture ``single_bench``). Every other file is one unit (its
 #: module-scoped fixtures are made once), except the conformance suite, whose ~2,000 small
@@ -24,7 +24,7 @@ GROUPS = {
     "notebooks/05_localisation.ipynb": "notebooks-run",
     "notebooks/06_faithfulness.ipynb": "notebooks-run",
     "notebooks/07_sanity.ipynb": "notebooks-run",
-    "notebooks/08_paper_figures.ipynb": "notebooks-run",
+    "notebooks/11_paper_figures.ipynb": "notebooks-run",
     "notebooks/00_quickstart.ipynb": "quickstart",
     "tests/test_browser.py": "quickstart",
     "tests/test_shards.py": "single-bench",
@@ -35,10 +35,10 @@ SPREAD = ("tests/test_explainers.py",)
 #: The longest units, started first so that none is left to run alone at the end
 #: (measured with --durations on 2 cores); the rest follow in collection order.
 LONGEST_FIRST = (
-    "notebooks-run", "notebooks/10_model_truth.ipynb", "single-bench",
-    "notebooks/03_faces.ipynb", "quickstart", "tests/test_benchmark.py",
-    "notebooks/04_active_speaker.ipynb", "notebooks/02_vebi.ipynb",
-    "notebooks/01_an8flower.ipynb", "tests/test_figures.py", "tests/test_faces.py",
+    "notebooks-run", "notebooks/08_model_truth.ipynb", "single-bench",
+    "notebooks/09_faces.ipynb", "quickstart", "tests/test_benchmark.py",
+    "notebooks/10_active_speaker.ipynb", "notebooks/04_vebi.ipynb",
+    "notebooks/03_an8flower.ipynb", "tests/test_figures.py", "tests/test_faces.py",
 )  # fmt: skip
 #: Tests that take seconds (a harness run, a subprocess, a trained model, a notebook):
 #: marked ``slow`` and left out of `make test-fast`.

@@ -36,6 +36,23 @@ def test_notebooks_are_committed_without_outputs():
                 )
 
 
+def test_the_notebooks_are_numbered_in_reading_order_and_indexed():
+    """Files 00, 01, … with no gap; each title carries its file's number; the index
+    (notebooks/README.md) lists every one; the test scheduler's notebook paths exist."""
+    from tests.conftest import GROUPS, LONGEST_FIRST
+
+    notebooks = sorted((ROOT / "notebooks").glob("*.ipynb"))
+    assert [nb.name[:3] for nb in notebooks] == [f"{i:02d}_" for i in range(len(notebooks))]
+    index = (ROOT / "notebooks" / "README.md").read_text()
+    for nb in notebooks:
+        title = "".join(json.loads(nb.read_text())["cells"][0]["source"]).splitlines()[0]
+        assert title.startswith(f"# {nb.name[:2]} · "), (nb.name, title)
+        assert f"`{nb.stem}`" in index, f"notebooks/README.md does not list {nb.stem}"
+    for path in [*GROUPS, *LONGEST_FIRST]:
+        if path.endswith((".ipynb", ".py")):
+            assert (ROOT / path).is_file(), f"tests/conftest.py names a missing file: {path}"
+
+
 def _notebook_code(nb: Path) -> str:
     """A notebook's code cells as one Python text (IPython magics commented out)."""
     cells = json.loads(nb.read_text())["cells"]
@@ -61,7 +78,7 @@ def _private_uses(tree) -> list[str]:
 def test_the_benchmark_notebooks_share_the_package_config_and_no_private_names():
     import ast
 
-    for name in ("05_localisation", "06_faithfulness", "07_sanity", "08_paper_figures"):
+    for name in ("05_localisation", "06_faithfulness", "07_sanity", "11_paper_figures"):
         code = _notebook_code(ROOT / "notebooks" / f"{name}.ipynb")
         assert not _private_uses(ast.parse(code)), (name, _private_uses(ast.parse(code)))
         assert 'CONFIG = preset("notebooks")' in code and "BenchConfig(" not in code, name

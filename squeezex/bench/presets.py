@@ -4,11 +4,11 @@ for the same run by name instead of copying its settings.
 * ``demo`` — what ``make demo`` runs, the quick look (a few minutes on 2 cores): the
   scenes dataset, where methods differ, one training seed, the headline methods and the
   families of the headline table (localisation, faithfulness, cost).
-* ``notebooks`` — the run notebooks 05–08 share (both ground-truth datasets, the methods
-  they discuss, every family); smaller when ``SQUEEZEX_SMOKE=1`` (what CI sets): fewer test
-  images, epochs and images for the costly metrics, and without occlusion and integrated gradients, the two perturbation
-  methods that cost tens to hundreds of forward passes per map (``benchmarks/speed.py``
-  measures every method's cost; the conformance suite tests them).
+* ``notebooks`` — the run notebooks 05, 06, 07 and 11 share (both ground-truth datasets, the
+  methods they discuss, every family); smaller when ``SQUEEZEX_SMOKE=1`` (what CI sets): fewer
+  test images, epochs and images for the costly metrics, and without occlusion and integrated
+  gradients, the two perturbation methods that cost tens to hundreds of forward passes per map
+  (``benchmarks/speed.py`` measures every method's cost; the conformance suite tests them).
 * ``full`` — the README's headline benchmark (``make bench``): the default datasets,
   three training seeds, every family.
 
@@ -39,7 +39,7 @@ __all__ = ["preset", "list_presets", "project_root", "smoke", "NOTEBOOK_METHODS"
 #: Grad-CAM, a gradient method that localises well, VEBI and the random floor.
 DEMO_METHODS = ["se", "se-paper", "gradcam", "guided-backprop", "vebi", "random"]
 
-#: The methods notebooks 05–08 discuss.
+#: The methods notebooks 05, 06, 07 and 11 discuss.
 NOTEBOOK_METHODS = [
     "se",
     "se-class",
@@ -107,7 +107,10 @@ def _full(root: Path) -> dict:
 
 _PRESETS = {
     "demo": ("the quick look: scenes-6c, one seed, headline methods and families", _demo),
-    "notebooks": ("the run notebooks 05-08 share (smaller with SQUEEZEX_SMOKE=1)", _notebooks),
+    "notebooks": (
+        "the run notebooks 05, 06, 07 and 11 share (smaller with SQUEEZEX_SMOKE=1)",
+        _notebooks,
+    ),
     "full": ("the headline benchmark: default datasets, three seeds, every family", _full),
 }
 
