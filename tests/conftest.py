@@ -19,7 +19,8 @@ LOUD_SKIPS = {"test_slurm": "a real Slurm", "test_browser": "a real browser"}
 #: test that opens it share its checkpoint, the sharding tests compare with one reference
 #: run (the session fixture ``single_bench``). Every other file is one unit (its
 #: module-scoped fixtures are made once), except the conformance suite, whose ~2,000 small
-#: tests are spread over the processes one by one.
+#: tests are spread over the processes one by one, and the docs' snippet tests (each its own
+#: interpreter).
 GROUPS = {
     "notebooks/05_localisation.ipynb": "notebooks-run",
     "notebooks/06_faithfulness.ipynb": "notebooks-run",
@@ -31,7 +32,7 @@ GROUPS = {
     "tests/test_slurm.py": "single-bench",
     "tests/test_bulk.py": "single-bench",
 }
-SPREAD = ("tests/test_explainers.py",)
+SPREAD = ("tests/test_explainers.py", "tests/test_docs.py")
 #: The longest units, started first so that none is left to run alone at the end
 #: (measured with --durations on 2 cores); the rest follow in collection order.
 LONGEST_FIRST = (
@@ -46,7 +47,7 @@ SLOW_FILES = (
     "notebooks/", "tests/test_shards.py", "tests/test_slurm.py", "tests/test_bulk.py",
     "tests/test_cli.py", "tests/test_faces.py", "tests/test_figures.py",
     "tests/test_speaker_figures.py", "tests/test_presets.py", "tests/test_browser.py",
-    "tests/test_browser_speakers.py",
+    "tests/test_browser_speakers.py", "tests/test_docs_site.py",
 )  # fmt: skip
 SLOW_TESTS = (
     "test_every_metric_of_a_methods_all_run_has_a_direction",
@@ -57,6 +58,8 @@ SLOW_TESTS = (
     "test_a_folder_without_masks_skips_localisation_and_says_why",
     "test_a_squeezed_checkpoint_is_scored_without_training",
     "test_a_changed_folder_is_another_dataset_key",
+    "test_the_python_snippets_of_a_page_run",
+    "test_the_readme_quick_start_runs_as_written",
 )
 
 
