@@ -32,7 +32,7 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 METHODS = ["se", "activation-mean", "gradcam", "random"]
 FAMILIES = ["localisation", "faithfulness", "sanity", "complexity", "cost"]
-#: the metrics the README's table shows, one or two per family
+#: the metrics the docs' table shows, one or two per family
 #: (architecture, dataset) pairs the study leaves out, and why (measured)
 SKIP = {
     ("vit", "scenes-6c"): "no ViT configuration learned scenes-6c from scratch here: test "
@@ -165,7 +165,8 @@ def _accuracy(m: dict) -> dict:
 
 
 def table(study: dict) -> str:
-    """The README's tables, from the study's JSON (``--report`` redraws them)."""
+    """The study's tables, from its JSON (``--report`` prints them; ``benchmarks/tables.py``
+    renders them into the docs)."""
     lines = ["**Accuracy** (test, mean ± sd over the seeds; squeezed: the no-SE model with "
              "the SE block trained alone)", "",
              "| architecture | dataset | with SE | without SE | squeezed | with − without, "

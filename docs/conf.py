@@ -65,7 +65,8 @@ suppress_warnings = ["myst.header"]
 
 def _copy_executed_notebooks() -> None:
     source = ROOT / "notebooks"
-    executed = Path(os.environ.get("SQUEEZEX_EXECUTED_NOTEBOOKS", ROOT / "build/notebooks"))
+    # relative to the repository (Sphinx reads this file from inside docs/)
+    executed = ROOT / os.environ.get("SQUEEZEX_EXECUTED_NOTEBOOKS", "build/notebooks")
     target = DOCS / "notebooks"
     target.mkdir(exist_ok=True)
     missing = []

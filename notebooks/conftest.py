@@ -5,7 +5,8 @@ With ``SQUEEZEX_EXECUTED_NOTEBOOKS=DIR`` set (``make test`` and ``make docs`` se
 outputs its cells produced in that run, once its last cell has run. The docs build
 (``docs/conf.py``) renders those copies, so the site shows the outputs of the very run that
 tested the notebooks, and no notebook is executed twice. The file is written atomically; a
-notebook with a failed cell is saved as far as it ran (and the test run fails).
+notebook with a failed cell is saved as far as it ran (and the test run fails); one whose
+outputs are not valid nbformat (a PNG sent as raw bytes) fails its last cell's teardown.
 """
 
 from __future__ import annotations
@@ -40,6 +41,7 @@ def pytest_runtest_teardown(item, nextitem):
         return
     if nextitem is not None and nextitem.parent is item.parent:
         return  # not the notebook's last cell
+    nbformat.validate(notebook)  # an output no reader can show (raw bytes…) fails here
     target.mkdir(parents=True, exist_ok=True)
     path = target / Path(str(item.parent.path)).name
     temp = path.with_name(f".{path.name}.{os.getpid()}.tmp")

@@ -439,7 +439,8 @@ def test_compare_follows_metric_and_method(run_dir):
     c.method.value = "gradcam"
     best, worst = c.samples.children
     assert "best gradcam" in best.children[0].value and len(best.children[1].children) == 2
-    assert c._repr_mimebundle_()["image/png"] == c.chart.value
+    png = c._repr_mimebundle_()["image/png"]
+    assert type(png) is bytes and png == c.chart.value  # bytes: what a kernel sends as base64
 
 
 def test_compare_shows_its_ranking_sharp_unstretched_below_its_controls(run_dir):

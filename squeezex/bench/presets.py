@@ -9,8 +9,8 @@ for the same run by name instead of copying its settings.
   test images, epochs and images for the costly metrics, and without occlusion and integrated
   gradients, the two perturbation methods that cost tens to hundreds of forward passes per map
   (``benchmarks/speed.py`` measures every method's cost; the conformance suite tests them).
-* ``full`` — the README's headline benchmark (``make bench``): the default datasets,
-  three training seeds, every family.
+* ``full`` — the headline benchmark of the README and the docs (``make bench``): the
+  default datasets, three training seeds, every family.
 
 Example:
     >>> from squeezex.bench import list_presets, preset

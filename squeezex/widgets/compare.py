@@ -118,7 +118,9 @@ class Compare(W.VBox):
         self.samples.children = [row(f"best {m}", best), row(f"worst {m}", worst)]
 
     def to_png(self) -> bytes:
-        return self.chart.value
+        # bytes, not the widget's memoryview: a kernel sends bytes as base64, a memoryview
+        # as a list of numbers that no notebook reader takes for a PNG
+        return bytes(self.chart.value)
 
     def _repr_mimebundle_(self, **kwargs):
         bundle = super()._repr_mimebundle_(**kwargs) or {}
