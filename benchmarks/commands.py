@@ -30,6 +30,11 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("command")
     ap.add_argument("--what", required=True, help="what the command does, for the table")
+    ap.add_argument(
+        "--label",
+        help="the command as the table names it (default: the command itself), e.g. "
+        "'make test' for 'bash .ci/run', which starts Chromium and Slurm and calls it",
+    )
     ap.add_argument("--log", type=Path, help="where the command's output goes")
     ap.add_argument("--out", type=Path, default=HERE / "commands.json")
     args = ap.parse_args(argv)
@@ -45,11 +50,11 @@ def main(argv=None) -> int:
         seconds = time.monotonic() - start
         log.close()
     data = json.loads(args.out.read_text()) if args.out.exists() else {"runs": []}
-    entry = {"command": args.command, "what": args.what, "seconds": round(seconds, 1),
+    entry = {"command": args.label or args.command, "ran": args.command, "what": args.what, "seconds": round(seconds, 1),
              "status": status, "commit": commit, "cores": len(os.sched_getaffinity(0)),
              "where": f"{len(os.sched_getaffinity(0))} cores, fresh clone",
              "date": datetime.date.today().isoformat()}  # fmt: skip
-    data["runs"] = [r for r in data["runs"] if r["command"] != args.command] + [entry]
+    data["runs"] = [r for r in data["runs"] if r["command"] != entry["command"]] + [entry]
     args.out.write_text(json.dumps(data, indent=1) + "\n")
     print(json.dumps(entry))
     return status
