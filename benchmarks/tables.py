@@ -141,6 +141,11 @@ def _methods(run: dict) -> list[str]:
     return list(run["config"]["methods"])
 
 
+#: the per-attribute and per-kind metrics a snapshot keeps
+ATTRIBUTE_METRICS = {"pointing_game", "frame_pointing_game", "speech_mass", "ablation_visual_drop",
+                     "ablation_audio_drop", "fa_visual", "fa_audio"}  # fmt: skip
+
+
 def snapshot(folder: Path) -> dict:
     """What the tables read of a run's ``results.json``: small enough to commit."""
     run = json.loads((folder / "results.json").read_text())
@@ -154,8 +159,9 @@ def snapshot(folder: Path) -> dict:
     out["config"] = config
     drop = {"per_sample", "samples"}
     out["rows"] = [{k: v for k, v in r.items() if k not in drop} for r in run["rows"]]
-    if run.get("attribute_rows"):
-        out["attribute_rows"] = run["attribute_rows"]
+    # per attribute (faces) or clip kind (speakers): what the tables show, first seed only
+    out["attribute_rows"] = [r for r in run.get("attribute_rows", [])
+                             if r["seed"] == config["seed"] and r["metric"] in ATTRIBUTE_METRICS]  # fmt: skip
     return _rounded(out)
 
 
