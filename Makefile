@@ -60,7 +60,7 @@ bench-archs: setup
 test: setup
 	SQUEEZEX_EXECUTED_NOTEBOOKS=$(EXECUTED) $(PYTEST) tests notebooks --nbval-lax -m "not docs" --durations=25 $(PYTEST_ARGS)
 	SQUEEZEX_EXECUTED_NOTEBOOKS=$(EXECUTED) $(SPHINX)
-	$(PYTEST) tests/test_docs_site.py -m docs $(PYTEST_ARGS)
+	$(PYTEST) tests/test_docs_site.py -m docs
 
 # the documentation in build/docs: the notebooks executed once by nbval (short
 # configuration), then Sphinx (MyST-NB, autodoc) with warnings as errors
