@@ -410,16 +410,23 @@ def vit(data: dict) -> list[str]:
     return lines
 
 
+def _script(name: str):
+    """A benchmark script beside this one, imported by name (its table function)."""
+    import importlib
+
+    if str(HERE) not in sys.path:
+        sys.path.insert(0, str(HERE))
+    return importlib.import_module(name)
+
+
 def archs(data: dict) -> list[str]:
-    sys.path.insert(0, str(HERE))
-    import archs as study  # noqa: PLC0415 (imports squeezex: only when this table is drawn)
+    study = _script("archs")  # imports squeezex: only when this table is drawn
 
     return study.table(data).splitlines()
 
 
 def se_select(data: dict) -> list[str]:
-    sys.path.insert(0, str(HERE))
-    import se_select as sel  # noqa: PLC0415
+    sel = _script("se_select")
 
     return sel.table(data["summary"]) + [
         "", "Mean ± sd over the seeds measured; λ: the weight of the selection penalty "

@@ -112,14 +112,14 @@ def test_the_python_snippets_of_a_page_run(page, tmp_path):
     done = subprocess.run(
         [sys.executable, "-c", code + "\nprint('SNIPPETS-RAN')"],
         cwd=tmp_path, capture_output=True, text=True, timeout=600,
-        env=_env(tmp_path),
+        env=_env(),
     )  # fmt: skip
     assert done.returncode == 0 and "SNIPPETS-RAN" in done.stdout, (
         f"{page.relative_to(ROOT)}:\n{done.stdout[-2000:]}\n{done.stderr[-4000:]}"
     )
 
 
-def _env(tmp_path: Path) -> dict:
+def _env() -> dict:
     import os
 
     env = dict(os.environ, MPLBACKEND="Agg", SQUEEZEX_PROGRESS="off")
@@ -149,7 +149,7 @@ def test_the_readme_quick_start_runs_as_written(tmp_path):
     code = FENCE.search(text, start)["code"]
     _readme_inputs(tmp_path)
     done = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True,
-                          text=True, timeout=600, env=_env(tmp_path))  # fmt: skip
+                          text=True, timeout=600, env=_env())  # fmt: skip
     assert done.returncode == 0, done.stderr[-4000:]
     assert done.stdout.count("torch.Size([4, 1, 224, 224])") == 2, done.stdout[-2000:]
     assert "identity" in done.stdout.lower(), "the squeeze report is printed"
