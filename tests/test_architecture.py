@@ -149,7 +149,14 @@ def test_no_import_cycles():
 
 #: What may import what: a layer's modules import only from the layers below it.
 LAYERS = [
-    ("squeezex.common", "squeezex.io", "squeezex.progress", "squeezex.audio"),
+    (
+        "squeezex.common",
+        "squeezex.io",
+        "squeezex.progress",
+        "squeezex.audio",
+        "squeezex.images",
+        "squeezex.options",
+    ),
     ("squeezex.geometry", "squeezex.models"),
     (
         "squeezex.datasets",

@@ -3,12 +3,34 @@
 ``squeezex explain --model CKPT --data FOLDER|DATASET --methods se,gradcam --out DIR``
 writes, per method and shard, one file ``DIR/<method>/shard-<i>-of-<n>.pt`` holding the
 maps as uint8 (N×1×H×W, 1/255 steps) with their sample indices and labels, and
-``DIR/index.json`` naming the model, the data and every file. A shard whose file is intact
-is not explained again (resumable per shard); ``--shard I/N`` (or a Slurm array task, or a
-``torchrun`` rank) explains only its range of samples. The ranges are cut at batch
-boundaries of the unsharded run, so every shard computes exactly the batches one process
-would: the maps of a sharded run are those of an unsharded one, byte for byte, and no
-sample is padded in twice (as ``DistributedSampler`` does).
+``DIR/index.json`` naming the model, the data and every file. ``--shard I/N`` (or a Slurm
+array task, or a ``torchrun`` rank) explains only its range of samples. The ranges are cut
+at batch boundaries of the unsharded run, so every shard computes exactly the batches one
+process would: the maps of a sharded run are those of an unsharded one, byte for byte,
+and no sample is padded in twice (as ``DistributedSampler`` does).
+
+An image folder is read as :func:`open_data` says: with class sub-folders, by class
+(ImageFolder's walk, :func:`squeezex.images.list_images`; images at its top level are
+left out with a warning), without any, or with ``--flat``, every image under it
+unlabelled; every file through :func:`squeezex.images.read_image`.
+
+**Whose maps a folder holds.** A run is its model (the checkpoint's sha256), its data,
+the number of images, the image size, the target mode and the sharding (shards and batch
+size). ``index.json`` and every shard file record the run that made them (a shard file
+also its method, its range and a checksum of its tensors). Then:
+
+* a shard file of this run, intact (complete, its checksum right), is *reused*, not
+  explained again (resumable per shard);
+* a shard file that is missing, damaged (truncated, unreadable, its checksum wrong),
+  misplaced (another method's or range's under this name) or written by an older
+  squeezex that recorded no run, is *explained again* and replaced: the folder's
+  ``index.json`` says whose the folder is, so such a file is no one else's maps;
+* a folder whose ``index.json`` names another run, or, when it has no ``index.json``,
+  any of whose shard files records another run, is *refused* with an error naming the
+  file, both models and both data (choose another ``--out``): another run's maps are
+  never overwritten, nor reused as this run's, and ``index.json`` is not rewritten;
+* :class:`ExplainedMaps` reads a shard only when it records the run ``index.json``
+  names (another run's is an error; a damaged or older one is "not finished").
 
 Read the maps back with :class:`ExplainedMaps`. Here a checkpoint of a benchmark model (a
 tiny one, trained in seconds) explains 12 generated images, as ``squeezex explain`` does
@@ -44,6 +66,7 @@ from torch import nn
 
 from ..datasets import get_dataset
 from ..explainers import explainer_info
+from ..images import list_images, read_image
 from ..io import atomic_torch_save, atomic_write_json, ensure_folder
 from ..progress import progress as progress_bar
 from .config import check_device
@@ -62,8 +85,6 @@ __all__ = [
     "inference_throughput",
 ]
 
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff")
-
 
 # -- the model ----------------------------------------------------------------------------------
 # -- the data -----------------------------------------------------------------------------------
@@ -81,7 +102,8 @@ class _Tensors(torch.utils.data.Dataset):
 
 
 class _Files(torch.utils.data.Dataset):
-    """Image files (class sub-folders or one flat folder) → (float image, label, index)."""
+    """Image files (class sub-folders or one flat folder) → (float image, label, index),
+    read by :func:`squeezex.images.read_image`."""
 
     def __init__(self, files: list[Path], labels: list[int], size: int | None) -> None:
         self.files, self.labels, self.size = files, labels, size
@@ -90,11 +112,9 @@ class _Files(torch.utils.data.Dataset):
         return len(self.files)
 
     def __getitem__(self, i: int):
-        from PIL import Image
         from torchvision.transforms.functional import pil_to_tensor, resize
 
-        with Image.open(self.files[i]) as im:
-            x = pil_to_tensor(im.convert("RGB"))
+        x = pil_to_tensor(read_image(self.files[i]))
         if self.size is not None and tuple(x.shape[1:]) != (self.size, self.size):
             x = resize(x, [self.size, self.size], antialias=True)
         return x.float() / 255, self.labels[i], i
@@ -110,28 +130,32 @@ class Data:
 
 
 def open_data(data: str, size: int | None, classes=None, *, split: str = "test",
-              n_per_class: int | None = None, seed: int = 0) -> Data:  # fmt: skip
-    """A folder of images (ImageFolder's ``<class>/<image>`` layout, whose class names map
-    to the model's ``classes`` when it has them, or one flat folder: labels -1) or a
-    registered single-label dataset's ``split`` (generated: ``n_per_class``, ``seed``).
+              n_per_class: int | None = None, seed: int = 0, flat: bool = False) -> Data:  # fmt: skip
+    """A folder of images or a registered single-label dataset's ``split`` (generated:
+    ``n_per_class``, ``seed``).
+
+    A folder is walked as :func:`squeezex.images.list_images` says: with class
+    sub-folders, ImageFolder's ``<class>/<image>`` layout (images found recursively in
+    each class folder; their class names map to the model's ``classes`` when it has them;
+    images at the top level are left out with a warning); with none, or with ``flat``,
+    every image under it, recursively, unlabelled (-1).
 
     Raises:
-        ValueError: ``data`` is neither, or the folder holds no image.
+        ValueError: ``data`` is neither, the folder holds no image (or a class folder
+            holds none), or ``flat`` with a dataset.
     """
 
     folder = Path(data)
     if folder.is_dir():
-        subdirs = sorted(p for p in folder.iterdir() if p.is_dir())
-        found = [(p, d.name) for d in subdirs for p in sorted(d.iterdir())] if subdirs else []
-        found = found or [(p, None) for p in sorted(folder.iterdir())]
-        found = [(p, c) for p, c in found if p.suffix.lower() in IMAGE_SUFFIXES]
-        if not found:
-            raise ValueError(f"--data {folder} holds no image ({', '.join(IMAGE_SUFFIXES)})")
-        names = sorted({c for _, c in found if c is not None})
+        found = list_images(folder, flat=flat, label="--data")
+        names = found.classes or []
         index = {_norm(c): i for i, c in enumerate(classes or names)}
-        labels = [index.get(_norm(c), -1) if c is not None else -1 for _, c in found]
-        ds = _Files([p for p, _ in found], labels, size)
-        return Data(ds, list(classes or names) or None, f"folder {folder.resolve()}")
+        labels = [index.get(_norm(names[y]), -1) if y >= 0 else -1 for y in found.labels]
+        ds = _Files(found.files, labels, size)
+        how = "" if found.classes else " (flat)"
+        return Data(ds, list(classes or names) or None, f"folder {folder.resolve()}{how}")
+    if flat:
+        raise ValueError(f"--flat reads an image folder; --data {data!r} is not one")
     if data in (labelled := _explainable_datasets()):
         spec = get_dataset(data)
         split_ds = spec.build(split, n_per_class=n_per_class, size=size or 64, seed=seed)
@@ -167,7 +191,8 @@ def rank_from_env(environ=None) -> tuple[int, int] | None:
 # -- the job ------------------------------------------------------------------------------------
 @dataclass
 class ExplainJob:
-    """What ``squeezex explain`` does (picklable: a Slurm job gets it as it is)."""
+    """What ``squeezex explain`` does (picklable: a Slurm job gets it as it is); ``flat``
+    reads an image folder as one flat set of images (:func:`open_data`)."""
 
     model: str
     data: str
@@ -182,6 +207,7 @@ class ExplainJob:
     seed: int = 0
     target: str = "predicted"
     progress: bool = True
+    flat: bool = False
 
     def __post_init__(self) -> None:
 
@@ -209,6 +235,11 @@ def _file(out: Path, method: str, index: int, count: int) -> Path:
     return out / method / f"shard-{index:05d}-of-{count:05d}.pt"
 
 
+#: What makes a maps folder one run's: ``index.json`` and every shard file record these,
+#: and a folder or file whose values differ holds another run's maps (refused).
+_RUN = ("model_sha256", "data", "n", "size", "target", "shards", "batch_size")
+
+
 def _index(job: ExplainJob, data: Data, n: int, size, count: int) -> dict:
     return {
         "schema": 1,
@@ -229,37 +260,53 @@ def _index(job: ExplainJob, data: Data, n: int, size, count: int) -> dict:
     }
 
 
+def _old_index(out: Path) -> dict | None:
+    """The folder's ``index.json``, or ``None`` when there is none (or none readable)."""
+    try:
+        old = json.loads((out / "index.json").read_text())
+    except (OSError, ValueError):
+        return None
+    return old if isinstance(old, dict) else None
+
+
 def _write_index(out: Path, index: dict) -> None:
-    """Write ``index.json``; a folder holding another model's or data's maps is refused."""
-    path = out / "index.json"
-    if path.is_file():
-        try:
-            old = json.loads(path.read_text())
-        except ValueError:
-            old = None
-        same = ("model_sha256", "data", "n", "size", "target", "shards", "batch_size")
-        if old is not None and any(old.get(k) != index[k] for k in same):
-            diff = [k for k in same if old.get(k) != index[k]]
+    """Write ``index.json``; a folder holding another model's or data's maps is refused:
+    by its ``index.json``, or without one, by any of its shard files."""
+    old = _old_index(out)
+    if old is None:  # no index: whose are the shards here?
+        for f in sorted(out.glob("*/shard-*-of-*.pt")):
+            if (saved := _read_shard(f)) is not None:
+                _check_owner(f, saved["made_by"], index)
+    else:
+        if any(old.get(k) != index[k] for k in _RUN):
+            diff = [k for k in _RUN if old.get(k) != index[k]]
             raise ValueError(
                 f"{out} holds maps of another run (its {', '.join(diff)} differ): "
                 "choose another --out"
             )
-        if old is not None:
-            index["methods"] = list(dict.fromkeys(old.get("methods", []) + index["methods"]))
-    atomic_write_json(path, index)
+        index["methods"] = list(dict.fromkeys(old.get("methods", []) + index["methods"]))
+    atomic_write_json(out / "index.json", index)
 
 
 def explain_shard(job: ExplainJob, index: int = 0, count: int = 1) -> dict:
     """Explain shard ``index`` of ``count`` with every method of ``job``; returns, per
     method, the images explained, the seconds and images/s (``reused`` when the shard's
-    file was intact)."""
+    file was intact and of this run).
+
+    Raises:
+        ValueError: ``job.out`` holds maps of another run (its ``index.json`` or a shard
+            file records another model, data, size, target or sharding; named).
+    """
     out = ensure_folder(job.out)
     model, arch = load_model(job.model, job.device)
     size = job.size or arch.get("size")
     data = open_data(job.data, size, arch.get("classes"), split=job.split,
-                     n_per_class=job.n_per_class, seed=job.seed)  # fmt: skip
+                     n_per_class=job.n_per_class, seed=job.seed, flat=job.flat)  # fmt: skip
     n = len(data.dataset)
-    _write_index(out, _index(job, data, n, size, count))
+    record = _index(job, data, n, size, count)
+    _write_index(out, record)
+    made_by = {m: _made_by(record, m, index) for m in job.methods}
+    reuse = {m: _reusable(_file(out, m, index, count), made_by[m]) for m in job.methods}
     rows = shard_range(n, index, count, job.batch_size)
     loader = torch.utils.data.DataLoader(
         torch.utils.data.Subset(data.dataset, list(rows)), batch_size=job.batch_size,
@@ -267,25 +314,80 @@ def explain_shard(job: ExplainJob, index: int = 0, count: int = 1) -> dict:
     )  # fmt: skip
     report = {}
     for method in job.methods:
-        path = _file(out, method, index, count)
-        if _intact(path, rows):
+        if reuse[method]:
             report[method] = {"images": len(rows), "reused": True}
             continue
-        report[method] = _explain_method(job, model, method, loader, rows, path)
+        path = _file(out, method, index, count)
+        report[method] = _explain_method(job, model, method, loader, made_by[method], path)
     return {"shard": f"{index}/{count}", "range": [rows.start, rows.stop], "methods": report}
 
 
-def _intact(path: Path, rows: range) -> bool:
+# -- what a shard file holds and whose it is ----------------------------------------------------
+def _made_by(index: dict, method: str, shard: int) -> dict:
+    """What a shard file records of the run that made it: the run's values of :data:`_RUN`
+    (as ``index.json`` has them), the method and the shard's range."""
+    return {**{k: index[k] for k in _RUN}, "method": method, "range": list(index["ranges"][shard])}
+
+
+def _digest(saved: dict) -> str:
+    """A checksum of a shard's tensors (a damaged byte in them is caught)."""
+    h = hashlib.sha256()
+    for key in ("indices", "labels", "maps"):
+        t = saved[key].contiguous()
+        h.update(f"{key} {t.dtype} {tuple(t.shape)}".encode())
+        h.update(t.numpy().tobytes())
+    return h.hexdigest()[:16]
+
+
+def _read_shard(path: Path) -> dict | None:
+    """The shard file's contents, or ``None`` when it is missing, unreadable or records
+    no run (damaged, or written before shard files recorded theirs)."""
     try:
         saved = torch.load(path, map_location="cpu", weights_only=True)
-        return saved["indices"].tolist() == list(rows) and len(saved["maps"]) == len(rows)
-    except Exception:
+    except Exception:  # any unreadable file is one to explain again
+        return None
+    ok = isinstance(saved, dict) and isinstance(saved.get("made_by"), dict)
+    return saved if ok else None
+
+
+def _check_owner(path: Path, made_by: dict, run: dict) -> None:
+    """Refuse a shard file another run made (another model, data, size, target or
+    sharding): it is someone's maps, not to be overwritten nor read as these."""
+    if diff := [k for k in _RUN if made_by.get(k) != run[k]]:
+        raise ValueError(
+            f"{path} holds maps of model {made_by.get('model_sha256')} on "
+            f"{made_by.get('data')}; this run is model {run['model_sha256']} on {run['data']} "
+            f"(the {', '.join(diff)} differ): choose another --out"
+        )
+
+
+def _intact(path: Path, saved: dict | None, made_by: dict) -> bool:
+    """Whether ``saved`` (read from ``path``) is the whole shard ``made_by`` describes, its
+    tensors unchanged; a shard of another run raises (:func:`_check_owner`)."""
+    if saved is None:
+        return False
+    _check_owner(path, saved["made_by"], made_by)
+    try:
+        rows = range(*made_by["range"])
+        return (
+            saved["made_by"] == made_by
+            and saved["indices"].tolist() == list(rows)
+            and len(saved["maps"]) == len(saved["labels"]) == len(rows)
+            and saved["maps"].dtype == torch.uint8
+            and saved["digest"] == _digest(saved)
+        )
+    except Exception:  # a damaged record is not intact
         return False
 
 
-def _explain_method(job: ExplainJob, model, method: str, loader, rows: range, path: Path) -> dict:
+def _reusable(path: Path, made_by: dict) -> bool:
+    return _intact(path, _read_shard(path), made_by)
+
+
+def _explain_method(job: ExplainJob, model, method: str, loader, made_by: dict, path: Path) -> dict:
 
     explainer = explainer_info(method).build(model)
+    rows = range(*made_by["range"])
     maps, labels = [], []
     bar = progress_bar(total=len(rows), desc=f"{method} [{rows.start}:{rows.stop})", unit="img",
                        disable=not job.progress)  # fmt: skip
@@ -306,7 +408,9 @@ def _explain_method(job: ExplainJob, model, method: str, loader, rows: range, pa
         "maps": torch.cat(maps) if maps else torch.zeros(0, 1, 0, 0, dtype=torch.uint8),
         "method": method,
         "seconds": seconds,
+        "made_by": made_by,
     }
+    record["digest"] = _digest(record)
     atomic_torch_save(record, path)
     return {"images": len(rows), "seconds": seconds,
             "images_per_second": len(rows) / max(seconds, 1e-9), "reused": False}  # fmt: skip
@@ -326,7 +430,9 @@ def inference_throughput(model: nn.Module, loader, device: str = "cpu") -> float
 # -- reading maps back --------------------------------------------------------------------------
 class ExplainedMaps:
     """The maps ``squeezex explain`` wrote to ``out``: ``load(method)`` gives them in
-    sample order (float in [0, 1], or uint8 with ``raw=True``)."""
+    sample order (float in [0, 1], or uint8 with ``raw=True``). Only shard files that
+    record the run ``index.json`` names are read: another run's is an error (named), a
+    damaged one or one of an older squeezex is "not finished"."""
 
     def __init__(self, out) -> None:
         self.root = Path(out)
@@ -345,36 +451,49 @@ class ExplainedMaps:
         ]
 
     def missing(self, method: str) -> list[Path]:
-        """The shard files of ``method`` not written (or not intact) yet."""
-        return [
-            f for f, (a, b) in zip(self.files(method), self.index["ranges"], strict=True)
-            if not _intact(f, range(a, b))
-        ]  # fmt: skip
+        """The shard files of ``method`` not written (or not intact) yet.
+
+        Raises:
+            ValueError: a shard file holds another run's maps than ``index.json`` names.
+        """
+        return [f for f, saved in self._read(method) if not saved]
+
+    def _read(self, method: str) -> list[tuple[Path, dict | None]]:
+        """Each shard file of ``method`` with its contents when intact (else ``None``)."""
+        out = []
+        for i, f in enumerate(self.files(method)):
+            saved = _read_shard(f)
+            out.append((f, saved if _intact(f, saved, _made_by(self.index, method, i)) else None))
+        return out
+
+    def _parts(self, method: str) -> list[dict]:
+        if method not in self.methods:
+            raise ValueError(f"no maps of {method!r} here; these are {', '.join(self.methods)}")
+        parts = self._read(method)
+        if missing := [f for f, saved in parts if not saved]:
+            raise ValueError(
+                f"{len(missing)} shard(s) of {method} are not finished: "
+                f"{', '.join(str(m) for m in missing[:3])} (run squeezex explain again: it "
+                "explains only these)"
+            )
+        return [saved for _, saved in parts]
 
     def load(self, method: str, raw: bool = False) -> torch.Tensor:
         """Every map of ``method``, N×1×H×W in sample order.
 
         Raises:
-            ValueError: an unknown method, or shards not finished (named).
+            ValueError: an unknown method, shards not finished (named), or a shard file
+                holding another run's maps than ``index.json`` names.
         """
-        if method not in self.methods:
-            raise ValueError(f"no maps of {method!r} here; these are {', '.join(self.methods)}")
-        if missing := self.missing(method):
-            raise ValueError(
-                f"{len(missing)} shard(s) of {method} are not finished: "
-                f"{', '.join(str(m) for m in missing[:3])}"
-            )
-        parts = [torch.load(f, map_location="cpu", weights_only=True) for f in self.files(method)]
-        maps = torch.cat([p["maps"] for p in parts if len(p["maps"])])
+        maps = torch.cat([p["maps"] for p in self._parts(method) if len(p["maps"])])
         return maps if raw else maps.float() / 255
 
     def labels(self, method: str) -> torch.Tensor:
-        parts = [torch.load(f, map_location="cpu", weights_only=True) for f in self.files(method)]
-        return torch.cat([p["labels"] for p in parts])
+        return torch.cat([p["labels"] for p in self._parts(method)])
 
     def throughput(self, method: str) -> float:
         """Images per second over the shards' explaining time (loading included)."""
-        parts = [torch.load(f, map_location="cpu", weights_only=True) for f in self.files(method)]
+        parts = self._parts(method)
         return sum(len(p["maps"]) for p in parts) / max(sum(p["seconds"] for p in parts), 1e-9)
 
 

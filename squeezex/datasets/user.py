@@ -1,8 +1,12 @@
 """A user's image folder as a benchmark dataset (``squeezex bench --data FOLDER``).
 
-The folder is torchvision's ImageFolder layout, ``<root>/<class>/<image>``. Masks are
-optional: a parallel tree ``<root>_MASK/<class>/<image>.png`` (an8Flower's layout, any
-non-zero pixel is part of the explanation) turns on the localisation metrics; without it
+The folder is torchvision's ImageFolder layout, ``<root>/<class>/<image>``, walked and
+read as :mod:`squeezex.images` says (images found recursively inside each class folder,
+hidden names skipped, images at the top level left out with a warning; 16-bit images
+scaled, EXIF orientation applied, transparency on white). Masks are optional: a parallel
+tree ``<root>_MASK/<class>/<image>.png`` (an8Flower's layout, the same sub-folders; any
+non-zero pixel is part of the explanation, a transparent pixel is not: masks are read
+on black) turns on the localisation metrics; without it
 the run scores what needs no ground truth (faithfulness, sanity, complexity, cost) and
 says why it skipped localisation. The images are split into train and test by a seeded
 draw per class (a fifth of each class is test), resized to the run's size.
@@ -32,14 +36,14 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image, UnidentifiedImageError
+from PIL import Image
 
+from ..images import IMAGE_SUFFIXES, find_classes, list_images, read_image
 from .base import TensorSplit
 from .registry import _REGISTRY, DatasetSpec
 
 __all__ = ["register_folder", "FolderSplit", "IMAGE_SUFFIXES", "TEST_FRACTION"]
 
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff")
 #: the share of each class's images that is test
 TEST_FRACTION = 0.2
 
@@ -97,9 +101,9 @@ class _Folder:
 
     def _read(self, i: int, size: int) -> tuple[torch.Tensor, torch.Tensor]:
         path, mask_path, _ = self.samples[i]
-        img = _open(path, "RGB")
+        img = read_image(path, "RGB")
         if mask_path is not None:
-            mask = _open(mask_path, "L")
+            mask = read_image(mask_path, "L", background=0)
             if mask.size != img.size:
                 raise ValueError(
                     f"mask {mask_path} is {mask.size[0]}×{mask.size[1]} but image {path} is "
@@ -118,14 +122,6 @@ class _Folder:
         return torch.from_numpy(np.array(img, dtype=np.uint8)).permute(2, 0, 1), mask_t
 
 
-def _open(path: Path, mode: str) -> Image.Image:
-    try:
-        with Image.open(path) as im:
-            return im.convert(mode)
-    except (UnidentifiedImageError, OSError) as exc:
-        raise ValueError(f"{path} is not a readable image ({exc})") from None
-
-
 def register_folder(root, *, mask_root=None, name: str | None = None) -> FolderSpec:
     """Register the ImageFolder at ``root`` as the single-label benchmark dataset
     ``folder-<its name>`` (or ``name``) and return its spec; registering again replaces
@@ -140,7 +136,7 @@ def register_folder(root, *, mask_root=None, name: str | None = None) -> FolderS
     root = Path(root)
     if not root.is_dir():
         raise ValueError(f"--data {root}: no such folder")
-    classes = sorted(p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+    classes = find_classes(root)
     if len(classes) < 2:
         raise ValueError(
             f"--data {root} needs one folder per class (at least 2), <class>/<image>; "
@@ -150,23 +146,19 @@ def register_folder(root, *, mask_root=None, name: str | None = None) -> FolderS
     has_masks = masks.is_dir()
     if mask_root is not None and not has_masks:
         raise ValueError(f"mask folder {masks} does not exist")
+    found = list_images(root, label="--data")
     samples, listing = [], []
-    for label, cls in enumerate(classes):
-        files = sorted(p for p in (root / cls).iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
-        if not files:
-            raise ValueError(
-                f"--data {root}: class folder {cls!r} holds no image ({', '.join(IMAGE_SUFFIXES)})"
-            )
-        for f in files:
-            mask = _mask_for(masks, cls, f) if has_masks else None
-            if has_masks and mask is None:
-                raise ValueError(f"no mask for {f} under {masks / cls} (same file name)")
-            samples.append((f, mask, label))
-            stat = f.stat()
-            listing.append((cls, f.name, stat.st_size, stat.st_mtime_ns))
-            if mask is not None:
-                m = mask.stat()
-                listing.append((cls, "mask:" + mask.name, m.st_size, m.st_mtime_ns))
+    for f, label in zip(found.files, found.labels, strict=True):
+        rel = f.relative_to(root)
+        mask = _mask_for(masks, rel) if has_masks else None
+        if has_masks and mask is None:
+            raise ValueError(f"no mask for {f} under {masks / rel.parent} (same file name)")
+        samples.append((f, mask, label))
+        stat = f.stat()
+        listing.append((rel.as_posix(), stat.st_size, stat.st_mtime_ns))
+        if mask is not None:
+            m = mask.stat()
+            listing.append(("mask:" + mask.relative_to(masks).as_posix(), m.st_size, m.st_mtime_ns))
     digest = hashlib.sha256(repr(listing).encode()).hexdigest()[:16]
     base = name or "folder-" + (re.sub(r"[^A-Za-z0-9_.-]+", "_", root.resolve().name) or "data")
     where = str(root.resolve())
@@ -181,8 +173,10 @@ def register_folder(root, *, mask_root=None, name: str | None = None) -> FolderS
     return spec
 
 
-def _mask_for(mask_root: Path, cls: str, img: Path) -> Path | None:
-    for ext in (img.suffix, ".png", ".jpg", ".bmp"):
-        if (cand := mask_root / cls / (img.stem + ext)).is_file():
+def _mask_for(mask_root: Path, rel: Path) -> Path | None:
+    """The mask of the image at ``rel`` (relative to the root): same sub-folders, same
+    name, its extension or .png, .jpg, .bmp."""
+    for ext in (rel.suffix, ".png", ".jpg", ".bmp"):
+        if (cand := mask_root / rel.parent / (rel.stem + ext)).is_file():
             return cand
     return None
