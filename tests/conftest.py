@@ -4,10 +4,21 @@ from pathlib import Path
 
 import pytest
 import torch
+from hypothesis import settings
 from torch import nn
 
 from squeezex import attach_se_head
 from squeezex.models import build_model
+
+#: Property tests (Hypothesis): the same draws on every run (`make test` cannot pass on one
+#: machine and fail on the next), no example database written into the checkout, no
+#: per-example deadline (shared cores vary). ``pytest --hypothesis-profile=explore`` draws
+#: new random examples, ten times as many, to look for what the fixed draws miss.
+settings.register_profile("squeezex", database=None, deadline=None, derandomize=True)
+settings.register_profile(
+    "explore", database=None, deadline=None, max_examples=1000, derandomize=False
+)
+settings.load_profile("squeezex")
 
 #: Test modules that need a system service CI installs; their skips are shouted at the end.
 LOUD_SKIPS = {"test_slurm": "a real Slurm", "test_browser": "a real browser"}

@@ -85,7 +85,7 @@ def test_activation_mean_options_are_checked(se_model, images):
         SEAttribution(se_model, weights="twos")
     with pytest.raises(ValueError, match="selection must be 'weighted'"):
         SEAttribution(se_model, weights="ones", selection="topk")
-    with pytest.raises(ValueError, match="class_aware False"):
+    with pytest.raises(ValueError, match="class_aware must be one of False"):
         ActivationMeanAttribution(se_model, class_aware=True)
     with pytest.raises(ValueError, match="layer= is for weights='ones'"):
         SEAttribution(se_model, layer="features")

@@ -333,7 +333,7 @@ def test_vebi_errors_are_named(colour_vebi, se_model):
     net, rf, x, y = colour_vebi
     with pytest.raises(ValueError, match="relevant features of each class"):
         VEBIAttribution(net)
-    with pytest.raises(ValueError, match="top_k must be >= 1"):
+    with pytest.raises(ValueError, match="top_k must be an integer ≥ 1"):
         VEBIAttribution(net, rf, top_k=0)
     with pytest.raises(ValueError, match="not fitted"):
         VEBIAttribution(net, RelevantFeatures())

@@ -35,6 +35,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ..options import Int, check
 from .cells import CellKey
 from .store import (
     CorruptRunError,
@@ -230,7 +231,13 @@ class Run:
         self, method: str, metric: str, k: int = 3, dataset: str | None = None, seed=None
     ) -> tuple[list[int], list[int]]:
         """Indices of the ``k`` best and ``k`` worst test images of ``method`` on ``metric``
-        (by its better direction; ties broken by index; NaN scores left out)."""
+        (by its better direction; ties broken by index; NaN scores left out). With more
+        than half the images, the two lists share some.
+
+        Raises:
+            TypeError, ValueError: ``k`` is not an integer ≥ 0 (named).
+        """
+        k = check("k", k, Int(0))
         v = self.samples(method, metric, dataset, seed)
         idx = np.flatnonzero(np.isfinite(v))
         better = self.higher_is_better(metric)

@@ -57,6 +57,8 @@ class SqueezeJob:
             raise ValueError(f"--val-split must be in (0, 1), got {self.val_split}")
         if (self.mean is None) != (self.std is None):
             raise ValueError("give both --mean and --std, or --no-normalize")
+        if self.std is not None and min(self.std) <= 0:
+            raise ValueError(f"--std must be numbers > 0 (one per channel), got {self.std}")
         if self.weights is not None and not Path(self.weights).is_file():
             raise FileNotFoundError(f"--weights {self.weights}: no such file")
         out = Path(self.out)

@@ -40,6 +40,7 @@ from ..common import (
 )
 from ..geometry import FeatureGeometry, feature_geometry, to_common_footing
 from ..models.tokens import active_token_views
+from ..options import Bool, Choice, Either, Int, Text, check_options
 
 __all__ = ["HeatmapAttribution", "ModelOutput"]
 
@@ -89,6 +90,14 @@ class HeatmapAttribution(Attribution):
     needs_gradients: bool = False
     #: True when the method reads an SE block (the model must have one).
     needs_se: bool = False
+    #: What each option takes (:mod:`squeezex.options`), checked when the explainer is
+    #: made; a subclass adds its own (merged by :func:`squeezex.options.options_of`).
+    OPTIONS = {
+        "output": Either(Int(), Text(), none=True),
+        "upsample": Choice(("geometry", "interpolate")),
+        "interpolation": Choice(("bilinear", "bicubic")),
+        "eval_mode": Bool(),
+    }
 
     def __init__(
         self,
@@ -101,12 +110,10 @@ class HeatmapAttribution(Attribution):
     ) -> None:
         if not isinstance(model, nn.Module):
             raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
-        if upsample not in ("geometry", "interpolate"):
-            raise ValueError(f"upsample must be 'geometry' or 'interpolate', got {upsample!r}")
-        if interpolation not in ("bilinear", "bicubic"):
-            raise ValueError(
-                f"interpolation must be 'bilinear' or 'bicubic', got {interpolation!r}"
-            )
+        output, upsample, interpolation, eval_mode = check_options(
+            self, output=output, upsample=upsample, interpolation=interpolation,
+            eval_mode=eval_mode,
+        ).values()  # fmt: skip
         self.forward_model = ModelOutput(model, output)
         super().__init__(self.forward_model)
         self.model = model

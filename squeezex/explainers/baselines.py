@@ -59,6 +59,7 @@ from ..common import is_batched
 from ..geometry import upsample
 from ..models.se import find_feature_layer, find_se_block, get_submodule
 from ..models.tokens import active_token_views, token_view
+from ..options import Int, Module, Sizes, check, check_options
 from .base import HeatmapAttribution
 from .registry import register_explainer
 
@@ -195,7 +196,10 @@ class GradCAM(HeatmapAttribution):
         "Grad-CAM layer (SE block output, else last spatial layer), layer gradients, {upsampling}"
     )
 
+    OPTIONS = {"layer": Module(none=True)}
+
     def __init__(self, model: nn.Module, layer: str | nn.Module | None = None, **kwargs) -> None:
+        layer = check("layer", layer, Module(none=True))
         super().__init__(model, **kwargs)
         self._layer_arg = layer
         self._layer: nn.Module | None = None
@@ -512,16 +516,14 @@ class IntegratedGradientsAttribution(PixelAttribution):
         torch.Size([2, 1, 64, 64])
     """
 
+    OPTIONS = {"n_steps": Int(1), "internal_batch_size": Int(1)}
+
     def __init__(
         self, model: nn.Module, n_steps: int = 32, internal_batch_size: int = 128, **kwargs
     ) -> None:
+        checked = check_options(self, n_steps=n_steps, internal_batch_size=internal_batch_size)
         super().__init__(model, **kwargs)
-        if n_steps < 1:
-            raise ValueError(f"n_steps must be >= 1, got {n_steps}")
-        if internal_batch_size < 1:
-            raise ValueError(f"internal_batch_size must be >= 1, got {internal_batch_size}")
-        self.n_steps = n_steps
-        self.internal_batch_size = internal_batch_size
+        self.n_steps, self.internal_batch_size = checked.values()
 
     def _pixels(self, x, target, extra, n_steps: int | None = None):
         ig = IntegratedGradients(self.forward_model)
@@ -559,7 +561,8 @@ class OcclusionAttribution(PixelAttribution):
         sliding_window_shapes: the window per spatial axis (an int for all); default
             1/8 of the side (8×8 at 64×64, 4×4 at 32×32), so the cost (15×15 windows
             with the default stride) does not depend on the input size.
-        strides: the step per spatial axis (an int for all); default 1/16 of the side.
+        strides: the step per spatial axis (an int for all); default 1/16 of the side
+            (at most the window); never larger than the window.
         max_rows: at most this many occluded images go through the model at once
             (Captum's ``perturbations_per_eval`` = max_rows // batch, at least 1).
         **kwargs: :class:`HeatmapAttribution` options.
@@ -577,6 +580,11 @@ class OcclusionAttribution(PixelAttribution):
 
     needs_gradients = False
     FOOTING = "forward passes on occluded inputs, gradient-free, input resolution (no upsampling)"
+    OPTIONS = {
+        "sliding_window_shapes": Sizes(none=True),
+        "strides": Sizes(none=True),
+        "max_rows": Int(1),
+    }
 
     def __init__(
         self,
@@ -586,12 +594,18 @@ class OcclusionAttribution(PixelAttribution):
         max_rows: int = 256,
         **kwargs,
     ) -> None:
+        checked = check_options(
+            self, sliding_window_shapes=sliding_window_shapes, strides=strides, max_rows=max_rows
+        )
         super().__init__(model, **kwargs)
-        if max_rows < 1:
-            raise ValueError(f"max_rows must be >= 1, got {max_rows}")
-        self.sliding_window_shapes = sliding_window_shapes
-        self.strides = strides
-        self.max_rows = max_rows
+        self.sliding_window_shapes, self.strides, self.max_rows = checked.values()
+        if strides is not None and sliding_window_shapes is not None:
+            axes = max(
+                len(v) if isinstance(v, tuple | list) else 1
+                for v in (strides, sliding_window_shapes)
+            )
+            self._strides_fit(_per_axis(sliding_window_shapes, (1,) * axes, 8, "sliding_window_shapes"),
+                              _per_axis(strides, (1,) * axes, 16, "strides"))  # fmt: skip
 
     def window(self, x: torch.Tensor, sliding_window_shapes=None, strides=None):
         """The (window, stride) Captum gets for ``x``: both C×… (full channel span)."""
@@ -600,12 +614,28 @@ class OcclusionAttribution(PixelAttribution):
             sliding_window_shapes = self.sliding_window_shapes
         if strides is None:
             strides = self.strides
-        win = _per_axis(sliding_window_shapes, size, 8, "window")
-        step = _per_axis(strides, size, 16, "stride")
+        win = _per_axis(sliding_window_shapes, size, 8, "sliding_window_shapes")
+        given = strides is not None
+        step = _per_axis(strides, size, 16, "strides")
+        if not given:  # the default stride never skips pixels a small window would cover
+            step = tuple(min(s, w) for s, w in zip(step, win, strict=True))
+        else:
+            self._strides_fit(win, step)
         for w, s in zip(win, size, strict=True):
             if w > s:
-                raise ValueError(f"occlusion window {win} is larger than the input {size}")
+                raise ValueError(
+                    f"sliding_window_shapes {win} is larger than the input {size}: the "
+                    "occlusion window must fit in the image"
+                )
         return (x.shape[1], *win), (x.shape[1], *step)
+
+    @staticmethod
+    def _strides_fit(win: tuple, step: tuple) -> None:
+        if any(s > w for s, w in zip(step, win, strict=True)):
+            raise ValueError(
+                f"strides {step} is larger than sliding_window_shapes {win}: the windows "
+                "would skip pixels (no map there)"
+            )
 
     def _pixels(self, x, target, extra, sliding_window_shapes=None, strides=None):
         win, step = self.window(x, sliding_window_shapes, strides)
@@ -623,15 +653,15 @@ class OcclusionAttribution(PixelAttribution):
 def _per_axis(value, size: tuple[int, ...], fraction: int, what: str) -> tuple[int, ...]:
     if value is None:
         return tuple(max(1, round(s / fraction)) for s in size)
-    if isinstance(value, int):
+    value = check(what, value, Sizes())
+    if not isinstance(value, tuple | list):
         value = (value,) * len(size)
-    value = tuple(int(v) for v in value)
-    if len(value) != len(size) or any(v < 1 for v in value):
+    if len(value) != len(size):
         raise ValueError(
-            f"occlusion {what} must be a positive int or one per spatial axis "
-            f"({len(size)}), got {value}"
+            f"{what} must be a positive integer or one per spatial axis ({len(size)}), "
+            f"got {tuple(value)}"
         )
-    return value
+    return tuple(int(v) for v in value)
 
 
 # -- the floor ---------------------------------------------------------------------------------
@@ -650,10 +680,12 @@ class RandomAttribution(HeatmapAttribution):
     per_sample = False
     FOOTING = "reference map: seeded coarse noise, bilinear interpolation (F.interpolate)"
 
+    OPTIONS = {"cell": Int(1), "seed": Int(0)}
+
     def __init__(self, model: nn.Module, cell: int = 8, seed: int = 0, **kwargs) -> None:
+        checked = check_options(self, cell=cell, seed=seed)
         super().__init__(model, **kwargs)
-        self.cell = cell
-        self.seed = seed
+        self.cell, self.seed = checked.values()
 
     def _heatmaps(self, x, target, extra):
         self._probe(x, extra)  # the noise does not read the model: check it takes x

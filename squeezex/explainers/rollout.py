@@ -14,6 +14,7 @@ import torch
 from torch import nn
 
 from ..models.tokens import patches_to_map, prefix_tokens
+from ..options import Choice, Float, check_options
 from .base import HeatmapAttribution
 from .baselines import feature_module
 from .registry import register_explainer
@@ -21,6 +22,8 @@ from .registry import register_explainer
 __all__ = ["AttentionRollout", "HEAD_FUSIONS"]
 
 HEAD_FUSIONS = ("mean", "max", "min")
+#: How the heads (axis 1) of a layer's N×heads×T×T attention are fused.
+FUSE = {"mean": lambda a: a.mean(1), "max": lambda a: a.amax(1), "min": lambda a: a.amin(1)}
 
 
 @register_explainer(
@@ -53,16 +56,14 @@ class AttentionRollout(HeatmapAttribution):
         "attention rollout of every attention layer (class-token row, r = 0.5 identity), "
         "one forward pass, gradient-free, {upsampling}"
     )
+    OPTIONS = {"residual": Float(0, 1, high_open=True), "head_fusion": Choice(HEAD_FUSIONS)}
 
     def __init__(
         self, model: nn.Module, residual: float = 0.5, head_fusion: str = "mean", **kwargs
     ) -> None:
+        checked = check_options(self, residual=residual, head_fusion=head_fusion)
         super().__init__(model, **kwargs)
-        if not 0 <= residual < 1:
-            raise ValueError(f"residual must be in [0, 1), got {residual}")
-        if head_fusion not in HEAD_FUSIONS:
-            raise ValueError(f"head_fusion must be one of {HEAD_FUSIONS}, got {head_fusion!r}")
-        self.residual, self.head_fusion = residual, head_fusion
+        self.residual, self.head_fusion = checked.values()
         self._layers = [m for m in model.modules() if isinstance(m, nn.MultiheadAttention)]
         self._prefix = prefix_tokens(model)
 
@@ -86,7 +87,7 @@ class AttentionRollout(HeatmapAttribution):
             raise ValueError(reason)
         joint = None
         for a in self._attentions(x, extra):
-            a = getattr(a, self.head_fusion)(1)
+            a = FUSE[self.head_fusion](a)
             a = self.residual * torch.eye(a.shape[-1], dtype=a.dtype) + (1 - self.residual) * a
             a = a / a.sum(-1, keepdim=True)
             joint = a if joint is None else a @ joint

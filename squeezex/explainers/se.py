@@ -14,6 +14,7 @@ from torch import nn
 
 from ..common import as_tuple, eval_mode
 from ..models.se import SEBlock, TokenSEBlock, find_se_block
+from ..options import Bool, Choice, Either, Float, Int, Module, check, check_options
 from .base import HeatmapAttribution
 from .baselines import feature_module, layer_activations
 from .registry import register_explainer
@@ -35,6 +36,8 @@ SELECTIONS = ("paper", "logit", "topk", "weighted")
 WEIGHTS = ("se", "ones")
 #: z of the paper (≈ top 10 % of a normal distribution).
 PAPER_Z = 1.282
+#: What ``k`` takes: a fraction of the channels in (0, 1], or a count ≥ 1.
+K_RULE = Either(Float(0, 1, low_open=True), Int(1))
 
 
 @dataclass
@@ -73,15 +76,18 @@ def select_channels(
     * ``"logit"``: the same z-score rule on the pre-sigmoid excitation (unbounded, so
       saturation cannot push the threshold out of reach).
     * ``"topk"``: the ceil(k·C) channels with the largest excitation (k a fraction in
-      (0, 1], or an integer count ≥ 1). Ranked on the logits, which keep their
+      (0, 1], a float: 1.0 is every channel; or an integer count ≥ 1, an int). Ranked on the logits, which keep their
       order where s rounds to 1.0.
     * ``"weighted"``: every channel, weighted by s (the map is the channel mean of s·U).
 
     A rule never selects zero channels: where it would, the channel with the largest
     excitation is taken and ``fallback`` is set for that sample.
     """
-    if rule not in SELECTIONS:
-        raise ValueError(f"selection must be one of {SELECTIONS}, got {rule!r}")
+    rule, z, k = (
+        check("selection", rule, Choice(SELECTIONS)),
+        check("z", z, Float()),
+        check("k", k, K_RULE),
+    )
     n, c = s.shape
     threshold = None
     if rule == "paper":
@@ -91,9 +97,7 @@ def select_channels(
         threshold = logits.mean(1) + z * logits.std(1, unbiased=False)
         selected = logits > threshold[:, None]
     elif rule == "topk":
-        if k <= 0:
-            raise ValueError(f"k must be a fraction in (0, 1] or a count >= 1, got {k}")
-        count = int(k) if k >= 1 else math.ceil(k * c)
+        count = k if isinstance(k, int) else math.ceil(k * c)
         count = min(max(count, 1), c)
         idx = logits.topk(count, dim=1).indices
         selected = torch.zeros_like(s, dtype=torch.bool).scatter_(1, idx, True)
@@ -228,11 +232,11 @@ class SEAttribution(HeatmapAttribution):
         layer: str | nn.Module | None = None,
         **kwargs,
     ) -> None:
+        selection, z, k, class_aware, weights, layer = check_options(
+            self, selection=selection, z=z, k=k, class_aware=class_aware, weights=weights,
+            layer=layer,
+        ).values()  # fmt: skip
         super().__init__(model, **kwargs)
-        if selection not in SELECTIONS:
-            raise ValueError(f"selection must be one of {SELECTIONS}, got {selection!r}")
-        if weights not in WEIGHTS:
-            raise ValueError(f"weights must be one of {WEIGHTS}, got {weights!r}")
         if weights == "ones":
             _check_ones(selection, class_aware)
         elif layer is not None:
@@ -249,6 +253,14 @@ class SEAttribution(HeatmapAttribution):
 
     needs_se = True
     FOOTING = "SE block output s·U, one forward pass, gradient-free, {upsampling}"
+    OPTIONS = {
+        "selection": Choice(SELECTIONS),
+        "z": Float(),
+        "k": K_RULE,
+        "class_aware": Bool(),
+        "weights": Choice(WEIGHTS),
+        "layer": Module(none=True),
+    }
 
     def _capture(self, x: torch.Tensor, extra: tuple):
         """One no-grad forward pass; returns logits, U, X and the N×C pre-sigmoid excitation."""
@@ -392,6 +404,12 @@ class ActivationMeanAttribution(SEAttribution):
         "SE block input U (else Grad-CAM's layer), unweighted channel mean, gradient-free, "
         "{upsampling}"
     )
+    #: s := 1 keeps every channel, unweighted: the SE rules' options take one value here.
+    OPTIONS = {
+        "selection": Choice(("weighted",)),
+        "class_aware": Choice((False,)),
+        "weights": Choice(("ones",)),
+    }
 
     def __init__(self, model: nn.Module, layer: str | nn.Module | None = None, **kwargs) -> None:
-        super().__init__(model, weights="ones", layer=layer, **kwargs)
+        super().__init__(model, layer=layer, **{"weights": "ones", **kwargs})

@@ -38,6 +38,7 @@ from torch import nn
 from ..common import eval_mode
 from ..models.se import SEBlock
 from ..models.speakers import EMBED, SpeakerNet
+from ..options import Int, check_options
 from .registry import register_explainer
 from .se import PAPER_Z
 
@@ -183,7 +184,10 @@ class SpeakerRandom(_SpeakerAttribution):
 
     FOOTING = "reference map: seeded noise on the two feature grids, " + _UP
 
+    OPTIONS = {"seed": Int(0)}
+
     def __init__(self, model: SpeakerNet, seed: int = 0) -> None:
+        seed = check_options(self, seed=seed)["seed"]
         super().__init__(model)
         self.seed = seed
 

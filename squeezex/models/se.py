@@ -23,6 +23,7 @@ from torch import nn
 from torchvision.ops import SqueezeExcitation
 
 from ..common import diagnose_inputs, eval_mode
+from ..options import Bool, Choice, Either, Int, Sizes, Text, check_options
 from .tokens import map_to_tokens, patches_to_map, prefix_tokens, token_site
 
 __all__ = [
@@ -84,10 +85,9 @@ class SEBlock(SqueezeExcitation):
 
     def __init__(self, channels: int, reduction: int = 16, squeeze: str = "sample",
                  gate: str = "sigmoid") -> None:  # fmt: skip
-        if reduction < 1:
-            raise ValueError(f"reduction must be >= 1, got {reduction}")
-        if squeeze not in ("sample", "batch"):
-            raise ValueError(f"squeeze must be 'sample' or 'batch', got {squeeze!r}")
+        reduction, squeeze = check_options(
+            ATTACH_OPTIONS, reduction=reduction, squeeze=squeeze
+        ).values()
         if gate not in GATES:
             raise ValueError(f"gate must be one of {', '.join(GATES)}, got {gate!r}")
         super().__init__(channels, max(channels // reduction, 1))
@@ -397,6 +397,18 @@ def layer_output_shape(model: nn.Module, layer: nn.Module, x: torch.Tensor) -> t
     return shapes[-1]
 
 
+#: What each option of :func:`attach_se_head` takes (:mod:`squeezex.options`).
+ATTACH_OPTIONS = {
+    "layer": Text(none=True),
+    "reduction": Int(1),
+    "squeeze": Choice(("sample", "batch")),
+    "input_size": Sizes(none=True),
+    "layout": Choice(LAYOUTS, none=True),
+    "grid": Sizes(none=True),
+    "identity": Either(Bool(), Choice(("normalised", "2sigmoid"))),
+}
+
+
 def attach_se_head(
     model: nn.Module,
     layer: str | None = None,
@@ -451,6 +463,14 @@ def attach_se_head(
         ValueError: no spatial feature layer, an unknown ``layer``, a ``layer`` whose
             output is not spatial (a classifier, say), or an SE block already attached.
     """
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+    layer, reduction, squeeze, input_size, layout, grid, identity = check_options(
+        ATTACH_OPTIONS, layer=layer, reduction=reduction, squeeze=squeeze,
+        input_size=input_size, layout=layout, grid=grid, identity=identity,
+    ).values()  # fmt: skip
+    if example is not None and not isinstance(example, torch.Tensor):
+        raise TypeError(f"example must be a torch.Tensor batch, got {type(example).__name__}")
     if find_se_block(model, required=False) is not None:
         raise ValueError(f"{type(model).__name__} already has an SE block")
     x = _example_input(model, input_size, example)
@@ -462,8 +482,6 @@ def attach_se_head(
         raise ValueError(f"{name!r} is already an SE block")
     shape = layer_output_shape(model, target, x)
     layout = layout or _layout(model, shape, grid)
-    if layout not in LAYOUTS:
-        raise ValueError(f"layout must be one of {LAYOUTS}, got {layout!r}")
     if layout == "channels_first":
         _check_spatial(model, name, shape, input_size)
         se = SEBlock(shape[1], reduction, squeeze)

@@ -14,6 +14,7 @@ from pathlib import Path
 import ipywidgets as W
 
 from ..bench import Run
+from ..options import Int, check_options
 from .render import png_size, render_overlay, render_ranking
 
 __all__ = ["Compare"]
@@ -47,6 +48,7 @@ class Compare(W.VBox):
     PIXEL_RATIO = 2
 
     def __init__(self, results, *, k: int = 3, scale: int = 2) -> None:
+        k, scale = check_options({"k": Int(1), "scale": Int(1)}, k=k, scale=scale).values()
         super().__init__()
         self.add_class("squeezex-compare")
         self.run = results if isinstance(results, Run) else Run(Path(results))

@@ -27,6 +27,7 @@ import torch
 from matplotlib.figure import Figure
 
 from ..explainers.se import PAPER_Z, SELECTIONS, SEAttribution
+from ..options import Int, check_options
 from ..viz import HEATMAP_CMAP, STYLE, overlay
 from . import logic as X
 from . import render as R
@@ -119,6 +120,11 @@ class Explorer(W.VBox):
         device: str | torch.device = "cpu",
         threads: int | None = 1,
     ) -> None:
+        scale, threads = check_options(
+            {"scale": Int(1), "threads": Int(1, none=True)}, scale=scale, threads=threads
+        ).values()
+        if options is not None and not isinstance(options, dict):
+            raise TypeError(f"options must be a dict of factory arguments, got {options!r}")
         super().__init__()
         self.add_class("squeezex-explorer")
         methods = list(methods)
@@ -133,6 +139,12 @@ class Explorer(W.VBox):
         self.multi_label = X.is_multi_label(dataset)
         self._get, self.n, ds_classes = X.as_samples(dataset)
         self.classes = list(classes) if classes is not None else ds_classes
+        if self.classes is not None and len(self.classes) != (width := self._num_classes()):
+            given = "classes" if classes is not None else "the dataset's classes"
+            raise ValueError(
+                f"{given} has {len(self.classes)} names but the model outputs {width} "
+                f"scores: pass one name per output ({self.classes[:4]}...)"
+            )
         self.methods = methods
         self.explainers = X.make_explainers(self.model, methods, **(options or {}))
         self._se = next((e for e in self.explainers.values() if isinstance(e, SEAttribution)), None)

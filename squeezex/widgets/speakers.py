@@ -23,6 +23,7 @@ import torch
 from matplotlib.figure import Figure
 
 from ..models.speakers import SpeakerNet
+from ..options import Float, Int, check_options
 from .logic import HeatmapCache
 from .render import figure_png
 from .speaker_logic import (
@@ -111,6 +112,10 @@ class SpeakerExplorer(W.VBox):
         scale: int = 4,
         device: str | torch.device = "cpu",
     ) -> None:
+        index, frame, opacity, scale = check_options(
+            {"index": Int(0), "frame": Int(0), "opacity": Float(0, 1), "scale": Int(1)},
+            index=index, frame=frame, opacity=opacity, scale=scale,
+        ).values()  # fmt: skip
         super().__init__()
         self.add_class("squeezex-speaker-explorer")
         check_model(model)

@@ -27,6 +27,7 @@ import torch
 from torch import nn
 
 from ...common import is_batched, select_rows
+from ...options import Int, Module, check_options
 from ..base import HeatmapAttribution
 from ..baselines import feature_module
 
@@ -117,6 +118,7 @@ class LibraryCAM(HeatmapAttribution):
     #: Methods drawing random noise run one sample at a time, each from the same seed.
     noisy: ClassVar[bool] = False
     needs_gradients = True
+    OPTIONS = {"layer": Module(none=True), "seed": Int(0)}
 
     def __init__(
         self, model: nn.Module, layer: str | nn.Module | None = None, seed: int = 0, **kwargs
@@ -124,6 +126,7 @@ class LibraryCAM(HeatmapAttribution):
         missing = library_missing(self.LIBRARY)
         if missing is not None:
             raise ImportError(f"{self.NAME}: {missing}")
+        layer, seed = check_options(self, layer=layer, seed=seed).values()
         super().__init__(model, **kwargs)
         self._layer_arg = layer
         self._layer: nn.Module | None = None

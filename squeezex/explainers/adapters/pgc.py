@@ -30,6 +30,7 @@ from types import SimpleNamespace
 import torch
 from torch import nn
 
+from ...options import Int, check
 from .base import Bound, LibraryCAM, load_library, no_parameter_grads
 
 __all__ = [
@@ -204,10 +205,11 @@ class PGCScoreCAM(PGCAdapter):
     spatial_dims = (2,)
     _BARS = ("score_cam",)
 
+    OPTIONS = {"batch_size": Int(1)}
+
     def __init__(self, model: nn.Module, layer=None, batch_size: int = 16, **kwargs) -> None:
+        batch_size = check("batch_size", batch_size, Int(1))
         super().__init__(model, layer, **kwargs)
-        if batch_size < 1:
-            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
         self.batch_size = batch_size
 
     def _configure(self, cam) -> None:
@@ -245,10 +247,11 @@ class PGCAblationCAM(PGCAdapter):
     spatial_dims = (2,)
     _BARS = ("ablation_cam",)
 
+    OPTIONS = {"batch_size": Int(1)}
+
     def __init__(self, model: nn.Module, layer=None, batch_size: int = 16, **kwargs) -> None:
+        batch_size = check("batch_size", batch_size, Int(1))
         super().__init__(model, layer, **kwargs)
-        if batch_size < 1:
-            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
         self.batch_size = batch_size
 
     def _options(self) -> dict:

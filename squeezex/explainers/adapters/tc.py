@@ -18,6 +18,7 @@ from __future__ import annotations
 from torch import nn
 
 from ...models.tokens import token_view
+from ...options import Float, Int, check, check_options
 from ..baselines import layer_activations
 from .base import Bound, LibraryCAM, load_library
 
@@ -170,9 +171,13 @@ class TCSmoothGradCAMpp(TCAdapter):
     )
     noisy = True
 
+    #: a noise scale under 1e-6 rounds to 0 in float32 (torch's Normal refuses it)
+    OPTIONS = {"num_samples": Int(1), "std": Float(1e-6)}
+
     def __init__(self, model, layer=None, num_samples: int = 4, std: float = 0.3, **kwargs):
+        checked = check_options(self, num_samples=num_samples, std=std)
         super().__init__(model, layer, **kwargs)
-        self.num_samples, self.std = _positive(num_samples, "num_samples"), std
+        self.num_samples, self.std = checked.values()
 
     def _options(self) -> dict:
         return {"num_samples": self.num_samples, "std": self.std}
@@ -208,9 +213,12 @@ class TCScoreCAM(TCAdapter):
     )
     needs_gradients = False
 
+    OPTIONS = {"batch_size": Int(1)}
+
     def __init__(self, model, layer=None, batch_size: int = 16, **kwargs):
+        batch_size = check("batch_size", batch_size, Int(1))
         super().__init__(model, layer, **kwargs)
-        self.batch_size = _positive(batch_size, "batch_size")
+        self.batch_size = batch_size
 
     def _options(self) -> dict:
         return {"batch_size": self.batch_size}
@@ -230,9 +238,12 @@ class TCSSCAM(TCScoreCAM):
     )
     noisy = True
 
+    OPTIONS = {"num_samples": Int(1), "std": Float(1e-6)}
+
     def __init__(self, model, layer=None, num_samples: int = 8, std: float = 2.0, **kwargs):
+        checked = check_options(self, num_samples=num_samples, std=std)
         super().__init__(model, layer, **kwargs)
-        self.num_samples, self.std = _positive(num_samples, "num_samples"), std
+        self.num_samples, self.std = checked.values()
 
     def _options(self) -> dict:
         return {"batch_size": self.batch_size, "num_samples": self.num_samples, "std": self.std}
@@ -250,18 +261,15 @@ class TCISCAM(TCScoreCAM):
         f"gradient-free, {_FOOTING}"
     )
 
+    OPTIONS = {"num_samples": Int(1)}
+
     def __init__(self, model, layer=None, num_samples: int = 10, **kwargs):
+        num_samples = check("num_samples", num_samples, Int(1))
         super().__init__(model, layer, **kwargs)
-        self.num_samples = _positive(num_samples, "num_samples")
+        self.num_samples = num_samples
 
     def _options(self) -> dict:
         return {"batch_size": self.batch_size, "num_samples": self.num_samples}
-
-
-def _positive(value: int, name: str) -> int:
-    if value < 1:
-        raise ValueError(f"{name} must be >= 1, got {value}")
-    return int(value)
 
 
 TC_ADAPTERS = (

@@ -9,9 +9,10 @@ import torch
 from torch import nn
 
 from ...common import check_target_range
+from ...options import Choice, Int, check_options
 from ..base import HeatmapAttribution
 from ..registry import register_explainer
-from .backward import _backward, _fix_mode, _Tracer, feature_heatmap
+from .backward import STRIDE_FIXES, _backward, _Tracer, feature_heatmap
 from .lasso import RelevantFeatures
 
 __all__ = ["VEBIAttribution", "fit_vebi"]
@@ -103,6 +104,7 @@ class VEBIAttribution(HeatmapAttribution):
         "relevant features fitted on the training data (μ-lasso), guided backward pass "
         "from the top 3 to the input, input resolution"
     )
+    OPTIONS = {"top_k": Int(1), "stride_fix": Choice(STRIDE_FIXES)}
 
     def __init__(
         self,
@@ -123,9 +125,7 @@ class VEBIAttribution(HeatmapAttribution):
         if not isinstance(relevant, RelevantFeatures):
             raise TypeError(f"relevant must be a RelevantFeatures, got {type(relevant).__name__}")
         relevant._check_fitted()
-        if top_k < 1:
-            raise ValueError(f"top_k must be >= 1, got {top_k}")
-        _fix_mode(stride_fix)
+        top_k, stride_fix = check_options(self, top_k=top_k, stride_fix=stride_fix).values()
         self.relevant = relevant
         self.top_k = top_k
         self.stride_fix = stride_fix
