@@ -151,8 +151,8 @@ def test_voc_classes_subset_reindexes_and_skips(tmp_path):
     assert ds[0][2].sum() == 100
     with pytest.raises(ValueError, match="unknown classes.*'person '"):
         VOCMasks(tmp_path, classes=["person "])
-    with pytest.raises(ValueError, match="no image"):
-        VOCMasks(tmp_path, classes=["sofa"])
+    with pytest.warns(UserWarning, match=r"empty: none of the 3 images.*name: bird, car, cat"):
+        assert len(VOCMasks(tmp_path, classes=["sofa"])) == 0
 
 
 def test_voc_transforms_apply_to_image_and_target(tmp_path):

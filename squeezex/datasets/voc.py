@@ -26,6 +26,8 @@ import torch
 from PIL import Image
 from torch.utils.data import Dataset
 
+from ..images import read_image  # the one image reader (re-exported: others import it here)
+
 __all__ = ["VOCMasks", "VOC_CLASSES"]
 
 #: The 20 PASCAL VOC classes, in the usual (alphabetical) order.
@@ -75,8 +77,10 @@ def parse_box_xml(path, *, one_based: bool) -> list[BoxObject]:
     ``<bndbox>`` holds inclusive pixel indices; VOC counts them from 1
     (``one_based=True``), ImageNet's box files from 0. Both are turned into 0-based
     pixel edges (``x2 = xmax + 1`` for 0-based files, ``xmax`` for 1-based). An object
-    whose box is inverted (``xmax < xmin`` or ``ymax < ymin``) or not finite is left out
-    with a warning that names the file.
+    whose box is inverted (``xmax < xmin`` or ``ymax < ymin``) or not finite, or lies
+    wholly outside the image (its ``<size>``, where the file gives one), is left out with
+    a warning that names the file, the object (its class and its place in the file) and
+    the box; a box partly outside is kept (clipped to the image when read).
 
     Raises:
         ValueError: the file is not such XML; the message names the file.
@@ -84,27 +88,48 @@ def parse_box_xml(path, *, one_based: bool) -> list[BoxObject]:
     path = Path(path)
     try:
         root = ET.parse(path).getroot()
+        extent = _extent(root)
         objects = []
-        for obj in root.iter("object"):
+        for number, obj in enumerate(root.iter("object"), start=1):
             bb = obj.find("bndbox")
             name = obj.findtext("name", "").strip()
             if bb is None or not name:
                 continue
             x1, y1, x2, y2 = (float(bb.findtext(k)) for k in ("xmin", "ymin", "xmax", "ymax"))
-            if not (x2 >= x1 and y2 >= y1) or not all(map(math.isfinite, (x1, y1, x2, y2))):
+            shift = 1.0 if one_based else 0.0
+            box = (x1 - shift, y1 - shift, x2 - shift + 1.0, y2 - shift + 1.0)
+            if problem := _box_problem(box, extent):
                 warnings.warn(
-                    f"{path}: the box of {name!r} is inverted or not finite "
-                    f"(xmin {x1:g}, ymin {y1:g}, xmax {x2:g}, ymax {y2:g}); object left out",
+                    f"{path}: the box of {name!r} {problem} (object {number}; xmin {x1:g}, "
+                    f"ymin {y1:g}, xmax {x2:g}, ymax {y2:g}); object left out",
                     stacklevel=2,
                 )
                 continue
-            shift = 1.0 if one_based else 0.0
-            box = (x1 - shift, y1 - shift, x2 - shift + 1.0, y2 - shift + 1.0)
             difficult = obj.findtext("difficult", "0").strip() not in ("0", "")
             objects.append(BoxObject(name, box, difficult))
     except (ET.ParseError, TypeError, ValueError) as e:
         raise ValueError(f"{path} is not a PASCAL VOC XML annotation: {e}") from None
     return objects
+
+
+def _extent(root) -> tuple[float, float] | None:
+    """``(width, height)`` of an annotation's ``<size>``; ``None`` when it has none (or
+    a size of 0, as some files do: unknown)."""
+    try:
+        w, h = (float(root.findtext(f"size/{k}")) for k in ("width", "height"))
+    except (TypeError, ValueError):
+        return None
+    return (w, h) if w > 0 and h > 0 and math.isfinite(w * h) else None
+
+
+def _box_problem(box: tuple[float, ...], extent: tuple[float, float] | None) -> str | None:
+    """Why a box (0-based pixel edges) cannot be a mask, or ``None``."""
+    x1, y1, x2, y2 = box
+    if not all(map(math.isfinite, box)) or not (x2 > x1 and y2 > y1):
+        return "is inverted or not finite"
+    if extent is not None and (x2 <= 0 or y2 <= 0 or x1 >= extent[0] or y1 >= extent[1]):
+        return f"lies wholly outside the {extent[0]:g}×{extent[1]:g} image"
+    return None
 
 
 def check_size(size) -> tuple[int, int] | None:
@@ -123,18 +148,6 @@ def check_size(size) -> tuple[int, int] | None:
     return int(h), int(w)
 
 
-def read_image(path, mode: str = "RGB") -> Image.Image:
-    """The image file at ``path`` converted to ``mode``; a ``ValueError`` naming the file
-    when it cannot be decoded (truncated or not an image)."""
-    try:
-        with Image.open(path) as im:
-            return im.convert(mode)
-    except FileNotFoundError:
-        raise
-    except (OSError, SyntaxError, ValueError) as exc:
-        raise ValueError(f"{path} is not a readable image ({exc})") from None
-
-
 def load_image(path, size: tuple[int, int] | None) -> tuple[torch.Tensor, tuple[int, int]]:
     """A float32 3×H×W image in [0, 1] (resized bilinearly to ``size`` = (h, w) if given)
     and the file's own (h, w)."""
@@ -146,14 +159,10 @@ def load_image(path, size: tuple[int, int] | None) -> tuple[torch.Tensor, tuple[
 
 
 def image_size(path) -> tuple[int, int]:
-    """(h, w) of an image file, read from its header only."""
-    try:
-        with Image.open(path) as im:
-            return im.height, im.width
-    except FileNotFoundError:
-        raise
-    except (OSError, SyntaxError, ValueError) as exc:
-        raise ValueError(f"{path} is not a readable image ({exc})") from None
+    """(h, w) of an image file as :func:`~squeezex.images.read_image` reads it (its EXIF
+    orientation applied, so the boxes are scaled as the pixels are)."""
+    img = read_image(path)
+    return img.height, img.width
 
 
 def scale_boxes(
@@ -237,7 +246,11 @@ class VOCMasks(_BoxDataset):
     (by box area; difficult objects count only when the image has no other object of
     ``classes``), and ``mask`` (1×H×W bool) is the union of the boxes of *that class* in
     the image (difficult ones included: they are instances of the class). Images with
-    no object of ``classes`` are left out (``n_skipped`` counts them).
+    no object of ``classes`` are left out (``n_skipped`` counts them); when no image is
+    left the dataset is empty, with a ``UserWarning`` saying why (the classes the
+    annotations do name). An object whose box is inverted or lies wholly outside the
+    image is left out with a warning naming the annotation file and the object
+    (:func:`parse_box_xml`); a box partly outside is clipped to the image.
 
     Files are read from a local folder through
     ``torchvision.datasets.VOCDetection(root, year, image_set, download=False)``;
@@ -268,8 +281,8 @@ class VOCMasks(_BoxDataset):
     Raises:
         FileNotFoundError: a VOC folder or file is missing; the message names it and
             says what goes there.
-        ValueError: bad ``year``, ``image_set``, ``classes`` or ``size``, or no image has
-            an object of ``classes``.
+        ValueError: bad ``year``, ``image_set``, ``classes`` or ``size``, or an
+            annotation that is not PASCAL VOC XML (named).
 
     Example (needs the real VOC files under ``data/voc``, so it is not run as a test)::
 
@@ -340,15 +353,20 @@ class VOCMasks(_BoxDataset):
         targets = []
         self.n_skipped = 0
         listing = self.voc_root / "ImageSets" / "Main" / f"{self.image_set}.txt"
+        names: set[str] = set()  # the classes the annotations name (for an empty result)
         for img_path, ann_path in zip(images, annotations, strict=True):
             img_path, ann_path = Path(img_path), Path(ann_path)
             for path, what in ((ann_path, "annotation"), (img_path, "image")):
                 if not path.is_file():
+                    of = f" (annotated in {ann_path})" if path == img_path else ""
                     raise FileNotFoundError(
-                        f"missing VOC{self.year} {what} {path}: every id listed in {listing} "
-                        "needs JPEGImages/<id>.jpg and Annotations/<id>.xml (see data/README.md)"
+                        f"missing VOC{self.year} {what} {path}{of}: every id listed in "
+                        f"{listing} needs JPEGImages/<id>.jpg and Annotations/<id>.xml (see "
+                        "data/README.md)"
                     )
-            objects = [o for o in parse_box_xml(ann_path, one_based=True) if o.name in index]
+            found = parse_box_xml(ann_path, one_based=True)
+            names.update(o.name for o in found)
+            objects = [o for o in found if o.name in index]
             candidates = [o for o in objects if not o.difficult] or objects
             if not candidates:
                 self.n_skipped += 1
@@ -360,9 +378,11 @@ class VOCMasks(_BoxDataset):
             self._boxes.append(torch.tensor(boxes, dtype=torch.float32))
             targets.append(index[largest.name])
         if not targets:
-            raise ValueError(
-                f"no image of VOC{self.year} {self.image_set} has an object of classes "
-                f"{self.classes}"
+            found = ", ".join(sorted(names)) or "no object at all"
+            warnings.warn(
+                f"VOCMasks is empty: none of the {self.n_skipped} images listed in {listing} "
+                f"has an object of classes {self.classes} (their annotations name: {found})",
+                stacklevel=3,
             )
         self.targets = torch.tensor(targets, dtype=torch.long)
 
