@@ -86,8 +86,12 @@ def test_a_rerun_reuses_finished_cells_and_recomputes_missing_ones(tmp_path):
     assert again["rows"] == first["rows"], "a reused cell gives the same rows"
     more = run(BenchConfig(**{**cfg.__dict__, "methods": ["se", "random", "gradcam"]}))
     assert {c["key"].split("/")[-1] for c in more["cells"] if not c["reused"]} == {"gradcam"}
-    changed = run(BenchConfig(**{**cfg.__dict__, "deletion_steps": 5}))
+    other = {**cfg.__dict__, "deletion_steps": 5}
+    with pytest.raises(ValueError, match="deletion_steps 4 → 5.*another --out.*--replace"):
+        run(BenchConfig(**other))  # a folder holds one configuration
+    changed = run(BenchConfig(**{**other, "replace_other": True}))
     assert not any(c["reused"] for c in changed["cells"]), "other settings, other cells"
+    assert [p.name for p in _cells(tmp_path).iterdir()] == [BenchConfig(**other).fingerprint()]
     assert not list((tmp_path / "run").rglob("*.tmp"))
 
 

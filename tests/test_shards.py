@@ -151,8 +151,14 @@ def test_reduce_names_what_is_missing(tmp_path):
     cfg = cfg_at(tmp_path, dataset="an8flower-single-6c", seeds=1, methods=["se", "random"])
     with pytest.raises(IncompleteRunError, match="no checkpoint"):
         reduce(cfg)
-    run_shard(replace(cfg, families=["localisation"]), 0, 1)  # another configuration's cells
-    run_shard(cfg, 0, 1)
+    other = replace(cfg, families=["localisation"])
+    run_shard(other, 0, 1)  # another configuration's cells
+    with pytest.raises(ValueError, match="families localisation → localisation,faithfulness"):
+        run_shard(cfg, 0, 1)  # a folder holds one configuration: refused before computing
+    assert not list((tmp_path / "run" / "cells" / cfg.fingerprint()).glob("*/*/*.json"))
+    run_shard(replace(cfg, replace_other=True), 0, 1)
+    assert not (tmp_path / "run" / "cells" / other.fingerprint()).exists()
+    assert not (tmp_path / "run" / "shards" / other.fingerprint()).exists()
     cells = tmp_path / "run" / "cells" / cfg.fingerprint()
     (cells / "an8flower-single-6c" / "0" / "random.json").unlink()
     with pytest.raises(IncompleteRunError, match=r"1 cell\(s\).*an8flower-single-6c/0/random"):

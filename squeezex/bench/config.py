@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import MISSING, asdict, dataclass, field, fields
 from pathlib import Path
 
 import torch
@@ -58,6 +58,7 @@ _NOT_IN_FINGERPRINT = (
     "checkpoints",
     "progress",
     "resume",
+    "replace_other",
     "n_examples",
 )
 
@@ -107,6 +108,13 @@ class BenchConfig:
     its first layer, so "zero" is black for every architecture. ``resume=False``
     recomputes everything the run folder holds for this configuration (``--fresh``).
 
+    A run folder holds one configuration (one :meth:`fingerprint`): a run into a folder
+    that holds intact cells of another configuration raises a ``ValueError`` naming the
+    settings that differ, before anything is computed. Give it another ``out`` to keep
+    both, or ``replace_other=True`` (``--replace``) to delete the other configuration's
+    cells and start this one there. Settings outside the fingerprint (more methods,
+    datasets or seeds) add to the same folder.
+
     ``arch`` is the registered architecture the run trains
     (:func:`squeezex.models.archs.list_archs`; its configuration and normalisation are
     part of the fingerprint). ``data`` is a user's image folder
@@ -148,6 +156,7 @@ class BenchConfig:
     sanity_init: str = "redraw"
     n_examples: int = 6
     resume: bool = True
+    replace_other: bool = False
     progress: bool = True
 
     def __post_init__(self) -> None:
@@ -256,6 +265,19 @@ class BenchConfig:
         """VEBI's μ on ``dataset``: the run's, else the dataset's, else 10 (the paper's)."""
         return self.vebi_mu or get_dataset(dataset).vebi_mu or 10.0
 
+    def changes_from(self, old: dict) -> list[str]:
+        """The fingerprinted settings in which this configuration differs from ``old`` (a
+        stored configuration, e.g. ``results.json``'s ``config``), each as
+        ``"<setting> <old> → <new>"``. A setting ``old`` lacks (written before it existed)
+        counts as its default, and reads as ``"?"`` when this one is not the default."""
+        defaults = {f.name: f.default for f in fields(self) if f.default is not MISSING}
+        out = []
+        for k, v in asdict(self).items():
+            was = old.get(k, defaults.get(k, "?"))
+            if k not in _NOT_IN_FINGERPRINT and was != v:
+                out.append(f"{k} {_shown(was)} → {_shown(v)}")
+        return out
+
     def fingerprint(self) -> str:
         """What makes a finished cell reusable: everything but the method and dataset lists
         and the output settings."""
@@ -270,3 +292,10 @@ class BenchConfig:
         else:  # the checkpoint's content: a retrained file at the same path is another model
             keep["model"] = file_digest(self.model)
         return hashlib.sha256(json.dumps(keep, sort_keys=True).encode()).hexdigest()[:12]
+
+
+def _shown(value) -> str:
+    """A setting's value as a user typed it (a list comma-separated, ``None`` as none)."""
+    if isinstance(value, (list, tuple)):
+        return ",".join(map(str, value))
+    return "none" if value is None else str(value)

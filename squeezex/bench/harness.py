@@ -5,6 +5,14 @@ is stored, and for each explained seed a :class:`~squeezex.bench.cells.Unit` is 
 of its cells is reused from the store when intact or computed and written, and the
 tables are rewritten from the store after every cell, so an interrupted run loses at
 most the cell in progress and a rerun picks up where it stopped.
+
+A run folder holds one configuration (:func:`one_configuration`): a run, a shard, a
+reduce step or a submission into a folder that holds intact cells of another
+configuration stops before computing anything, with a ``ValueError`` naming the settings
+that differ (e.g. ``epochs 1 → 2``) and the two ways out — another ``--out`` to keep both,
+or ``--replace`` (``replace_other=True``) to delete the other configuration's cells and
+shard records. Settings outside the fingerprint (methods, datasets, seeds, progress)
+never make another configuration: such runs add their cells to the folder.
 """
 
 from __future__ import annotations
@@ -21,11 +29,19 @@ from ..io import atomic_write_json, remove_stale_temps
 from ..progress import progress as progress_bar
 from .cells import CellKey, model_id
 from .claims import Claim, holder
-from .config import BenchConfig
+from .config import SCHEMA_VERSION, BenchConfig
 from .models import given_model, shard_models, splits, train_models
 from .results import write_results
 from .shards import Part, Shard, plan
-from .store import IncompleteRunError, RunStore, check_data, check_models
+from .store import (
+    IncompleteRunError,
+    RunStore,
+    check_data,
+    check_models,
+    intact_configurations,
+    remove_configuration,
+    stored_config,
+)
 from .tasks import Task, get_task, task_of
 from .tasks.images import attribute_groups, split_record
 
@@ -34,6 +50,7 @@ __all__ = [
     "run_shard",
     "reduce",
     "run_cells",
+    "one_configuration",
     "shard_marker",
     "Work",
     "explanation_view",
@@ -65,7 +82,8 @@ def run(cfg: BenchConfig) -> dict:
     the results dictionary.
 
     Raises:
-        ValueError: the output folder cannot hold files (named).
+        ValueError: the output folder cannot hold files (named), or it holds another
+            configuration's cells (:func:`one_configuration`).
     """
     return _execute(cfg, Work())
 
@@ -79,7 +97,8 @@ def run_shard(cfg: BenchConfig, index: int, count: int) -> dict:
 
     Raises:
         ValueError: ``cfg.resume`` is off (clear the folder once before submitting, not in
-            every shard), no checkpoint folder, or ``index``/``count`` out of range.
+            every shard), no checkpoint folder, ``index``/``count`` out of range, or the
+            folder holds another configuration's cells (:func:`one_configuration`).
     """
     if not cfg.resume:
         raise ValueError(
@@ -105,6 +124,8 @@ def reduce(cfg: BenchConfig) -> dict:
             has not finished, or what it wrote is gone — the shards' records of having
             finished are then removed, so a resubmission runs every shard again (reusing
             all that is intact).
+        ValueError: the folder holds another configuration's cells
+            (:func:`one_configuration`).
     """
     try:
         return _execute(cfg, Work(compute=False))
@@ -120,12 +141,59 @@ def shard_marker(cfg: BenchConfig, count: int, index: int) -> Path:
     return Path(cfg.out) / "shards" / cfg.fingerprint() / f"{plan_id}-{index}-of-{count}.json"
 
 
+def one_configuration(cfg: BenchConfig) -> list[str]:
+    """Make sure ``cfg.out`` holds no cells of another configuration than ``cfg``'s: with
+    ``cfg.replace_other`` every other configuration's folder is deleted (its cells and
+    its shards' records; returns their fingerprints), otherwise a folder holding intact
+    cells of another is refused. Called before anything is computed (by :func:`run`,
+    :func:`run_shard`, :func:`reduce` and :func:`~squeezex.bench.submit.submit`).
+
+    Raises:
+        ValueError: the folder holds another configuration's intact cells; the message
+            names the settings that differ and the two ways out.
+    """
+    mine, cells = cfg.fingerprint(), Path(cfg.out) / "cells"
+    if cfg.replace_other:
+        others = sorted(p.name for p in cells.iterdir() if p.is_dir()) if cells.is_dir() else []
+        others = [f for f in others if f != mine]
+        for fingerprint in others:
+            remove_configuration(cfg.out, fingerprint)
+        if others:  # the tables must not list the cells just removed
+            write_results(RunStore(cfg.out, mine), cfg, [])
+        return others
+    if others := intact_configurations(cfg.out, other_than=mine):
+        said = "; ".join(f"{f}: {_difference(cfg, f)}" for f in others)
+        raise ValueError(
+            f"{cfg.out} holds the cells of another configuration ({said}); this run's "
+            "tables would leave them out. To keep both, give this run another --out; to "
+            "replace the other configuration (its cells are deleted), rerun with --replace "
+            "(BenchConfig(replace_other=True))"
+        )
+    return []
+
+
+def _difference(cfg: BenchConfig, fingerprint: str) -> str:
+    """How ``cfg`` differs from the configuration that wrote ``fingerprint``, in words."""
+    stored = stored_config(cfg.out, fingerprint)
+    if stored is None:
+        return "its settings are not recorded there"
+    changes = cfg.changes_from(stored["config"])
+    if stored["schema"] not in (None, SCHEMA_VERSION):
+        changes.append(f"schema {stored['schema']} → {SCHEMA_VERSION} (another squeezex version)")
+    return ", ".join(changes) or (
+        "the same settings, but another content of the --model checkpoint or another "
+        "definition of the architecture"
+    )
+
+
 def _execute(cfg: BenchConfig, work: Work):
     sharded = work.shard is not None
     fresh = not cfg.resume and not sharded and work.compute
     if cfg.data is not None:  # registered where the config was made; here too (a worker)
         register_folder(cfg.data)
+    one_configuration(cfg)
     store = RunStore(cfg.out, cfg.fingerprint()).open(fresh=fresh)
+    store.write_config({"schema": SCHEMA_VERSION, "config": asdict(cfg)})
     if cfg.checkpoints:
         remove_stale_temps(cfg.checkpoints, recursive=False)  # checkpoints and fits
         if (Path(cfg.checkpoints) / "splits").is_dir():

@@ -96,7 +96,10 @@ def _notebooks(root: Path) -> dict:
         n_sanity=4 if small else 16,
         n_sensitivity=4 if small else 32,
         n_road=8 if small else 24,  # ROAD's imputation solves a sparse system per image and step
-        out=str(root / "data/runs/notebooks"),
+        # each size its own folder (a run folder holds one configuration); the notebooks own
+        # it, so a run of changed settings (a new squeezex) replaces what it holds
+        out=str(root / ("data/runs/notebooks-smoke" if small else "data/runs/notebooks")),
+        replace_other=True,
         progress=False,
     )
 

@@ -6,6 +6,7 @@ so ``--fresh`` removes exactly that, and another configuration never reads it)::
 
     results.json, results.csv, results.tex     views of every cell below (rewritten after each cell)
     examples.png
+    cells/<fingerprint>/_config.json                 the configuration that writes here
     cells/<fingerprint>/<dataset>/_models.json       accuracy with and without SE, per seed
     cells/<fingerprint>/<dataset>/_test-split.pt     the test split (uint8 images, masks, targets)
     cells/<fingerprint>/<dataset>/<seed>/_se-vectors.pt            SE vectors of the test images
@@ -21,10 +22,20 @@ with the test split; anything else (``{}``, a truncated or short ``.pt``, an edi
 value) is recomputed with a :class:`RunWarning` naming the file. The test split, the SE
 vectors and VEBI's interpretation are checked when loaded and rewritten when damaged.
 Temp files of killed writers are removed when a run opens the folder.
+
+**One configuration per folder.** The tables are views of one configuration's cells, so a
+folder holds one: :func:`intact_configurations` lists the fingerprints that hold intact
+cells, :func:`stored_config` says which settings wrote them (``_config.json``, or for a
+folder written before it existed ``results.json``'s ``config``), and the harness refuses a
+run of another configuration into the folder, naming the settings that differ, unless it
+is told to replace it (:func:`remove_configuration`: its cells and its shards' records).
+Methods, datasets and seeds are not part of the fingerprint: runs that add them share the
+folder, and their rows are added to the tables.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import shutil
@@ -50,6 +61,9 @@ __all__ = [
     "quantise",
     "dequantise",
     "load_results",
+    "intact_configurations",
+    "stored_config",
+    "remove_configuration",
 ]
 
 
@@ -161,6 +175,11 @@ class RunStore:
             shutil.rmtree(self.cells_dir)
         self._valid.clear()
         return self
+
+    def write_config(self, config: dict) -> None:
+        """Record which configuration writes here (``{"schema", "config"}``, the shape of
+        ``results.json``), for :func:`stored_config`."""
+        atomic_write_json(self.cells_dir / "_config.json", config)
 
     # -- layout ---------------------------------------------------------------------------
     def unit_dir(self, dataset: str, seed: int | None = None) -> Path:
@@ -319,10 +338,63 @@ def _checked_record(path: Path) -> dict:
         raise CorruptRunError(f"{pt} is missing")
     if _sha(pt.read_bytes()) != record["maps_sha256"]:
         raise CorruptRunError(f"{pt} is not the file the cell was written with (truncated?)")
-    bad = [r for r in record["rows"] if not set(ROW_FIELDS) <= set(r)]
-    if bad or record["maps_shape"][:1] != [record["n"]]:
+    try:
+        bad = [r for r in record["rows"] if not set(ROW_FIELDS) <= set(r)]
+        malformed = bool(bad) or record["maps_shape"][:1] != [record["n"]]
+    except (TypeError, KeyError):  # rows or shapes of the wrong types
+        malformed = True
+    if malformed:
         raise CorruptRunError(f"{path} has malformed rows or maps")
     return record
+
+
+# -- the configurations a folder holds ------------------------------------------------------------
+def intact_configurations(root, *, other_than: str | None = None) -> list[str]:
+    """The fingerprints under ``<root>/cells`` (but ``other_than``) with at least one
+    intact cell (damaged cells do not count; nothing is warned about here)."""
+    cells = Path(root) / "cells"
+    folders = sorted(p for p in cells.iterdir() if p.is_dir()) if cells.is_dir() else []
+    return [
+        f.name for f in folders if f.name != other_than and _holds_a_cell(RunStore(root, f.name))
+    ]
+
+
+def _holds_a_cell(store: RunStore) -> bool:
+    for path in sorted(store.cells_dir.glob("*/*/[!_]*.json")):
+        try:
+            store.record(path)
+        except CorruptRunError:
+            continue
+        return True
+    return False
+
+
+def stored_config(root, fingerprint: str) -> dict | None:
+    """What configuration wrote ``<root>/cells/<fingerprint>``: ``{"schema", "config"}``
+    from its ``_config.json``, else from ``results.json`` when that names this
+    fingerprint; ``None`` when neither says (missing, unreadable, or another's)."""
+    root = Path(root)
+    for path in (root / "cells" / fingerprint / "_config.json", root / "results.json"):
+        try:
+            found = json.loads(path.read_text())
+        except (OSError, ValueError):
+            continue
+        if not isinstance(found, dict) or not isinstance(found.get("config"), dict):
+            continue
+        if path.name == "results.json" and found.get("cells_dir") != f"cells/{fingerprint}":
+            continue
+        return {"schema": found.get("schema"), "config": found["config"]}
+    return None
+
+
+def remove_configuration(root, fingerprint: str) -> None:
+    """Delete what configuration ``fingerprint`` wrote in ``root``: its cells and its
+    shards' records (the checkpoint cache is shared between runs and stays)."""
+    for folder in (Path(root) / "cells" / fingerprint, Path(root) / "shards" / fingerprint):
+        shutil.rmtree(folder, ignore_errors=True)  # a shard may be removing it too
+        if folder.exists():  # not for that reason: the OSError names the file and why
+            with contextlib.suppress(FileNotFoundError):
+                shutil.rmtree(folder)
 
 
 # -- what each artifact must hold -----------------------------------------------------------------

@@ -26,7 +26,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from .config import BenchConfig
-from .harness import reduce, run_shard, shard_marker
+from .harness import one_configuration, reduce, run_shard, shard_marker
 from .shards import plan
 from .store import CorruptRunError, RunStore
 
@@ -129,20 +129,26 @@ def submit(
     ``resources``: ``partition``, ``time`` (each job's limit: minutes or a Slurm time),
     ``gpus``, ``cpus_per_task``, ``array_parallelism`` (how many run at once). Job files
     and logs go to ``folder`` (default ``<out>/jobs``). ``cfg.resume=False`` (``--fresh``)
-    clears the run's cells once, before submitting.
+    clears the run's cells once, before submitting; a folder holding another
+    configuration's cells is refused before anything is submitted, or with
+    ``cfg.replace_other`` (``--replace``) cleared of them once
+    (:func:`~squeezex.bench.harness.one_configuration`).
 
     Raises:
+        ValueError: the folder holds another configuration's cells (the message names the
+            settings that differ).
         ShardsFailedError: a shard failed or was killed (each named with its log); the
             finished shards are kept, and calling again resubmits only the others.
     """
     count = shards or default_shards(cfg)
     plan(cfg, count)  # checks count and the time limit before anything is cleared or submitted
     parse_time(resources.get("time", 60))
+    one_configuration(cfg)
     if not cfg.resume:
         RunStore(cfg.out, cfg.fingerprint()).open(fresh=True)
         for i in range(count):
             shard_marker(cfg, count, i).unlink(missing_ok=True)
-    worker = replace(cfg, resume=True, progress=False)
+    worker = replace(cfg, resume=True, replace_other=False, progress=False)
     finished = finished_shards(worker, count)
     todo = [i for i in range(count) if i not in finished]
     if finished:
@@ -152,7 +158,7 @@ def submit(
         folder=Path(folder) if folder else Path(cfg.out) / "jobs", name="squeezex-bench",
         poll=poll, log=log, **resources,
     )  # fmt: skip
-    return reduce(replace(cfg, resume=True))
+    return reduce(replace(worker, progress=cfg.progress))
 
 
 def run_array(fn, calls: list[tuple], ids: list[int], count: int, *, cluster: str, folder: Path,
