@@ -9,6 +9,7 @@ that says what is wrong (``SQUEEZEX_DEBUG=1`` shows the traceback instead).
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import sys
 from pathlib import Path
@@ -150,7 +151,7 @@ def _bench_run_options(b) -> argparse.ArgumentParser:
     )
     b.add_argument(
         "--vebi-mu",
-        type=float,
+        type=_greater_than(0),
         default=None,
         help="VEBI's L1 budget μ (default: the dataset's, 5 on an8Flower)",
     )
@@ -170,6 +171,12 @@ def _bench_run_options(b) -> argparse.ArgumentParser:
     b.add_argument(
         "--fresh", action="store_true", help="recompute everything this configuration wrote"
     )
+    b.add_argument(
+        "--replace", action="store_true",
+        help="delete the cells another configuration (other settings) wrote in --out and run "
+        "this one there (without it such a folder is refused: a folder holds one "
+        "configuration; give another --out to keep both)",
+    )  # fmt: skip
     b.add_argument("--quiet", action="store_true", help="no progress bars")
     return b
 
@@ -217,7 +224,14 @@ def _explain_parser(e) -> argparse.ArgumentParser:
     e.add_argument("--model", required=True, help="a checkpoint the benchmark wrote (.pt)")
     e.add_argument(
         "--data", required=True,
-        help="an image folder (<class>/<image> or flat) or a single-label dataset name",
+        help="an image folder or a single-label dataset name; a folder with class "
+        "sub-folders is read by class (<class>/.../<image>, as torchvision's ImageFolder; "
+        "images at its top level are left out, with a warning), a folder with none is "
+        "read flat",
+    )  # fmt: skip
+    e.add_argument(
+        "--flat", action="store_true",
+        help="read every image under --data, recursively, without classes (unlabelled)",
     )  # fmt: skip
     e.add_argument("--methods", default="se,gradcam", help="comma-separated (default: %(default)s)")
     e.add_argument("--out", required=True, help="output folder (maps, index.json)")
@@ -241,9 +255,27 @@ def _explain_parser(e) -> argparse.ArgumentParser:
 
 def _floats(v: str) -> tuple[float, ...]:
     try:
-        return tuple(float(x) for x in v.split(","))
+        values = tuple(float(x) for x in v.split(","))
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected comma-separated numbers, got {v!r}") from None
+        values = ()
+    if not values or not all(math.isfinite(x) for x in values):
+        raise argparse.ArgumentTypeError(f"expected comma-separated finite numbers, got {v!r}")
+    return values
+
+
+def _greater_than(least: float):
+    """An argparse type: a finite number > ``least`` (never nan or inf)."""
+
+    def parse(v: str) -> float:
+        try:
+            f = float(v)
+        except ValueError:
+            f = math.nan
+        if not math.isfinite(f) or not f > least:
+            raise argparse.ArgumentTypeError(f"expected a finite number > {least:g}, got {v!r}")
+        return f
+
+    return parse
 
 
 def _fraction(v: str) -> float:
@@ -261,8 +293,8 @@ def _nonnegative(v: str) -> float:
         f = float(v)
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected a number >= 0, got {v!r}") from None
-    if not f >= 0:
-        raise argparse.ArgumentTypeError(f"expected a number >= 0, got {f}")
+    if not (f >= 0 and math.isfinite(f)):
+        raise argparse.ArgumentTypeError(f"expected a finite number >= 0, got {f}")
     return f
 
 
@@ -308,7 +340,7 @@ def _squeeze_parser(q) -> None:
     )  # fmt: skip
     q.add_argument("--epochs", type=_positive, default=5, help="default: %(default)s")
     lrs = ", ".join(f"{v:g} ({k})" for k, v in DEFAULT_LR.items())
-    q.add_argument("--lr", type=float, default=None, help=f"default: {lrs}")
+    q.add_argument("--lr", type=_greater_than(0), default=None, help=f"default: {lrs}")
     q.add_argument("--layer", default=None, help="the SE block's layer (default: found)")
     q.add_argument("--batch-size", type=_positive, default=32, help="default: %(default)s")
     q.add_argument("--seed", type=_natural, default=0, help="default: %(default)s")
@@ -461,7 +493,7 @@ def _bench_config(args):
     if args.preset:
         fields = {k: v for k, v in fields.items() if k in args.given}
     fields = {_FIELDS.get(k, k): v for k, v in fields.items()}
-    fields.update(resume=not args.fresh, progress=not args.quiet)
+    fields.update(resume=not args.fresh, replace_other=args.replace, progress=not args.quiet)
     return preset(args.preset, **fields) if args.preset else BenchConfig(**fields)
 
 
@@ -505,16 +537,23 @@ def _bench(args) -> int:
     return 0
 
 
-def _explain(args) -> int:
-    from .bench import parse_shard, shard_from_env
-    from .bench.bulk import ExplainJob, explain_shard, rank_from_env, submit_explain
+def _explain_job(args):
+    from .bench.bulk import ExplainJob
 
-    job = ExplainJob(
+    return ExplainJob(
         model=args.model, data=args.data, out=args.out, batch_size=args.batch_size,
         methods=[m.strip() for m in args.methods.split(",") if m.strip()],
         workers=args.workers, device=args.device, size=args.size, split=args.split,
         n_per_class=args.n_per_class, seed=args.seed, target=args.target, progress=not args.quiet,
+        flat=args.flat,
     )  # fmt: skip
+
+
+def _explain(args) -> int:
+    from .bench import parse_shard, shard_from_env
+    from .bench.bulk import explain_shard, rank_from_env, submit_explain
+
+    job = _explain_job(args)
     if args.submit:
         if args.shard:
             raise ValueError("--submit runs every shard: drop --shard")
@@ -537,12 +576,12 @@ def _explain(args) -> int:
     return 0
 
 
-def _squeeze(args) -> int:
+def _squeeze_job(args):
     from .bench.config import check_device
-    from .bench.squeeze_job import SqueezeJob, run_squeeze
+    from .bench.squeeze_job import SqueezeJob
 
     check_device(args.device)
-    job = SqueezeJob(
+    return SqueezeJob(
         arch=args.arch, data=args.data, out=args.out, weights=args.weights, val=args.val,
         val_split=args.val_split, size=args.size,
         mean=None if args.no_normalize else args.mean, std=None if args.no_normalize else args.std,
@@ -550,7 +589,12 @@ def _squeeze(args) -> int:
         batch_size=args.batch_size, seed=args.seed, device=args.device, progress=not args.quiet,
         select=args.select,
     )  # fmt: skip
-    path, report = run_squeeze(job)
+
+
+def _squeeze(args) -> int:
+    from .bench.squeeze_job import run_squeeze
+
+    path, report = run_squeeze(_squeeze_job(args))
     print(report)
     print(
         f"wrote {path}; explain with: squeezex explain --model {path} --data <folder> --out <maps>"

@@ -3,7 +3,7 @@
 Every explainer declares what each of its options takes in its ``OPTIONS`` class attribute
 (a name → :class:`Option` mapping, merged along the class hierarchy by
 :func:`options_of`), and checks each value when it is made, before any model runs. The
-same rules check :func:`~squeezex.models.attach_se_head`, the widgets and the run views.
+same rules check :func:`~squeezex.attach_se_head`, the widgets and the run views.
 A value of the wrong type is a ``TypeError``, a value of the right type outside its range
 (or not finite, or not one of the choices) a ``ValueError``; both read::
 

@@ -30,8 +30,8 @@ LOUD_SKIPS = {"test_slurm": "a real Slurm", "test_browser": "a real browser"}
 #: test that opens it share its checkpoint, the sharding tests compare with one reference
 #: run (the session fixture ``single_bench``). Every other file is one unit (its
 #: module-scoped fixtures are made once), except the conformance suite, whose ~2,000 small
-#: tests are spread over the processes one by one, and the docs' snippet tests (each its own
-#: interpreter).
+#: tests are spread over the processes one by one, the options' property tests (one per
+#: method) and the docs' snippet tests (each its own interpreter).
 GROUPS = {
     "notebooks/05_localisation.ipynb": "notebooks-run",
     "notebooks/06_faithfulness.ipynb": "notebooks-run",
@@ -43,7 +43,7 @@ GROUPS = {
     "tests/test_slurm.py": "single-bench",
     "tests/test_bulk.py": "single-bench",
 }
-SPREAD = ("tests/test_explainers.py", "tests/test_docs.py")
+SPREAD = ("tests/test_explainers.py", "tests/test_docs.py", "tests/test_options.py")
 #: The longest units, started first so that none is left to run alone at the end
 #: (measured with --durations on 2 cores); the rest follow in collection order.
 LONGEST_FIRST = (
@@ -71,6 +71,7 @@ SLOW_TESTS = (
     "test_a_changed_folder_is_another_dataset_key",
     "test_the_python_snippets_of_a_page_run",
     "test_the_readme_quick_start_runs_as_written",
+    "test_options_are_refused_at_the_door_or_give_finite_maps",
 )
 
 
@@ -152,6 +153,18 @@ def single_bench(tmp_path_factory):
 
     root = tmp_path_factory.mktemp("single-bench")
     return single_run(root), root
+
+
+@pytest.fixture
+def forget_datasets():
+    """The datasets a test registers (``register_folder``, ``--data``) are forgotten after
+    it: the registry is global to the process, and other tests read the built-in one."""
+    from squeezex.datasets.registry import _REGISTRY
+
+    before = set(_REGISTRY)
+    yield
+    for name in set(_REGISTRY) - before:
+        del _REGISTRY[name]
 
 
 @pytest.fixture

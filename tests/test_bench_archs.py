@@ -24,15 +24,10 @@ ARCHS = ["small", "resnet", "convnext", "vit"]
 
 
 @pytest.fixture(autouse=True)
-def _forget_folders():
-    """``--data`` registers the folder as a dataset in this process: forget it after each
-    test, so that other tests see the built-in registry."""
-    from squeezex.datasets.registry import _REGISTRY
-
-    before = set(_REGISTRY)
+def _forget_folders(forget_datasets):
+    """``--data`` registers the folder as a dataset in this process: forgotten after each
+    test (:func:`tests.conftest.forget_datasets`)."""
     yield
-    for name in set(_REGISTRY) - before:
-        del _REGISTRY[name]
 
 
 def test_the_registry_has_the_four_architectures():

@@ -91,7 +91,7 @@ def test_bench_writes_the_schema(tmp_path, capsys):
         (["bench", "--families", "vibes"], "invalid metric family vibes"),
         (["bench", "--epochs", "two"], "expected a whole number"),
         (["bench", "--seed", "-1"], "argument --seed: expected a number >= 0"),
-        (["bench", "--vebi-mu", "0"], "vebi_mu must be > 0"),
+        (["bench", "--vebi-mu", "0"], "argument --vebi-mu: expected a finite number > 0"),
         (["frobnicate"], "invalid choice"),
     ],
 )

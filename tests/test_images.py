@@ -353,7 +353,9 @@ def test_the_explain_command_has_a_flat_flag():
     assert not _parser(argv).parse_args(argv).flat
 
 
-def test_a_benchmark_folder_reads_nested_16_bit_images_and_transparent_masks(tmp_path):
+def test_a_benchmark_folder_reads_nested_16_bit_images_and_transparent_masks(
+    tmp_path, forget_datasets
+):
     from squeezex.datasets.user import register_folder
 
     grey = np.full((8, 8), 40, np.uint8)
