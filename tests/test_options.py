@@ -348,3 +348,24 @@ def test_widgets_check_their_settings_before_drawing(se_model, images):
         Explorer(se_model, (images[:0], torch.tensor([], dtype=torch.long)))
     with pytest.raises(ValueError, match="^k must be an integer ≥ 1, got -1"):
         Compare("no-such-run", k=-1)
+
+
+def test_attach_se_head_and_the_views_refuse_the_issue_examples():
+    """``attach_se_head(reduction=2.5)`` and best/worst ``k=-1``: refused by name before
+    anything is changed or read."""
+    from types import SimpleNamespace
+
+    from squeezex import attach_se_head
+    from squeezex.bench import Run
+    from squeezex.models import SmallCNN
+    from squeezex.models.se import find_se_block
+
+    model = SmallCNN(num_classes=4)
+    with pytest.raises(TypeError, match=r"^reduction must be an integer ≥ 1, got 2\.5$"):
+        attach_se_head(model, reduction=2.5)
+    assert find_se_block(model, required=False) is None
+    run = SimpleNamespace(samples=lambda *a: np.arange(12.0), higher_is_better=lambda m: True)
+    with pytest.raises(ValueError, match=r"^k must be an integer ≥ 0, got -1$"):
+        Run.best_worst(run, "se", "pointing_game", k=-1)
+    best, worst = Run.best_worst(run, "se", "pointing_game", k=3)
+    assert best == [11, 10, 9] and worst == [0, 1, 2]
