@@ -265,6 +265,7 @@ def test_an_integer_count_and_a_fraction_of_one_are_not_the_same_k():
     s = torch.rand(2, 8, generator=g)
     assert select_channels(s, s.logit(), "topk", k=1).selected.sum(1).tolist() == [1, 1]
     assert select_channels(s, s.logit(), "topk", k=1.0).selected.sum(1).tolist() == [8, 8]
+    assert select_channels(s, s.logit(), "topk", k=np.int64(2)).selected.sum(1).tolist() == [2, 2]
     with pytest.raises(ValueError, match="^k must be"):
         select_channels(s, s.logit(), "topk", k=1.5)
 

@@ -7,6 +7,7 @@ arXiv 2412.05134 (xAI4Biometrics, ECCV 2024 workshops). See METHODS.md §1.
 from __future__ import annotations
 
 import math
+import numbers
 from dataclasses import dataclass
 
 import torch
@@ -75,9 +76,9 @@ def select_channels(
       the threshold can exceed every s_c (``benchmarks/se_rules.py`` measures it).
     * ``"logit"``: the same z-score rule on the pre-sigmoid excitation (unbounded, so
       saturation cannot push the threshold out of reach).
-    * ``"topk"``: the ceil(k·C) channels with the largest excitation (k a fraction in
-      (0, 1], a float: 1.0 is every channel; or an integer count ≥ 1, an int). Ranked on the logits, which keep their
-      order where s rounds to 1.0.
+    * ``"topk"``: the ceil(k·C) channels with the largest excitation (k a float fraction
+      in (0, 1], 1.0 being every channel, or an integer count ≥ 1). Ranked on the logits,
+      which keep their order where s rounds to 1.0.
     * ``"weighted"``: every channel, weighted by s (the map is the channel mean of s·U).
 
     A rule never selects zero channels: where it would, the channel with the largest
@@ -97,7 +98,7 @@ def select_channels(
         threshold = logits.mean(1) + z * logits.std(1, unbiased=False)
         selected = logits > threshold[:, None]
     elif rule == "topk":
-        count = k if isinstance(k, int) else math.ceil(k * c)
+        count = int(k) if isinstance(k, numbers.Integral) else math.ceil(k * c)
         count = min(max(count, 1), c)
         idx = logits.topk(count, dim=1).indices
         selected = torch.zeros_like(s, dtype=torch.bool).scatter_(1, idx, True)
