@@ -70,7 +70,7 @@ import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 __all__ = ["IMAGE_SUFFIXES", "ImageReadError", "ImageFolderWarning", "ImageList", "read_image",
-           "list_images", "find_classes", "is_image_file"]  # fmt: skip
+           "upright_size", "list_images", "find_classes", "is_image_file"]  # fmt: skip
 
 #: The extensions of the files read as images, matched in any case (torchvision's
 #: ``IMG_EXTENSIONS``).
@@ -120,6 +120,30 @@ def read_image(path, mode: str = "RGB", *, background=(255, 255, 255)) -> Image.
     except (ValueError, OSError) as exc:  # a mode Pillow cannot convert (LAB, say)
         raise ImageReadError(f"{path} is not a readable image: its mode {image.mode} "
                              f"cannot be converted to {mode} ({exc})") from None  # fmt: skip
+
+
+#: EXIF orientations that turn the picture a quarter (width and height swap).
+_QUARTER_TURNS = (5, 6, 7, 8)
+
+
+def upright_size(path) -> tuple[int, int]:
+    """``(width, height)`` of the image :func:`read_image` gives for ``path``, read from
+    the file's header (no pixels decoded; EXIF orientation applied).
+
+    Raises:
+        ImageReadError: the file is not a readable image (named, with the reason).
+        FileNotFoundError: no such file.
+    """
+    try:
+        with Image.open(path) as im:
+            w, h = im.size
+            turned = im.getexif().get(0x0112) in _QUARTER_TURNS  # the Orientation tag
+    except FileNotFoundError:
+        raise
+    except Exception:  # the reader says why, in its words
+        read_image(path)
+        raise
+    return (h, w) if turned else (w, h)
 
 
 def _background(background) -> tuple[int, int, int]:

@@ -177,6 +177,13 @@ def test_exif_orientation_turns_the_pixels(tmp_path):
     assert np.array_equal(_pixels(tmp_path / "o.png"), np.rot90(a, -1))
     Image.fromarray(a).save(tmp_path / "plain.png")
     assert np.array_equal(_pixels(tmp_path / "plain.png"), a)
+    from squeezex.images import upright_size
+
+    for name in ("o.png", "plain.png"):  # the header's size, turned as the pixels are
+        assert upright_size(tmp_path / name) == read_image(tmp_path / name).size
+    (tmp_path / "bad.png").write_text("not an image")
+    with pytest.raises(ImageReadError, match="bad.png"):
+        upright_size(tmp_path / "bad.png")
 
 
 def test_transparent_pixels_show_the_background(tmp_path):

@@ -26,7 +26,7 @@ import torch
 from PIL import Image
 from torch.utils.data import Dataset
 
-from ..images import read_image  # the one image reader (re-exported: others import it here)
+from ..images import read_image, upright_size  # read_image re-exported: others import it here
 
 __all__ = ["VOCMasks", "VOC_CLASSES"]
 
@@ -160,9 +160,9 @@ def load_image(path, size: tuple[int, int] | None) -> tuple[torch.Tensor, tuple[
 
 def image_size(path) -> tuple[int, int]:
     """(h, w) of an image file as :func:`~squeezex.images.read_image` reads it (its EXIF
-    orientation applied, so the boxes are scaled as the pixels are)."""
-    img = read_image(path)
-    return img.height, img.width
+    orientation applied, so the boxes are scaled as the pixels are), from its header."""
+    w, h = upright_size(path)
+    return h, w
 
 
 def scale_boxes(
